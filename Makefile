@@ -1,0 +1,71 @@
+# progressistad: run it, test it, build it.
+#   make run    the daemon on 127.0.0.1:8000 with its dashboard, state under ./var
+#   make test   every test leg (installs what the tests need, OS packages when root)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYENV_ROOT ?= $(HOME)/.pyenv
+# Newest and oldest Pythons: pyenv's when present, else the system python3 for the newest leg.
+PYTHON_NEWEST ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[3-9]*/bin/python3))),$(shell command -v python3))
+PYTHON_OLDEST ?= $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.9*/bin/python3)))
+RUN_PYTHON ?= $(PYTHON_NEWEST)
+
+VENV_RUN := .venv
+VENV_NEWEST := .venv-newest
+VENV_OLDEST := .venv-oldest
+PIP_FLAGS := --disable-pip-version-check --quiet
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help run test test-newest test-oldest test-os-deps bench clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(VENV_RUN)/.installed: setup.py
+	$(RUN_PYTHON) -m venv $(VENV_RUN)
+	$(VENV_RUN)/bin/pip install $(PIP_FLAGS) -e .
+	touch $@
+
+run: $(VENV_RUN)/.installed
+	@mkdir -p var
+	$(VENV_RUN)/bin/progressistad --host $(HOST) --port $(PORT) --storage-path var/state.json
+
+test: test-os-deps test-newest test-oldest
+
+# OS packages the tests drive (browser, packaging tools, proxies); installed only as root.
+OS_TEST_PACKAGES ?=
+test-os-deps:
+	@bash .ci/os-deps $(OS_TEST_PACKAGES)
+
+$(VENV_NEWEST)/.installed: setup.py requirements/test.txt
+	@test -n "$(PYTHON_NEWEST)" || { echo "no python3 found"; exit 1; }
+	$(PYTHON_NEWEST) -m venv $(VENV_NEWEST)
+	$(VENV_NEWEST)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV_NEWEST)/bin/pip install $(PIP_FLAGS) --upgrade --upgrade-strategy eager -e . -r requirements/test.txt
+	touch $@
+
+$(VENV_OLDEST)/.installed: setup.py requirements/test.txt requirements/oldest.txt
+	$(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/pip install $(PIP_FLAGS) -c requirements/oldest.txt -e . -r requirements/test.txt
+	touch $@
+
+test-newest: $(VENV_NEWEST)/.installed
+	@echo "== leg: newest ($$($(VENV_NEWEST)/bin/python -c 'import sys,tornado,marshmallow;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",marshmallow.__version__)'))"
+	$(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests
+
+test-oldest:
+	@if [ -z "$(PYTHON_OLDEST)" ]; then \
+	  if [ "$$CI" = true ]; then echo "Python 3.9 not found: the oldest leg cannot run"; exit 1; fi; \
+	  echo "== leg: oldest SKIPPED (no Python 3.9 under $(PYENV_ROOT))"; exit 0; fi
+	@$(MAKE) --no-print-directory $(VENV_OLDEST)/.installed
+	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado,marshmallow;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",marshmallow.__version__)'))"
+	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging" tests
+
+bench: $(VENV_NEWEST)/.installed
+	$(VENV_NEWEST)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV_RUN) $(VENV_NEWEST) $(VENV_OLDEST) var build dist *.egg-info

@@ -1,0 +1,3 @@
+"""progressistad: a push gateway for progress bars."""
+
+__version__ = "0.3.0"

@@ -1,0 +1,8 @@
+"""`python -m progressistad` runs the daemon."""
+
+import sys
+
+from progressistad.daemon import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The services a running daemon shares with its handlers, built once and injected."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from progressistad import __version__, metrics as prom
+from progressistad.auth import TokenSet
+from progressistad.config import Settings
+from progressistad.hub import Hub
+from progressistad.metrics import Metrics
+from progressistad.service import TaskService
+from progressistad.store import SweepPolicy
+
+HealthCheck = Callable[[], Dict[str, Any]]
+"""Reports one part's state; a report with `"ok": False` makes the daemon degraded."""
+
+
+class AppContext:
+    """Settings, tokens, task service, hub and metrics of one daemon.
+
+    `settings`, `tokens` and `allow_origins` are replaced as a whole on reload;
+    handlers read them per request.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: TaskService,
+        hub: Hub,
+        clock: Callable[[], float],
+        metrics: Metrics,
+    ) -> None:
+        self.service = service
+        self.hub = hub
+        self.metrics = metrics
+        self._clock = clock
+        self.started_at = clock()
+        self.health_checks: Dict[str, HealthCheck] = {}
+        self.apply_settings(settings)
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tokens = TokenSet(write=settings.api_tokens, read=settings.read_tokens)
+        self.allow_origins = frozenset(settings.allow_origins)
+        self.hub.interval = settings.broadcast_interval
+        self.hub.stall_timeout = settings.ws_stall_timeout
+        self.service.store.max_tasks = settings.max_tasks
+        self.service.policy = sweep_policy(settings)
+
+    def health(self) -> Dict[str, Any]:
+        """`{"status": "ok"|"degraded", "tasks": N, ...}` with each registered check's report."""
+        report: Dict[str, Any] = {
+            "status": "ok",
+            "tasks": len(self.service.store),
+            "dashboards": len(self.hub),
+            "version": __version__,
+            "uptime": round(self._clock() - self.started_at, 3),
+        }
+        for name, check in self.health_checks.items():
+            part = check()
+            report[name] = part
+            if not part.get("ok", True):
+                report["status"] = "degraded"
+        return report
+
+    def metric_families(self) -> List[prom.Family]:
+        return prom.collect(
+            counts_by_status=self.service.store.counts_by_status(),
+            events_accepted=self.service.events_accepted,
+            metrics=self.metrics,
+            dashboards=len(self.hub),
+            hub_stats=self.hub.stats,
+            uptime=self._clock() - self.started_at,
+        )
+
+
+def sweep_policy(settings: Settings) -> SweepPolicy:
+    return SweepPolicy(
+        retention_seconds=settings.retention_seconds,
+        stale_seconds=settings.stale_seconds,
+        max_task_age=settings.max_task_age,
+    )

@@ -1,0 +1,224 @@
+"""The WebSocket hub: who is watching, coalesced broadcasts, backpressure.
+
+Changes are collected and flushed at most once per broadcast interval; each
+flush serializes the snapshot and the delta once, whatever the number of
+watchers. A watcher whose previous message has not been written out is
+skipped, then resynced with a fresh snapshot once it drains; one stalled
+longer than the stall timeout is closed. The hub knows nothing of Tornado:
+subscribers, the clock and the timer are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Optional, Protocol
+
+from progressistad import contract
+from progressistad.store import Changes
+
+
+class SendFailed(Exception):
+    """The subscriber is gone; the hub drops it."""
+
+
+class Subscriber(Protocol):
+    """One WebSocket connection as the hub sees it."""
+
+    protocol: str
+
+    def send(self, text: str) -> Any:
+        """Queue `text`; return None or a future that completes once it is written out."""
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close the connection now, without waiting for the peer."""
+
+
+class TaskSource(Protocol):
+    def snapshot(self) -> Dict[str, Dict[str, Any]]: ...
+
+    def get(self, task_id: str) -> Any: ...
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for the wire; ASCII-escaped so that any string a client sent encodes."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class HubStats:
+    flushes: int = 0
+    flush_seconds: float = 0.0
+    messages_sent: int = 0
+    skipped_busy: int = 0
+    closed_stalled: int = 0
+
+
+class _Watcher:
+    __slots__ = ("subscriber", "busy_since", "needs_snapshot")
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+        self.busy_since: Optional[float] = None
+        self.needs_snapshot = False
+
+
+class Hub:
+    """Fans task changes out to every subscriber, coalesced and bounded."""
+
+    def __init__(
+        self,
+        source: TaskSource,
+        *,
+        interval: float,
+        stall_timeout: float,
+        clock: Callable[[], float],
+        schedule: Callable[[float, Callable[[], None]], Any],
+        perf_clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        self._source = source
+        self.interval = interval
+        self.stall_timeout = stall_timeout
+        self._clock = clock
+        self._perf_clock = perf_clock or clock
+        self._schedule = schedule
+        self._watchers: Dict[Subscriber, _Watcher] = {}
+        self._pending = Changes()
+        self._flush_scheduled = False
+        self._last_flush = float("-inf")
+        self._seq = 0
+        self._snapshot_cache: Optional[tuple] = None
+        self.stats = HubStats()
+
+    def __len__(self) -> int:
+        return len(self._watchers)
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        watcher = _Watcher(subscriber)
+        self._watchers[subscriber] = watcher
+        self._send_snapshot(watcher)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._watchers.pop(subscriber, None)
+
+    def publish(self, changes: Changes) -> None:
+        """Record `changes`; they go out with the next flush."""
+        if not changes:
+            return
+        self._pending.merge(changes)
+        self._snapshot_cache = None
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            delay = max(0.0, self._last_flush + self.interval - self._clock())
+            self._schedule(delay, self.flush)
+
+    def flush(self) -> None:
+        """Send what changed since the last flush to every watcher that can take it."""
+        self._flush_scheduled = False
+        started = self._perf_clock()
+        self._last_flush = self._clock()
+        changes, self._pending = self._pending, Changes()
+        if not changes:
+            return
+        self._seq += 1
+        if self._watchers:
+            self._broadcast(changes)
+        self.stats.flushes += 1
+        self.stats.flush_seconds += self._perf_clock() - started
+
+    def reap(self) -> None:
+        """Close watchers whose last message has been stuck longer than the stall timeout."""
+        now = self._clock()
+        for watcher in list(self._watchers.values()):
+            if watcher.busy_since is not None and now - watcher.busy_since > self.stall_timeout:
+                self._drop(watcher)
+                self.stats.closed_stalled += 1
+                watcher.subscriber.abort(contract.WS_CLOSE_STALLED, "too slow to read updates")
+
+    def close_all(self, code: int, reason: str) -> None:
+        for watcher in list(self._watchers.values()):
+            self._drop(watcher)
+            watcher.subscriber.abort(code, reason)
+
+    def _broadcast(self, changes: Changes) -> None:
+        delta_text: Optional[str] = None
+        for watcher in list(self._watchers.values()):
+            if watcher.busy_since is not None:
+                watcher.needs_snapshot = True
+                self.stats.skipped_busy += 1
+                continue
+            if watcher.needs_snapshot or watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+                self._send_snapshot(watcher)
+                continue
+            if delta_text is None:
+                delta_text = self._delta_text(changes)
+            self._send(watcher, delta_text)
+        self.reap()
+
+    def _delta_text(self, changes: Changes) -> str:
+        tasks = {}
+        for task_id in changes.upserted:
+            task = self._source.get(task_id)
+            if task is not None:
+                tasks[task_id] = task.to_wire()
+        return dumps(
+            {
+                "type": contract.WS_MESSAGE_DELTA,
+                "seq": self._seq,
+                "tasks": tasks,
+                "removed": sorted(changes.removed),
+            }
+        )
+
+    def _tasks_text(self) -> str:
+        if self._snapshot_cache is None:
+            self._snapshot_cache = (dumps(self._source.snapshot()),)
+        return self._snapshot_cache[0]
+
+    def _send_snapshot(self, watcher: _Watcher) -> None:
+        watcher.needs_snapshot = False
+        tasks = self._tasks_text()
+        if watcher.subscriber.protocol == contract.WS_PROTOCOL_DELTA:
+            text = '{"type":"%s","seq":%d,"tasks":%s}' % (contract.WS_MESSAGE_SNAPSHOT, self._seq, tasks)
+        else:
+            text = '{"tasks":%s}' % tasks
+        self._send(watcher, text)
+
+    def _send(self, watcher: _Watcher, text: str) -> None:
+        try:
+            written = watcher.subscriber.send(text)
+        except SendFailed:
+            self._drop(watcher)
+            return
+        self.stats.messages_sent += 1
+        if written is None or written.done():
+            if _consume(written) is not None:
+                self._drop(watcher)
+            return
+        watcher.busy_since = self._clock()
+        written.add_done_callback(lambda future: self._drained(watcher, future))
+
+    def _drained(self, watcher: _Watcher, written: Any) -> None:
+        watcher.busy_since = None
+        if _consume(written) is not None:
+            self._drop(watcher)
+        elif watcher.needs_snapshot and watcher.subscriber in self._watchers:
+            self._send_snapshot(watcher)
+
+    def _drop(self, watcher: _Watcher) -> None:
+        self._watchers.pop(watcher.subscriber, None)
+
+    def subscribers(self) -> Iterable[Subscriber]:
+        return list(self._watchers)
+
+
+def _consume(future: Any) -> Optional[BaseException]:
+    """The exception a finished write ended with (retrieved, so nothing logs it), or None."""
+    if future is None or future.cancelled():
+        return None
+    return future.exception()
+

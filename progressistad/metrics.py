@@ -1,0 +1,135 @@
+"""Prometheus text exposition (format 0.0.4) of the daemon's counters and gauges.
+
+A handful of families rendered from live objects at scrape time; pure apart
+from reading them, so tests call `render` directly.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, List, Mapping, Tuple
+
+from progressistad import __version__
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Labels = Tuple[Tuple[str, str], ...]
+
+
+@dataclass
+class Timing:
+    """A summary: how many observations and their total seconds."""
+
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+
+
+@dataclass
+class Metrics:
+    """Counters kept by handlers and timers between scrapes."""
+
+    rejected: Counter = field(default_factory=Counter)
+    persist: Timing = field(default_factory=Timing)
+    persist_failures: int = 0
+    sweep: Timing = field(default_factory=Timing)
+
+    def reject(self, reason: str, events: int = 1) -> None:
+        self.rejected[reason] += events
+
+
+@dataclass
+class Family:
+    name: str
+    kind: str
+    help: str
+    samples: List[Tuple[str, Labels, float]] = field(default_factory=list)
+
+    def add(self, value: float, suffix: str = "", **labels: str) -> "Family":
+        self.samples.append((suffix, tuple(sorted(labels.items())), value))
+        return self
+
+
+def render(families: Iterable[Family]) -> str:
+    lines: List[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for suffix, labels, value in family.samples:
+            lines.append(f"{family.name}{suffix}{_labels(labels)} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def collect(
+    *,
+    counts_by_status: Mapping[str, int],
+    events_accepted: int,
+    metrics: Metrics,
+    dashboards: int,
+    hub_stats,
+    uptime: float,
+) -> List[Family]:
+    """The families /metrics serves, from the live objects they describe."""
+    tasks = Family("progressista_tasks", "gauge", "Tasks held, by status.")
+    for status, count in sorted(counts_by_status.items()):
+        tasks.add(count, status=status)
+    rejected = Family("progressista_events_rejected_total", "counter",
+                      "Events refused, by reason.")
+    for reason, count in sorted(metrics.rejected.items()):
+        rejected.add(count, reason=reason)
+    families = [
+        tasks,
+        Family("progressista_events_accepted_total", "counter",
+               "Events applied to the task store.").add(events_accepted),
+        rejected,
+        Family("progressista_websocket_clients", "gauge",
+               "Dashboards connected over WebSocket.").add(dashboards),
+        Family("progressista_broadcast_seconds", "summary",
+               "Time spent serializing and sending one coalesced broadcast.")
+        .add(hub_stats.flushes, "_count").add(hub_stats.flush_seconds, "_sum"),
+        Family("progressista_websocket_messages_total", "counter",
+               "WebSocket messages sent to dashboards.").add(hub_stats.messages_sent),
+        Family("progressista_websocket_skipped_total", "counter",
+               "Broadcasts skipped for a dashboard still writing its previous message.")
+        .add(hub_stats.skipped_busy),
+        Family("progressista_websocket_stalled_total", "counter",
+               "Dashboards closed for not reading.").add(hub_stats.closed_stalled),
+        Family("progressista_cleanup_seconds", "summary", "Time spent in one cleanup sweep.")
+        .add(metrics.sweep.count, "_count").add(metrics.sweep.total, "_sum"),
+        Family("progressista_persist_seconds", "summary", "Time spent writing the state file.")
+        .add(metrics.persist.count, "_count").add(metrics.persist.total, "_sum"),
+        Family("progressista_persist_failures_total", "counter",
+               "State-file writes that failed.").add(metrics.persist_failures),
+        Family("progressista_uptime_seconds", "gauge", "Seconds since the daemon started.")
+        .add(uptime),
+        Family("progressista_build_info", "gauge", "Version of the daemon and of Python.")
+        .add(1, version=__version__, python=platform.python_version()),
+    ]
+    return families
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{key}="{_escape_value(value)}"' for key, value in labels)
+    return "{" + inner + "}"
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+

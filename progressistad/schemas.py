@@ -1,0 +1,242 @@
+"""Marshmallow schemas for what clients send: progress events and query strings.
+
+Works on marshmallow 3.18 through 4.x: no `missing=`/`default=`, no `context`,
+no `pass_many`, and validators raise instead of returning False.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from progressistad import contract
+
+
+class InvalidInput(Exception):
+    """A request body or query string breaks the contract; the message says what and where."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class FiniteNumber(fields.Field):
+    """A JSON number that is finite: no strings, booleans, NaN or infinities."""
+
+    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("must be a number")
+        if not math.isfinite(value):
+            raise ValidationError("must be a finite number")
+        return value
+
+
+class JsonString(fields.String):
+    """A string field that rejects non-string JSON values instead of coercing them."""
+
+    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        return value
+
+
+def _no_control_characters(value: str) -> None:
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise ValidationError("must not contain control characters")
+
+
+def _meta_fits(value: Mapping[str, Any]) -> None:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > contract.META_MAX_BYTES:
+        raise ValidationError(
+            f"must be at most {contract.META_MAX_BYTES} bytes serialized (got {size})"
+        )
+
+
+class EventSchema(Schema):
+    """One progress event. `null` means "keep the previous value", except for `total`."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    task_id = JsonString(
+        required=True,
+        validate=[validate.Length(min=1, max=contract.TASK_ID_MAX_CHARS), _no_control_characters],
+    )
+    desc = JsonString(allow_none=True, validate=validate.Length(max=contract.DESC_MAX_CHARS))
+    total = FiniteNumber(allow_none=True, validate=validate.Range(min=0))
+    n = FiniteNumber(allow_none=True, validate=validate.Range(min=0))
+    unit = JsonString(allow_none=True, validate=validate.Length(max=contract.UNIT_MAX_CHARS))
+    status = JsonString(allow_none=True, validate=validate.OneOf(contract.EVENT_STATUSES))
+    timestamp = FiniteNumber(allow_none=True)
+    meta = fields.Dict(keys=fields.String(), allow_none=True)
+
+
+_EVENT_SCHEMA = EventSchema()
+_NULL_CLEARS = frozenset(("total",))
+
+
+@dataclass
+class ParsedEvents:
+    """Validated events ready for the store, the `meta._token` credentials they carried, and
+    the names of unknown fields that were ignored."""
+
+    events: List[Dict[str, Any]]
+    meta_tokens: List[Optional[str]]
+    ignored: List[str]
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON request body; NaN and Infinity parse so the schema can name the field."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise InvalidInput("malformed JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"malformed JSON: {_describe_json_error(exc)}") from None
+
+
+def _describe_json_error(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "body is not UTF-8"
+    return str(exc)
+
+
+def load_events(payload: Any) -> ParsedEvents:
+    """Validate one event object or a batch (a JSON array) of them, all or none."""
+    batch = isinstance(payload, list)
+    raw_events: Sequence[Any] = payload if batch else [payload]
+    if batch and not raw_events:
+        raise InvalidInput("empty batch: send at least one event")
+    if len(raw_events) > contract.BATCH_MAX_EVENTS:
+        raise InvalidInput(
+            f"batch too large: {len(raw_events)} events, at most {contract.BATCH_MAX_EVENTS}"
+        )
+    parsed = ParsedEvents(events=[], meta_tokens=[], ignored=[])
+    ignored = set()
+    for index, raw in enumerate(raw_events):
+        event, token, unknown = _load_one(raw, index if batch else None)
+        parsed.events.append(event)
+        parsed.meta_tokens.append(token)
+        ignored.update(unknown)
+    parsed.ignored = sorted(ignored)
+    return parsed
+
+
+def _load_one(raw: Any, index: Optional[int]) -> Tuple[Dict[str, Any], Optional[str], List[str]]:
+    where = "" if index is None else f"event {index}: "
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{where}an event must be a JSON object", **_index(index))
+    try:
+        loaded = _EVENT_SCHEMA.load(raw)
+    except ValidationError as exc:
+        raise _field_error(exc.messages, where, index) from None
+    event = {k: v for k, v in loaded.items() if v is not None or k in _NULL_CLEARS}
+    token = _pop_meta_token(event, where, index)
+    unknown = [str(key) for key in raw if key not in _EVENT_SCHEMA.fields]
+    return event, token, unknown
+
+
+def _pop_meta_token(event: Dict[str, Any], where: str, index: Optional[int]) -> Optional[str]:
+    meta = event.get("meta")
+    if meta is None:
+        return None
+    token = None
+    if contract.TOKEN_META_KEY in meta:
+        meta = dict(meta)
+        token = meta.pop(contract.TOKEN_META_KEY)
+        event["meta"] = meta
+    try:
+        _meta_fits(meta)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"{where}field 'meta': {exc.messages[0]}", field="meta", **_index(index)
+        ) from None
+    return token if isinstance(token, str) else None
+
+
+def _field_error(messages: Any, where: str, index: Optional[int]) -> InvalidInput:
+    if not isinstance(messages, dict) or not messages:
+        return InvalidInput(f"{where}invalid event: {messages}", **_index(index))
+    name = sorted(messages)[0]
+    problem = messages[name]
+    while isinstance(problem, (list, dict)) and problem:
+        problem = problem[0] if isinstance(problem, list) else next(iter(problem.values()))
+    text = str(problem).rstrip(".")
+    text = text[:1].lower() + text[1:]
+    return InvalidInput(
+        f"{where}field '{name}': {text}", field=name, errors=messages, **_index(index)
+    )
+
+
+def _index(index: Optional[int]) -> Dict[str, Any]:
+    return {} if index is None else {"index": index}
+
+
+class TaskQuery:
+    """Query filters for GET and DELETE /tasks: `status` (comma-separated) and `older_than`."""
+
+    def __init__(self, statuses: Optional[frozenset], older_than: Optional[float]) -> None:
+        self.statuses = statuses
+        self.older_than = older_than
+
+    @classmethod
+    def parse(cls, arguments: Mapping[str, List[bytes]], allowed: Sequence[str]) -> "TaskQuery":
+        unknown = sorted(set(arguments) - set(allowed) - {contract.TOKEN_QUERY_PARAM})
+        if unknown:
+            raise InvalidInput(
+                f"unknown query parameter {unknown[0]!r}; accepted: {', '.join(allowed)}",
+                parameter=unknown[0],
+            )
+        return cls(
+            statuses=_parse_statuses(_single(arguments, "status")),
+            older_than=_parse_seconds(_single(arguments, "older_than"), "older_than"),
+        )
+
+
+def _single(arguments: Mapping[str, List[bytes]], name: str) -> Optional[str]:
+    values = arguments.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput(f"query parameter {name!r} given more than once", parameter=name)
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"query parameter {name!r} is not UTF-8", parameter=name) from None
+
+
+def _parse_statuses(value: Optional[str]) -> Optional[frozenset]:
+    if value is None:
+        return None
+    statuses = frozenset(part.strip() for part in value.split(","))
+    bad = sorted(statuses - set(contract.STATUSES))
+    if bad:
+        raise InvalidInput(
+            f"query parameter 'status': unknown status {bad[0][:64]!r};"
+            f" one of {', '.join(contract.STATUSES)}",
+            parameter="status",
+        )
+    return statuses
+
+
+def _parse_seconds(value: Optional[str], name: str) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidInput(
+            f"query parameter {name!r}: must be a number of seconds >= 0, got {value[:64]!r}",
+            parameter=name,
+        )
+    return seconds

@@ -1,0 +1,56 @@
+"""The task service: applies what handlers and timers ask to the store and tells listeners.
+
+It is the one place where the clock meets the pure store, and the one place
+that announces changes (to the WebSocket hub, to persistence).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, List, Optional, Sequence, Mapping, Any
+
+from progressistad.store import Changes, SweepPolicy, TaskStore
+
+Listener = Callable[[Changes], None]
+
+
+class TaskService:
+    """Store mutations, timestamped with the injected clock and announced to listeners."""
+
+    def __init__(self, store: TaskStore, clock: Callable[[], float], policy: SweepPolicy) -> None:
+        self.store = store
+        self.policy = policy
+        self._clock = clock
+        self._listeners: List[Listener] = []
+        self.events_accepted = 0
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
+        """Apply validated events all or none; raises CapacityError when they do not fit."""
+        changes = self.store.apply(events, self._clock())
+        self.events_accepted += len(events)
+        self._announce(changes)
+        return changes
+
+    def remove(self, task_id: str) -> bool:
+        changes = self.store.remove(task_id)
+        self._announce(changes)
+        return bool(changes)
+
+    def remove_where(
+        self, statuses: Optional[Iterable[str]], older_than: Optional[float]
+    ) -> List[str]:
+        changes = self.store.remove_where(self._clock(), statuses, older_than)
+        self._announce(changes)
+        return sorted(changes.removed)
+
+    def sweep(self) -> Changes:
+        changes = self.store.sweep(self._clock(), self.policy)
+        self._announce(changes)
+        return changes
+
+    def _announce(self, changes: Changes) -> None:
+        if changes:
+            for listener in self._listeners:
+                listener(changes)

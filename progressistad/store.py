@@ -1,0 +1,315 @@
+"""The pure task store: apply events, sweep for stale and expired tasks, delete.
+
+No I/O, no clock and no framework: every method that depends on time takes
+`now` (epoch seconds) and every mutation returns the `Changes` it made, so the
+caller decides what to publish and persist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
+
+from progressistad import contract
+
+RATE_SMOOTHING = 0.3
+"""Weight of the newest sample in the moving averages behind `rate` (tqdm's default)."""
+
+
+class CapacityError(Exception):
+    """Applying the events would exceed `max_tasks` and no finished task can be evicted."""
+
+    def __init__(self, needed: int, max_tasks: int) -> None:
+        super().__init__(
+            f"task limit reached: {needed} new task(s) do not fit in max-tasks={max_tasks}"
+            " and no finished task can be evicted"
+        )
+        self.needed = needed
+        self.max_tasks = max_tasks
+
+
+@dataclass
+class Changes:
+    """Task ids a mutation created or modified (`upserted`) and removed (`removed`)."""
+
+    upserted: Set[str] = field(default_factory=set)
+    removed: Set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserted or self.removed)
+
+    def add_upsert(self, task_id: str) -> None:
+        self.upserted.add(task_id)
+        self.removed.discard(task_id)
+
+    def add_removal(self, task_id: str) -> None:
+        self.removed.add(task_id)
+        self.upserted.discard(task_id)
+
+    def merge(self, other: "Changes") -> None:
+        for task_id in other.upserted:
+            self.add_upsert(task_id)
+        for task_id in other.removed:
+            self.add_removal(task_id)
+
+
+@dataclass(frozen=True)
+class SweepPolicy:
+    """What a cleanup sweep does; a value of 0 disables that rule."""
+
+    retention_seconds: float = 86400.0
+    stale_seconds: float = 0.0
+    max_task_age: float = 0.0
+
+    def horizon(self) -> Optional[float]:
+        """Idle time below which no rule can touch a task, or None when every rule is off."""
+        limits = [s for s in (self.retention_seconds, self.stale_seconds, self.max_task_age) if s > 0]
+        return min(limits) if limits else None
+
+
+SWEEP_KEEP = "keep"
+SWEEP_STALE = "stale"
+SWEEP_REMOVE = "remove"
+
+
+def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
+    """Decide what a sweep does to a task with `status` that has been idle `idle` seconds."""
+    if policy.max_task_age > 0 and idle > policy.max_task_age:
+        return SWEEP_REMOVE
+    if status in contract.FINISHED_STATUSES:
+        if policy.retention_seconds > 0 and idle > policy.retention_seconds:
+            return SWEEP_REMOVE
+    elif status in contract.ACTIVE_STATUSES:
+        if policy.stale_seconds > 0 and idle > policy.stale_seconds:
+            return SWEEP_STALE
+    return SWEEP_KEEP
+
+
+class Task:
+    """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
+
+    __slots__ = contract.TASK_FIELDS + ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt")
+
+    def __init__(self, task_id: str, now: float) -> None:
+        self.task_id = task_id
+        self.desc: Optional[str] = None
+        self.total: Optional[float] = None
+        self.n: float = 0
+        self.unit: Optional[str] = None
+        self.status = contract.START
+        self.timestamp: Optional[float] = None
+        self.meta: Optional[Dict[str, Any]] = None
+        self.created_at = now
+        self.updated_at = now
+        self.done_at: Optional[float] = None
+        self.stale_at: Optional[float] = None
+        self.rate: Optional[float] = None
+        self.eta: Optional[float] = None
+        self._sample_n: float = 0
+        self._sample_t = now
+        self._avg_dn: Optional[float] = None
+        self._avg_dt: Optional[float] = None
+
+    def to_wire(self) -> Dict[str, Any]:
+        """The task as served: every field of `contract.TASK_FIELDS`."""
+        return {name: getattr(self, name) for name in contract.TASK_FIELDS}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], now: float) -> "Task":
+        """Rebuild a task from its served form (a state file entry); unknown keys are dropped."""
+        task = cls(str(data["task_id"]), now)
+        for name in contract.TASK_FIELDS:
+            if name in data and name != "task_id":
+                setattr(task, name, data[name])
+        task.n = task.n if task.n is not None else 0
+        task._sample_n = task.n
+        task._sample_t = task.updated_at
+        return task
+
+    def apply(self, event: Mapping[str, Any], now: float) -> None:
+        """Apply one validated event; fields missing from it keep their values."""
+        status = event.get("status", contract.DEFAULT_EVENT_STATUS)
+        was_finished = self.status in contract.FINISHED_STATUSES
+        if status == contract.START and was_finished:
+            self._restart(now)
+        for name in ("desc", "total", "unit", "timestamp", "meta"):
+            if name in event:
+                setattr(self, name, event[name])
+        if "n" in event:
+            self.n = event["n"]
+        self.status = status
+        self.updated_at = now
+        self.stale_at = None
+        if status not in contract.FINISHED_STATUSES:
+            self.done_at = None
+        elif not was_finished:
+            self.done_at = now
+        self._update_rate(now)
+
+    def mark_stale(self, now: float) -> None:
+        self.status = contract.STALE
+        self.stale_at = now
+        self.eta = None
+
+    def _restart(self, now: float) -> None:
+        """A `start` after close/error begins a new run of the same task id."""
+        self.created_at = now
+        self._reset_rate(now)
+
+    def _reset_rate(self, now: float) -> None:
+        self._sample_n = self.n
+        self._sample_t = now
+        self._avg_dn = self._avg_dt = None
+        self.rate = None
+
+    def _update_rate(self, now: float) -> None:
+        if self.n < self._sample_n:
+            self._reset_rate(now)
+        dt = now - self._sample_t
+        if dt > 0:
+            dn = self.n - self._sample_n
+            self._avg_dn = _smooth(self._avg_dn, dn)
+            self._avg_dt = _smooth(self._avg_dt, dt)
+            self.rate = self._avg_dn / self._avg_dt
+            self._sample_n = self.n
+            self._sample_t = now
+        self.eta = self._estimate_eta()
+
+    def _estimate_eta(self) -> Optional[float]:
+        if self.status not in contract.ACTIVE_STATUSES or self.total is None:
+            return None
+        remaining = self.total - self.n
+        if remaining <= 0:
+            return 0.0
+        if not self.rate or self.rate <= 0:
+            return None
+        return remaining / self.rate
+
+
+def _smooth(average: Optional[float], sample: float) -> float:
+    if average is None:
+        return sample
+    return RATE_SMOOTHING * sample + (1 - RATE_SMOOTHING) * average
+
+
+class TaskStore:
+    """Every task, kept in order of last update so that sweeps read only the idle end."""
+
+    def __init__(self, max_tasks: int = 10000) -> None:
+        self.max_tasks = max_tasks
+        self._tasks: Dict[str, Task] = {}
+        self._finished: Dict[str, None] = {}
+        """Finished task ids, least recently updated first: the eviction order."""
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
+
+    def get(self, task_id: str) -> Optional[Task]:
+        return self._tasks.get(task_id)
+
+    def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
+        """Served form of every task, optionally only those with one of `statuses`."""
+        wanted = None if statuses is None else frozenset(statuses)
+        return {
+            task_id: task.to_wire()
+            for task_id, task in self._tasks.items()
+            if wanted is None or task.status in wanted
+        }
+
+    def counts_by_status(self) -> Dict[str, int]:
+        counts = dict.fromkeys(contract.STATUSES, 0)
+        for task in self._tasks.values():
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    def apply(self, events: Sequence[Mapping[str, Any]], now: float) -> Changes:
+        """Apply validated events in order, all or none; raise CapacityError when they do not fit."""
+        changes = Changes()
+        self._make_room({event["task_id"] for event in events}, changes)
+        for event in events:
+            task_id = event["task_id"]
+            task = self._tasks.pop(task_id, None) or Task(task_id, now)
+            task.apply(event, now)
+            self._insert(task)
+            changes.add_upsert(task_id)
+        return changes
+
+    def remove(self, task_id: str) -> Changes:
+        changes = Changes()
+        if self._tasks.pop(task_id, None) is not None:
+            self._finished.pop(task_id, None)
+            changes.add_removal(task_id)
+        return changes
+
+    def remove_where(
+        self,
+        now: float,
+        statuses: Optional[Iterable[str]] = None,
+        older_than: Optional[float] = None,
+    ) -> Changes:
+        """Remove tasks with one of `statuses` (any when None) idle more than `older_than` seconds."""
+        wanted = None if statuses is None else frozenset(statuses)
+        doomed = [
+            task_id
+            for task_id, task in self._tasks.items()
+            if (wanted is None or task.status in wanted)
+            and (older_than is None or now - task.updated_at > older_than)
+        ]
+        changes = Changes()
+        for task_id in doomed:
+            changes.merge(self.remove(task_id))
+        return changes
+
+    def sweep(self, now: float, policy: SweepPolicy) -> Changes:
+        """Mark idle active tasks stale and remove expired ones, as `policy` says."""
+        changes = Changes()
+        horizon = policy.horizon()
+        if horizon is None:
+            return changes
+        doomed: List[str] = []
+        for task_id, task in self._tasks.items():
+            idle = now - task.updated_at
+            if idle <= horizon:
+                break
+            action = sweep_action(task.status, idle, policy)
+            if action == SWEEP_STALE:
+                task.mark_stale(now)
+                changes.add_upsert(task_id)
+            elif action == SWEEP_REMOVE:
+                doomed.append(task_id)
+        for task_id in doomed:
+            changes.merge(self.remove(task_id))
+        return changes
+
+    def load(self, tasks: Iterable[Task]) -> None:
+        """Add tasks restored from disk, keeping the order of their last update."""
+        for task in sorted(tasks, key=lambda t: t.updated_at):
+            self._tasks.pop(task.task_id, None)
+            self._insert(task)
+
+    def _insert(self, task: Task) -> None:
+        self._tasks[task.task_id] = task
+        self._finished.pop(task.task_id, None)
+        if task.status in contract.FINISHED_STATUSES:
+            self._finished[task.task_id] = None
+
+    def _make_room(self, task_ids: Set[str], changes: Changes) -> None:
+        needed = len(self._tasks) + sum(1 for t in task_ids if t not in self._tasks) - self.max_tasks
+        if needed <= 0:
+            return
+        victims: List[str] = []
+        for task_id in self._finished:
+            if len(victims) == needed:
+                break
+            if task_id not in task_ids:
+                victims.append(task_id)
+        if len(victims) < needed:
+            raise CapacityError(needed, self.max_tasks)
+        for task_id in victims:
+            changes.merge(self.remove(task_id))

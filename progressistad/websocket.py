@@ -1,0 +1,64 @@
+"""WS /ws: live task state for dashboards, as full snapshots or as deltas."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import tornado.websocket
+
+from progressistad import contract
+from progressistad.auth import Access
+from progressistad.context import AppContext
+from progressistad.handlers import RequestAuth
+from progressistad.hub import SendFailed
+
+
+class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
+    """WS /ws[?protocol=delta]: the snapshot on connect, then coalesced updates.
+
+    Foreign origins are refused at the handshake (403); with tokens configured a
+    connection without a valid read token is closed with code 4401.
+    """
+
+    def initialize(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.protocol = contract.WS_PROTOCOL_SNAPSHOT
+        self._subscribed = False
+
+    def check_origin(self, origin: str) -> bool:
+        return self.origin_allowed(origin)
+
+    def open(self) -> None:
+        if self.request_access() < Access.READ:
+            self.close(contract.WS_CLOSE_UNAUTHORIZED, "unauthorized")
+            return
+        requested = self.get_query_argument("protocol", contract.WS_PROTOCOL_SNAPSHOT)
+        if requested == contract.WS_PROTOCOL_DELTA:
+            self.protocol = contract.WS_PROTOCOL_DELTA
+        self.set_nodelay(True)
+        self._subscribed = True
+        self.ctx.hub.subscribe(self)
+
+    def on_message(self, message: Any) -> None:
+        """Dashboards only listen; whatever they send is ignored."""
+
+    def on_close(self) -> None:
+        if self._subscribed:
+            self.ctx.hub.unsubscribe(self)
+
+    def send(self, text: str) -> Any:
+        try:
+            return self.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            raise SendFailed() from None
+
+    def abort(self, code: int, reason: str) -> None:
+        self._subscribed = False
+        self.close(code, reason)
+        connection = self.ws_connection
+        stream: Optional[Any] = getattr(connection, "stream", None)
+        if stream is not None:
+            stream.close()
+
+    def get_compression_options(self) -> Optional[dict]:
+        return None
