@@ -88,7 +88,7 @@ def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
 class Task:
     """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
 
-    __slots__ = contract.TASK_FIELDS + ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt")
+    __slots__ = contract.TASK_FIELDS + ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -109,6 +109,7 @@ class Task:
         self._sample_t = now
         self._avg_dn: Optional[float] = None
         self._avg_dt: Optional[float] = None
+        self._weight = 1.0
 
     def to_wire(self) -> Dict[str, Any]:
         """The task as served: every field of `contract.TASK_FIELDS`."""
@@ -163,16 +164,27 @@ class Task:
         self.rate = None
 
     def _update_rate(self, now: float) -> None:
+        """Smoothed units per second: moving averages of progress and time between samples.
+
+        Events arriving at the same instant (one batch) fold into the sample taken at
+        that instant; the averages are linear in the sample, so this adds to them.
+        """
         if self.n < self._sample_n:
             self._reset_rate(now)
+        dn = self.n - self._sample_n
         dt = now - self._sample_t
         if dt > 0:
-            dn = self.n - self._sample_n
-            self._avg_dn = _smooth(self._avg_dn, dn)
-            self._avg_dt = _smooth(self._avg_dt, dt)
-            self.rate = self._avg_dn / self._avg_dt
-            self._sample_n = self.n
-            self._sample_t = now
+            self._weight = 1.0 if self._avg_dn is None else RATE_SMOOTHING
+            self._avg_dn = self._weight * dn + (1 - self._weight) * (self._avg_dn or 0.0)
+            self._avg_dt = self._weight * dt + (1 - self._weight) * (self._avg_dt or 0.0)
+        elif self._avg_dn is not None and dn:
+            self._avg_dn += self._weight * dn
+        else:
+            self.eta = self._estimate_eta()
+            return
+        self.rate = self._avg_dn / self._avg_dt
+        self._sample_n = self.n
+        self._sample_t = now
         self.eta = self._estimate_eta()
 
     def _estimate_eta(self) -> Optional[float]:
@@ -184,12 +196,6 @@ class Task:
         if not self.rate or self.rate <= 0:
             return None
         return remaining / self.rate
-
-
-def _smooth(average: Optional[float], sample: float) -> float:
-    if average is None:
-        return sample
-    return RATE_SMOOTHING * sample + (1 - RATE_SMOOTHING) * average
 
 
 class TaskStore:

@@ -1,0 +1,189 @@
+"""The WebSocket hub with fake subscribers, a fake timer and a fake clock."""
+
+import json
+from concurrent.futures import Future
+
+import pytest
+
+from progressistad import contract
+from progressistad.hub import Hub, SendFailed
+from progressistad.store import TaskStore
+
+T0 = 1_700_000_000.0
+
+
+class FakeSubscriber:
+    def __init__(self, protocol=contract.WS_PROTOCOL_DELTA, slow=False):
+        self.protocol = protocol
+        self.slow = slow
+        self.messages = []
+        self.pending = []
+        self.aborted = None
+        self.gone = False
+
+    def send(self, text):
+        if self.gone:
+            raise SendFailed()
+        self.messages.append(json.loads(text))
+        if self.slow:
+            future = Future()
+            self.pending.append(future)
+            return future
+        return None
+
+    def drain(self):
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.set_result(None)
+
+    def abort(self, code, reason):
+        self.aborted = code
+
+
+class Rig:
+    def __init__(self, interval=0.1, stall_timeout=30.0):
+        self.store = TaskStore()
+        self.now = 100.0
+        self.timers = []
+        self.hub = Hub(self.store, interval=interval, stall_timeout=stall_timeout,
+                       clock=lambda: self.now, schedule=self.schedule)
+
+    def schedule(self, delay, callback):
+        self.timers.append((self.now + delay, callback))
+
+    def advance(self, seconds):
+        self.now += seconds
+        due = [t for t in self.timers if t[0] <= self.now]
+        self.timers = [t for t in self.timers if t[0] > self.now]
+        for _, callback in due:
+            callback()
+
+    def event(self, **event):
+        self.hub.publish(self.store.apply([event], T0))
+
+
+@pytest.fixture
+def rig():
+    return Rig()
+
+
+def test_subscriber_gets_snapshot_on_connect(rig):
+    rig.store.apply([{"task_id": "a", "n": 1}], T0)
+    delta, plain = FakeSubscriber(), FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT)
+    rig.hub.subscribe(delta)
+    rig.hub.subscribe(plain)
+    assert delta.messages == [{"type": "snapshot", "seq": 0, "tasks": {"a": rig.store.get("a").to_wire()}}]
+    assert plain.messages == [{"tasks": {"a": rig.store.get("a").to_wire()}}]
+
+
+def test_changes_are_coalesced_into_one_message_per_interval(rig):
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    rig.event(task_id="a", n=1)
+    rig.advance(0)
+    assert sub.messages[-1]["type"] == "delta" and sub.messages[-1]["seq"] == 1
+    for n in range(2, 300):
+        rig.event(task_id="a", n=n)
+    rig.advance(0.05)
+    assert len(sub.messages) == 2
+    rig.advance(0.06)
+    assert len(sub.messages) == 3
+    last = sub.messages[-1]
+    assert last == {"type": "delta", "seq": 2, "tasks": {"a": rig.store.get("a").to_wire()}, "removed": []}
+    assert last["tasks"]["a"]["n"] == 299
+
+
+def test_removals_travel_in_deltas_and_upsert_then_remove_is_a_removal(rig):
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    rig.event(task_id="a")
+    rig.hub.publish(rig.store.remove("a"))
+    rig.advance(0)
+    assert sub.messages[-1]["tasks"] == {} and sub.messages[-1]["removed"] == ["a"]
+
+
+def test_snapshot_protocol_gets_the_whole_state_each_time(rig):
+    sub = FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT)
+    rig.event(task_id="a")
+    rig.hub.subscribe(sub)
+    rig.event(task_id="b")
+    rig.advance(1)
+    assert set(sub.messages[-1]["tasks"]) == {"a", "b"} and "type" not in sub.messages[-1]
+
+
+def test_seq_is_contiguous_for_a_keeping_up_watcher(rig):
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    for n in range(5):
+        rig.event(task_id="a", n=n)
+        rig.advance(0.2)
+    seqs = [m["seq"] for m in sub.messages]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_busy_watcher_is_skipped_then_resynced_with_a_snapshot(rig):
+    slow, fast = FakeSubscriber(slow=True), FakeSubscriber()
+    rig.hub.subscribe(slow)
+    rig.hub.subscribe(fast)
+    for n in range(10):
+        rig.event(task_id="a", n=n)
+        rig.advance(0.2)
+    assert len(slow.messages) == 1 and len(fast.messages) == 11
+    assert rig.hub.stats.skipped_busy == 10
+    slow.drain()
+    assert slow.messages[-1]["type"] == "snapshot"
+    assert slow.messages[-1]["tasks"]["a"]["n"] == 9
+    assert slow.messages[-1]["seq"] == rig.hub.seq
+
+
+def test_stalled_watcher_is_closed_after_the_timeout(rig):
+    slow = FakeSubscriber(slow=True)
+    rig.hub.subscribe(slow)
+    rig.advance(29)
+    rig.hub.reap()
+    assert slow.aborted is None
+    rig.advance(2)
+    rig.hub.reap()
+    assert slow.aborted == contract.WS_CLOSE_STALLED and len(rig.hub) == 0
+
+
+def test_failed_send_drops_the_subscriber(rig):
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    sub.gone = True
+    rig.event(task_id="a")
+    rig.advance(0)
+    assert len(rig.hub) == 0
+
+
+def test_write_that_fails_later_drops_the_subscriber(rig):
+    slow = FakeSubscriber(slow=True)
+    rig.hub.subscribe(slow)
+    slow.pending.pop().set_exception(OSError("reset"))
+    assert len(rig.hub) == 0
+
+
+def test_snapshot_is_serialized_once_per_change(rig, monkeypatch):
+    rig.event(task_id="a")
+    calls = []
+    original = rig.store.snapshot
+    monkeypatch.setattr(rig.store, "snapshot", lambda: calls.append(1) or original())
+    for _ in range(50):
+        rig.hub.subscribe(FakeSubscriber())
+    assert len(calls) == 1
+
+
+def test_close_all_aborts_everyone(rig):
+    subs = [FakeSubscriber() for _ in range(3)]
+    for sub in subs:
+        rig.hub.subscribe(sub)
+    rig.hub.close_all(contract.WS_CLOSE_GOING_AWAY, "bye")
+    assert [s.aborted for s in subs] == [1001] * 3 and len(rig.hub) == 0
+
+
+def test_no_message_without_changes(rig):
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    rig.hub.publish(rig.store.remove("missing"))
+    rig.advance(1)
+    assert len(sub.messages) == 1
