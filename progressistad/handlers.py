@@ -85,12 +85,16 @@ class ApiHandler(RequestAuth, tornado.web.RequestHandler):
         for name, value in SECURITY_HEADERS.items():
             self.set_header(name, value)
         self.set_header("Cache-Control", "no-store")
+
+    def allow_listed_origin(self) -> None:
+        """CORS: echo the Origin when it is on --allow-origins (set again after an error clears)."""
         origin = self.request.headers.get("Origin")
         if origin and origin.rstrip("/") in self.ctx.allow_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Vary", "Origin")
 
     def prepare(self) -> None:
+        self.allow_listed_origin()
         if self.request.method == "OPTIONS":
             return
         self.check_access(self.access.get(self.request.method, Access.WRITE))
@@ -122,6 +126,7 @@ class ApiHandler(RequestAuth, tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        self.allow_listed_origin()
         body: Dict[str, Any]
         if isinstance(error, ApiError):
             for name, value in error.headers.items():
@@ -166,6 +171,7 @@ class ProgressHandler(ApiHandler):
     """
 
     def prepare(self) -> None:
+        self.allow_listed_origin()
         self._chunks: list = []
         self._size = 0
         declared = self.request.headers.get("Content-Length", "")
@@ -238,7 +244,7 @@ class ProgressHandler(ApiHandler):
 
 class TasksHandler(ApiHandler):
     """GET /tasks[?status=S,..]: `{"tasks": {...}}`. DELETE /tasks?status=S&older_than=SEC:
-    remove tasks matching every given filter, `{"removed": [ids]}`."""
+    remove tasks matching every given filter (at least one), `{"removed": [ids]}`."""
 
     access = {"GET": Access.READ}
 
@@ -248,6 +254,9 @@ class TasksHandler(ApiHandler):
 
     def delete(self) -> None:
         query = self.parse_query(allowed=("status", "older_than"))
+        if query.statuses is None and query.older_than is None:
+            raise ApiError(400, "bulk delete needs a filter: status=S and/or older_than=SEC"
+                                " (older_than=0 removes every task)")
         removed = self.ctx.service.remove_where(query.statuses, query.older_than)
         self.write_json({"removed": removed})
 
@@ -331,6 +340,11 @@ class DashboardHandler(RequestAuth, tornado.web.StaticFileHandler):
         for name, value in SECURITY_HEADERS.items():
             self.set_header(name, value)
         self.set_header("Content-Security-Policy", self.CSP)
+
+    def parse_url_path(self, url_path: str) -> str:
+        if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in url_path):
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")

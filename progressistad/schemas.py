@@ -31,7 +31,11 @@ class FiniteNumber(fields.Field):
     def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError("must be a number")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:
+            finite = False
+        if not finite:
             raise ValidationError("must be a finite number")
         return value
 
@@ -106,6 +110,8 @@ def _describe_json_error(exc: Exception) -> str:
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     if isinstance(exc, UnicodeDecodeError):
         return "body is not UTF-8"
+    if "integer string conversion" in str(exc):
+        return "a number has too many digits"
     return str(exc)
 
 

@@ -25,6 +25,24 @@ class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
         self.protocol = contract.WS_PROTOCOL_SNAPSHOT
         self._subscribed = False
 
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse what is not a WebSocket handshake, or comes from a foreign origin, as JSON."""
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket" or \
+                "upgrade" not in headers.get("Connection", "").lower():
+            self._refuse(400, "this is a WebSocket endpoint: connect with Upgrade: websocket")
+            return
+        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
+        if origin and not self.origin_allowed(origin):
+            self._refuse(403, "origin not allowed; add it to --allow-origins")
+            return
+        await super().get(*args, **kwargs)
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish({"error": message})
+
     def check_origin(self, origin: str) -> bool:
         return self.origin_allowed(origin)
 

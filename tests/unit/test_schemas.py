@@ -138,3 +138,14 @@ def test_task_query_rejects(arguments, parameter):
     with pytest.raises(InvalidInput) as caught:
         TaskQuery.parse(arguments, allowed=("status", "older_than"))
     assert caught.value.details["parameter"] == parameter
+
+
+def test_integer_too_large_for_a_float_is_not_finite():
+    with pytest.raises(InvalidInput) as caught:
+        load_events({"task_id": "a", "n": 10**400})
+    assert caught.value.details["field"] == "n"
+
+
+def test_integer_with_too_many_digits_is_malformed_json_said_plainly():
+    with pytest.raises(InvalidInput, match="too many digits"):
+        parse_json(b'{"n": ' + b"9" * 5000 + b"}")

@@ -1,0 +1,148 @@
+"""WS /ws: snapshot on connect, coalescing, the delta protocol, backpressure, stall reaping."""
+
+import asyncio
+import base64
+import json
+import os
+import socket
+
+import pytest
+import tornado.websocket
+
+pytestmark = pytest.mark.gen_test(timeout=30)
+
+
+async def connect(api, query=""):
+    return await tornado.websocket.websocket_connect(api.ws_url + "/ws" + query)
+
+
+async def read_json(conn, timeout=5.0):
+    message = await asyncio.wait_for(conn.read_message(), timeout)
+    assert message is not None, f"socket closed ({conn.close_code})"
+    return json.loads(message)
+
+
+async def read_until(conn, predicate, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = []
+    while True:
+        message = await read_json(conn, max(0.01, deadline - loop.time()))
+        seen.append(message)
+        if predicate(message):
+            return seen
+
+
+async def test_default_protocol_sends_full_snapshots(api, ctx):
+    ctx.service.ingest([{"task_id": "a", "n": 1}])
+    conn = await connect(api)
+    first = await read_json(conn)
+    assert list(first) == ["tasks"] and first["tasks"]["a"]["n"] == 1
+    await api.post({"task_id": "b", "n": 2})
+    second = await read_json(conn)
+    assert set(second["tasks"]) == {"a", "b"}
+
+
+async def test_delta_protocol_seq_upserts_and_removals(api, ctx):
+    ctx.service.ingest([{"task_id": "a"}, {"task_id": "gone"}])
+    conn = await connect(api, "?protocol=delta")
+    snapshot = await read_json(conn)
+    assert snapshot["type"] == "snapshot" and set(snapshot["tasks"]) == {"a", "gone"}
+    seq = snapshot["seq"]
+    await api.post({"task_id": "a", "n": 5})
+    delta = await read_json(conn)
+    assert delta == {"type": "delta", "seq": seq + 1, "tasks": {"a": delta["tasks"]["a"]}, "removed": []}
+    assert delta["tasks"]["a"]["n"] == 5
+    await api.call("DELETE", "/tasks/gone")
+    delta = await read_json(conn)
+    assert delta["seq"] == seq + 2 and delta["removed"] == ["gone"] and delta["tasks"] == {}
+
+
+@pytest.mark.settings(broadcast_interval=0.5)
+async def test_hundreds_of_events_coalesce_into_a_handful_of_messages(api):
+    conn = await connect(api, "?protocol=delta")
+    await read_json(conn)
+    for n in range(300):
+        await api.post({"task_id": "busy", "n": n})
+    messages = await read_until(conn, lambda m: m["tasks"].get("busy", {}).get("n") == 299, timeout=15)
+    assert len(messages) <= 8, len(messages)
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_sweep_changes_reach_dashboards(api, ctx, clock):
+    conn = await connect(api, "?protocol=delta")
+    await read_json(conn)
+    ctx.service.ingest([{"task_id": "idle"}])
+    await read_json(conn)
+    clock.advance(10**6)
+    ctx.service.policy = type(ctx.service.policy)(stale_seconds=10)
+    ctx.service.sweep()
+    delta = await read_json(conn)
+    assert delta["tasks"]["idle"]["status"] == "stale"
+
+
+async def test_dashboard_count_in_health(api):
+    conns = [await connect(api) for _ in range(3)]
+    for conn in conns:
+        await read_json(conn)
+    assert (await api.call("GET", "/health"))[2]["dashboards"] == 3
+    for conn in conns:
+        conn.close()
+
+
+def raw_websocket_that_never_reads(port):
+    """A real client that completes the handshake, then never reads again."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (f"GET /ws?protocol=delta HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    )
+    return sock
+
+
+def queued_bytes(handler):
+    """Bytes the server holds for one WebSocket peer (IOStream internals, tornado 6.x)."""
+    return len(handler.ws_connection.stream._write_buffer)
+
+
+@pytest.mark.settings(broadcast_interval=0.01, ws_stall_timeout=3600)
+async def test_a_watcher_that_never_reads_is_skipped_not_queued(api, ctx, http_port):
+    stuck = raw_websocket_that_never_reads(http_port)
+    healthy = await connect(api, "?protocol=delta")
+    await read_json(healthy)
+    loop = asyncio.get_running_loop()
+    while len(ctx.hub) < 2:
+        await asyncio.sleep(0.01)
+    blob = "x" * 1000
+    for round_ in range(40):
+        await api.post([{"task_id": f"t{i}", "n": round_, "desc": blob} for i in range(200)])
+        await asyncio.sleep(0.02)
+    started = loop.time()
+    await api.post({"task_id": "t0", "n": 10**6})
+    await read_until(healthy, lambda m: m.get("tasks", {}).get("t0", {}).get("n") == 10**6, timeout=10)
+    assert loop.time() - started < 5
+    assert ctx.hub.stats.skipped_busy > 0
+    snapshot_size = len(json.dumps(ctx.service.store.snapshot()))
+    unsent = [queued_bytes(s) for s in ctx.hub.subscribers()]
+    assert max(unsent) > 0, "expected the stuck watcher to have unsent data"
+    assert max(unsent) <= 2 * snapshot_size + 65536, (max(unsent), snapshot_size)
+    stuck.close()
+
+
+@pytest.mark.settings(broadcast_interval=0.01, ws_stall_timeout=0.5)
+async def test_a_stalled_watcher_is_closed(api, ctx, http_port):
+    stuck = raw_websocket_that_never_reads(http_port)
+    while len(ctx.hub) < 1:
+        await asyncio.sleep(0.01)
+    blob = "y" * 1000
+    for round_ in range(60):
+        await api.post([{"task_id": f"t{i}", "n": round_, "desc": blob} for i in range(200)])
+        await asyncio.sleep(0.02)
+        ctx.hub.reap()
+        if len(ctx.hub) == 0:
+            break
+    assert len(ctx.hub) == 0 and ctx.hub.stats.closed_stalled == 1
+    stuck.close()
