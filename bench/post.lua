@@ -1,0 +1,33 @@
+-- wrk script: POST progress events over keep-alive, cycling through TASKS task ids.
+-- Environment: TASKS (distinct task ids), BATCH (events per request; 1 sends a single object).
+local tasks = tonumber(os.getenv("TASKS") or "1000")
+local batch = tonumber(os.getenv("BATCH") or "1")
+local counter = 0
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+local function event()
+  counter = counter + 1
+  return string.format('{"task_id":"bench-%d","n":%d,"total":1000000,"desc":"bench"}',
+                       counter % tasks, counter)
+end
+
+request = function()
+  local body
+  if batch == 1 then
+    body = event()
+  else
+    local parts = {}
+    for i = 1, batch do parts[i] = event() end
+    body = "[" .. table.concat(parts, ",") .. "]"
+  end
+  return wrk.format(nil, nil, nil, body)
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH requests=%d errors=%d non2xx=%d seconds=%.3f p50_ms=%.3f p99_ms=%.3f\n",
+    summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.errors.status, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
