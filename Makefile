@@ -53,7 +53,7 @@ $(VENV_OLDEST)/.installed: setup.py requirements/test.txt requirements/oldest.tx
 	touch $@
 
 test-newest: $(VENV_NEWEST)/.installed
-	@echo "== leg: newest ($$($(VENV_NEWEST)/bin/python -c 'import sys,tornado,marshmallow;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",marshmallow.__version__)'))"
+	@echo "== leg: newest ($$($(VENV_NEWEST)/bin/python -c 'import sys,tornado;from importlib.metadata import version as v;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",v("marshmallow"))'))"
 	$(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests
 
 test-oldest:
@@ -61,7 +61,7 @@ test-oldest:
 	  if [ "$$CI" = true ]; then echo "Python 3.9 not found: the oldest leg cannot run"; exit 1; fi; \
 	  echo "== leg: oldest SKIPPED (no Python 3.9 under $(PYENV_ROOT))"; exit 0; fi
 	@$(MAKE) --no-print-directory $(VENV_OLDEST)/.installed
-	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado,marshmallow;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",marshmallow.__version__)'))"
+	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado;from importlib.metadata import version as v;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",v("marshmallow"))'))"
 	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging" tests
 
 bench: $(VENV_NEWEST)/.installed
