@@ -1,16 +1,21 @@
 """Configuration: one configargparse parser, parsed once into a frozen Settings object.
 
-Precedence: command-line flag > PROGRESSISTA_* environment variable > config
-file > default. Nothing reads os.environ after `load_settings` returns.
+Every option has a flag (`--retention-seconds`), an environment variable
+(`PROGRESSISTA_RETENTION_SECONDS`) and a config-file key (`retention-seconds`).
+Precedence: flag > environment > config file > default. Values are converted
+and checked here, so that a bad one is reported in one line naming the option,
+the value and where it came from. Nothing reads os.environ after `parse_config`.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import configargparse
 
@@ -18,6 +23,13 @@ from progressistad import __version__
 
 ENV_PREFIX = "PROGRESSISTA_"
 DEFAULT_CONFIG_FILE = "/etc/progressista/progressistad.conf"
+CONFIG_ENV_VAR = ENV_PREFIX + "CONFIG"
+CREDENTIALS_ENV_VAR = "CREDENTIALS_DIRECTORY"
+WRITE_TOKENS_CREDENTIAL = "api-tokens"
+READ_TOKENS_CREDENTIAL = "read-tokens"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
 
 
 class ConfigError(Exception):
@@ -49,130 +61,488 @@ class Settings:
     base_path: str = ""
     trust_proxy: bool = False
     config_file: Optional[str] = None
+    api_tokens_file: Optional[str] = None
+    read_tokens_file: Optional[str] = None
 
     def replace(self, **changes: object) -> "Settings":
         return dataclasses.replace(self, **changes)
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+RELOADABLE_FIELDS = (
+    "api_tokens", "read_tokens", "api_tokens_file", "read_tokens_file", "allow_origins",
+    "retention_seconds", "stale_seconds", "max_task_age", "log_level",
+)
+"""Settings that SIGHUP applies to the running daemon; the others need a restart."""
 
 
-def _csv(value: str) -> Tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+# ---- value converters: each takes the raw string and returns the value or raises ValueError
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(raw: str) -> Optional[str]:
+    return raw.strip() or None
+
+
+def _csv(raw: str) -> Tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _origins(raw: str) -> Tuple[str, ...]:
+    return tuple(origin.rstrip("/") for origin in _csv(raw))
+
+
+def _boolean(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS or word == "":
+        return False
+    raise ValueError("expected true or false")
+
+
+def _integer(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        try:
+            value = int(raw.strip(), 10)
+        except ValueError:
+            raise ValueError("not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected an integer from {low} to {high}" if high is not None
+                             else f"expected an integer >= {low}")
+        return value
+    return convert
+
+
+def _seconds(positive: bool) -> Callable[[str], float]:
+    def convert(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("not a number of seconds") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise ValueError("expected a number of seconds > 0" if positive
+                             else "expected a number of seconds >= 0 (0 disables)")
+        return value
+    return convert
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return value
+    return convert
+
+
+def _base_path(raw: str) -> str:
+    value = raw.strip().strip("/")
+    if any(c in value for c in "?#\\ ") or "//" in value:
+        raise ValueError("expected a URL path such as /progress")
+    return "/" + value if value else ""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option: flag, variable, file key, conversion and help."""
+
+    name: str
+    convert: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: Optional[str] = None
+    secret: bool = False
+    field: Optional[str] = None
+    """The Settings field it sets; None when it only feeds another (tokens)."""
+    flag_only: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.replace("-", "_").upper()
+
+    @property
+    def is_switch(self) -> bool:
+        return self.convert is _boolean
+
+
+def _option(name: str, convert: Callable[[str], Any], help: str, metavar: Optional[str] = None,
+            secret: bool = False, settings_field: Optional[str] = "") -> Option:
+    field = name.replace("-", "_") if settings_field == "" else settings_field
+    default = getattr(Settings, field) if field else None
+    return Option(name, convert, default, help, metavar, secret, field)
+
+
+OPTIONS: Tuple[Option, ...] = (
+    _option("host", _text, "interface to bind; 0.0.0.0 for every IPv4 one, :: for IPv6 "
+            "(default %(default)s)", "ADDR"),
+    _option("port", _integer(0, 65535), "TCP port to listen on (default %(default)s)", "PORT"),
+    _option("storage-path", _optional_text, "JSON state file that keeps tasks across restarts, "
+            "e.g. /var/lib/progressista/state.json (default: none, state is kept in memory only)",
+            "FILE"),
+    _option("persist-interval", _seconds(True), "at most one state-file write per this many "
+            "seconds; a crash loses at most this much (default %(default)s)", "SEC"),
+    _option("retention-seconds", _seconds(False), "remove closed and errored tasks idle this long; "
+            "0 keeps them (default %(default)s)", "SEC"),
+    _option("cleanup-interval", _seconds(True), "seconds between cleanup sweeps "
+            "(default %(default)s)", "SEC"),
+    _option("stale-seconds", _seconds(False), "mark active tasks stale after this many idle "
+            "seconds; 0 disables (default %(default)s)", "SEC"),
+    _option("max-task-age", _seconds(False), "remove any task idle this long whatever its status; "
+            "0 disables (default %(default)s)", "SEC"),
+    _option("max-tasks", _integer(1), "most tasks kept at once; finished ones are evicted first, "
+            "then new tasks get 503 (default %(default)s)", "N"),
+    _option("max-body-bytes", _integer(1), "largest request body accepted; larger ones get 413 "
+            "(default %(default)s)", "BYTES"),
+    _option("allow-origins", _origins, "comma-separated origins (scheme://host[:port]) allowed "
+            "for CORS and WebSockets besides the daemon's own (default: none)", "LIST"),
+    _option("api-token", _optional_text, "one read-write token (prefer --api-tokens-file: "
+            "flags show in ps)", "TOKEN", secret=True, settings_field=None),
+    _option("api-tokens", _csv, "comma-separated read-write tokens; overrides --api-token",
+            "LIST", secret=True, settings_field=None),
+    _option("api-tokens-file", _optional_text, "file of read-write tokens, one per line, "
+            "# comments; added to the tokens above", "FILE"),
+    _option("read-tokens", _csv, "comma-separated read-only tokens (dashboard, GET /tasks, /ws, "
+            "/metrics)", "LIST", secret=True, settings_field=None),
+    _option("read-tokens-file", _optional_text, "file of read-only tokens, one per line, "
+            "# comments", "FILE"),
+    _option("broadcast-interval", _seconds(False), "at most one WebSocket message per this many "
+            "seconds (default %(default)s)", "SEC"),
+    _option("ws-ping-interval", _seconds(True), "WebSocket ping period; dead peers are closed "
+            "after three missed pings (default %(default)s)", "SEC"),
+    _option("ws-stall-timeout", _seconds(True), "close a dashboard that has not read a message "
+            "for this long (default %(default)s)", "SEC"),
+    _option("log-level", _choice(*LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS)
+            + " (default %(default)s)", "LEVEL"),
+    _option("static-path", _optional_text, "serve the dashboard from DIR instead of the "
+            "bundled copy", "DIR"),
+    _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
+            "e.g. /progress-dash (default: none)", "PATH"),
+    _option("trust-proxy", _boolean, "honour X-Forwarded-For/Proto/Host from the proxy in front; "
+            "set only when a proxy is the sole way in (default false)", "BOOL"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+EPILOG = f"""\
+Every option can also be set by an environment variable (the option name in
+capitals with PROGRESSISTA_ in front and _ for -, e.g. PROGRESSISTA_RETENTION_SECONDS)
+and by a config-file line (`retention-seconds = 300`; # starts a comment; a
+switch such as trust-proxy takes true or false). Precedence: flag, then
+variable, then config file, then default. The config file is --config FILE,
+else $PROGRESSISTA_CONFIG (empty: none), else {DEFAULT_CONFIG_FILE} when it exists.
+
+Tokens: PROGRESSISTA_API_TOKENS overrides PROGRESSISTA_API_TOKEN; tokens from
+--api-tokens-file and --read-tokens-file are added, and so are the systemd
+credentials named `{WRITE_TOKENS_CREDENTIAL}` and `{READ_TOKENS_CREDENTIAL}` when
+$CREDENTIALS_DIRECTORY is set (LoadCredential=). With no token at all every
+route is open. Tokens never appear in logs or in --print-config.
+
+Signals: SIGHUP reloads tokens, origins, retention, stale, max age and log level
+from the same sources (a bad file keeps the old settings); SIGTERM and SIGINT
+write the state and stop. Exit status: 0 clean stop, 1 runtime failure (port
+taken, final state write failed), 2 bad configuration or usage."""
+
+
+class _Parser(configargparse.ArgumentParser):
+    """configargparse that raises ConfigError instead of printing usage and exiting."""
+
+    def error(self, message: Any) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+class ConfigFileSyntax(configargparse.ConfigFileParser):
+    """`key = value` lines; remembers where each key was, refuses unknown keys and bad lines."""
+
+    def __init__(self) -> None:
+        self.lines: Dict[str, int] = {}
+        self.path: Optional[str] = None
+
+    def get_syntax_description(self) -> str:
+        return "`option = value` lines, # starts a comment"
+
+    def parse(self, stream: Any) -> "OrderedDict[str, str]":
+        self.path = getattr(stream, "name", "config file")
+        items: "OrderedDict[str, str]" = OrderedDict()
+        for number, line in enumerate(stream, start=1):
+            parsed = self._parse_line(line, number)
+            if parsed is not None:
+                key, value = parsed
+                items[key] = value
+                self.lines[key] = number
+        return items
+
+    def _parse_line(self, line: str, number: int) -> Optional[Tuple[str, str]]:
+        text = line.strip()
+        if not text or text[0] in "#;" or (text.startswith("[") and text.endswith("]")):
+            return None
+        for marker in (" #", "\t#", " ;", "\t;"):
+            if marker in text:
+                text = text.split(marker, 1)[0].rstrip()
+        key, value = _split_key_value(text)
+        key = key.lstrip("-")
+        option = OPTIONS_BY_NAME.get(key)
+        where = f"{self.path}:{number}"
+        if option is None:
+            raise configargparse.ConfigFileParserException(
+                f"unknown key {key!r} in {where}")
+        if value is None:
+            if not option.is_switch:
+                raise configargparse.ConfigFileParserException(
+                    f"{where}: {key} needs a value (`{key} = VALUE`)")
+            value = "true"
+        return key, _unquote(value)
+
+
+def _split_key_value(text: str) -> Tuple[str, Optional[str]]:
+    for index, char in enumerate(text):
+        if char in "=:":
+            return text[:index].strip(), text[index + 1:].strip()
+        if char.isspace():
+            rest = text[index:].strip()
+            if rest[:1] in ("=", ":"):
+                rest = rest[1:].strip()
+            return text[:index], rest
+    return text, None
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+@dataclass(frozen=True)
+class ParsedConfig:
+    """The settings plus where each option's value came from, for --print-config."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    token_counts: Mapping[str, Tuple[int, str]]
+    """Tokens by where they came from: name -> (count, source), for --print-config."""
+    print_config: bool = False
 
 
 def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
-    parser = configargparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
-        description="A push gateway for progress bars: collects progress events over HTTP "
-        "and streams every task's state to live browser dashboards.",
-        auto_env_var_prefix=ENV_PREFIX,
+        description="progressistad: a push gateway for progress bars. It collects progress\n"
+        "events over HTTP (POST /progress) and streams every task's state to live\n"
+        "browser dashboards over WebSockets (/ws, dashboard at /static/index.html).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        config_file_parser_class=ConfigFileSyntax,
         add_config_file_help=False,
         add_env_var_help=False,
         ignore_unknown_config_file_keys=False,
+        allow_abbrev=False,
     )
     add = parser.add_argument
-    add("--config", is_config_file=True, metavar="FILE", env_var=ENV_PREFIX + "CONFIG",
-        help=f"config file of `option = value` lines (default {DEFAULT_CONFIG_FILE} if it exists)")
-    add("--host", default=Settings.host, help="interface to bind (default %(default)s)")
-    add("--port", type=int, default=Settings.port, help="TCP port (default %(default)s)")
-    add("--storage-path", metavar="FILE", help="JSON state file kept across restarts (default: none)")
-    add("--retention-seconds", type=float, default=Settings.retention_seconds, metavar="SEC",
-        help="remove closed and errored tasks idle this long; 0 keeps them (default %(default)s)")
-    add("--cleanup-interval", type=float, default=Settings.cleanup_interval, metavar="SEC",
-        help="seconds between cleanup sweeps (default %(default)s)")
-    add("--stale-seconds", type=float, default=Settings.stale_seconds, metavar="SEC",
-        help="mark active tasks stale after this many idle seconds; 0 disables (default 0)")
-    add("--max-task-age", type=float, default=Settings.max_task_age, metavar="SEC",
-        help="remove any task idle this long whatever its status; 0 disables (default 0)")
-    add("--allow-origins", default="", metavar="LIST",
-        help="comma-separated origins allowed for CORS and WebSockets besides the daemon's own")
-    add("--api-token", metavar="TOKEN", help="one read-write token (prefer a tokens file)")
-    add("--api-tokens", metavar="LIST", help="comma-separated read-write tokens; overrides --api-token")
-    add("--read-tokens", metavar="LIST", help="comma-separated read-only tokens")
-    add("--broadcast-interval", type=float, default=Settings.broadcast_interval, metavar="SEC",
-        help="at most one WebSocket message per this many seconds (default %(default)s)")
-    add("--persist-interval", type=float, default=Settings.persist_interval, metavar="SEC",
-        help="at most one state-file write per this many seconds (default %(default)s)")
-    add("--max-tasks", type=int, default=Settings.max_tasks, metavar="N",
-        help="most tasks kept at once (default %(default)s)")
-    add("--max-body-bytes", type=int, default=Settings.max_body_bytes, metavar="BYTES",
-        help="largest request body accepted (default %(default)s)")
-    add("--ws-ping-interval", type=float, default=Settings.ws_ping_interval, metavar="SEC",
-        help="WebSocket ping period; dead peers are closed after three missed pings (default %(default)s)")
-    add("--ws-stall-timeout", type=float, default=Settings.ws_stall_timeout, metavar="SEC",
-        help="close a dashboard that has not read a message for this long (default %(default)s)")
-    add("--log-level", default=Settings.log_level, choices=LOG_LEVELS, help="(default %(default)s)")
-    add("--static-path", metavar="DIR", help="serve the dashboard from DIR instead of the bundled one")
-    add("--base-path", default="", metavar="PATH",
-        help="URL prefix when served under a path behind a proxy, e.g. /progress-dash")
-    add("--trust-proxy", action="store_true",
-        help="honour X-Forwarded-For/Proto and X-Real-Ip from the proxy in front")
+    add("--config", is_config_file=True, metavar="FILE", env_var=CONFIG_ENV_VAR,
+        help=f"config file of `option = value` lines [env {CONFIG_ENV_VAR}] "
+        f"(default {DEFAULT_CONFIG_FILE} when it exists)")
+    for option in OPTIONS:
+        help_text = option.help.replace("%(default)s", _default_text(option.default))
+        kwargs: Dict[str, Any] = dict(
+            env_var=option.env_var, metavar=option.metavar, default=None,
+            help=f"{help_text} [env {option.env_var}]",
+        )
+        if option.is_switch:
+            kwargs.update(nargs="?", const="true")
+        add(option.flag, **kwargs)
+    add("--print-config", action="store_true",
+        help="print every option's effective value and where it came from (secrets redacted), "
+        "then exit")
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).replace("%", "%%")
+
+
+def parse_config(
+    argv: Optional[Sequence[str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+    default_config_file: str = DEFAULT_CONFIG_FILE,
+) -> ParsedConfig:
+    """Parse flags, environment and config file; raise ConfigError naming any bad value."""
+    env = dict(os.environ if env is None else env)
+    args = list(argv or ())
+    config_path, config_source = _config_file(args, env, default_config_file)
+    if config_path is not None:
+        _check_readable(config_path, config_source)
+        if config_source == "default":
+            args = ["--config", config_path] + args
+    parser = build_parser()
+    syntax: ConfigFileSyntax = parser._config_file_parser  # holds the line numbers it read
+    namespace = parser.parse_args(args=args, env_vars=env)
+    sources = {option.name: _source_of(option, args, env, syntax) for option in OPTIONS}
+    values = {option.name: _converted(option, getattr(namespace, _dest(option)), sources)
+              for option in OPTIONS}
+    settings, token_counts = _settings_from(values, sources, env, config_path)
+    return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config))
 
 
 def load_settings(
     argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None
 ) -> Settings:
     """Parse flags, environment and config file into Settings; raise ConfigError on bad values."""
-    env = dict(os.environ if env is None else env)
-    parser = build_parser()
-    args = list(argv or ())
-    if not any(a == "--config" or a.startswith("--config=") for a in args) and \
-            ENV_PREFIX + "CONFIG" not in env and os.path.exists(DEFAULT_CONFIG_FILE):
-        args = ["--config", DEFAULT_CONFIG_FILE] + args
-    namespace = parser.parse_args(args=args, env_vars=env)
-    return _settings_from(namespace)
+    return parse_config(argv, env).settings
 
 
-def _settings_from(ns: configargparse.Namespace) -> Settings:
-    write_tokens = _csv(ns.api_tokens) if ns.api_tokens else _csv(ns.api_token or "")
-    settings = Settings(
-        host=ns.host,
-        port=ns.port,
-        storage_path=ns.storage_path or None,
-        retention_seconds=ns.retention_seconds,
-        cleanup_interval=ns.cleanup_interval,
-        stale_seconds=ns.stale_seconds,
-        max_task_age=ns.max_task_age,
-        allow_origins=tuple(o.rstrip("/") for o in _csv(ns.allow_origins)),
-        api_tokens=write_tokens,
-        read_tokens=_csv(ns.read_tokens or ""),
-        broadcast_interval=ns.broadcast_interval,
-        persist_interval=ns.persist_interval,
-        max_tasks=ns.max_tasks,
-        max_body_bytes=ns.max_body_bytes,
-        ws_ping_interval=ns.ws_ping_interval,
-        ws_stall_timeout=ns.ws_stall_timeout,
-        log_level=ns.log_level,
-        static_path=ns.static_path,
-        base_path=_normalize_base_path(ns.base_path),
-        trust_proxy=ns.trust_proxy,
-        config_file=ns.config,
-    )
-    _validate(settings)
-    return settings
+def _dest(option: Option) -> str:
+    return option.name.replace("-", "_")
 
 
-def _normalize_base_path(value: str) -> str:
-    value = value.strip().strip("/")
-    return "/" + value if value else ""
+def _config_file(
+    args: Sequence[str], env: Mapping[str, str], default: str
+) -> Tuple[Optional[str], str]:
+    """The config file to read and where that choice came from."""
+    for index in range(len(args) - 1, -1, -1):
+        arg = args[index]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1] or None, "flag --config"
+        if arg == "--config" and index + 1 < len(args):
+            return args[index + 1] or None, "flag --config"
+    if CONFIG_ENV_VAR in env:
+        return env[CONFIG_ENV_VAR] or None, f"variable {CONFIG_ENV_VAR}"
+    if default and os.path.exists(default):
+        return default, "default"
+    return None, "default"
 
 
-_NON_NEGATIVE = ("retention_seconds", "stale_seconds", "max_task_age")
-_POSITIVE = ("cleanup_interval", "persist_interval", "ws_ping_interval", "ws_stall_timeout",
-             "max_tasks", "max_body_bytes")
+def _check_readable(path: str, source: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            stream.read(1)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"--config {path!r} from {source}: cannot read it: {reason}") from None
 
 
-def _validate(settings: Settings) -> None:
-    if not 0 <= settings.port <= 65535:
-        raise ConfigError(f"--port: {settings.port} is not a TCP port (0-65535)")
-    for name in _NON_NEGATIVE + ("broadcast_interval",):
-        value = getattr(settings, name)
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"--{name.replace('_', '-')}: {value} must be a number >= 0")
-    for name in _POSITIVE:
-        value = getattr(settings, name)
-        if not math.isfinite(value) or value <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')}: {value} must be a number > 0")
+def _on_command_line(option: Option, args: Sequence[str]) -> bool:
+    return any(arg == option.flag or arg.startswith(option.flag + "=") for arg in args)
+
+
+def _source_of(option: Option, args: Sequence[str], env: Mapping[str, str],
+               syntax: ConfigFileSyntax) -> str:
+    if _on_command_line(option, args):
+        return f"flag {option.flag}"
+    if option.env_var in env:
+        return f"variable {option.env_var}"
+    if option.name in syntax.lines:
+        return f"file {syntax.path}:{syntax.lines[option.name]}"
+    return "default"
+
+
+def _converted(option: Option, raw: Optional[str], sources: Mapping[str, str]) -> Any:
+    if raw is None:
+        return option.default
+    try:
+        return option.convert(raw)
+    except ValueError as exc:
+        shown = "(redacted)" if option.secret else repr(raw)
+        raise ConfigError(
+            f"{option.flag} {shown} from {sources[option.name]}: {exc}") from None
+
+
+def _settings_from(
+    values: Mapping[str, Any], sources: Mapping[str, str], env: Mapping[str, str],
+    config_path: Optional[str],
+) -> Tuple[Settings, Dict[str, Tuple[int, str]]]:
+    write = values["api-tokens"] or ((values["api-token"],) if values["api-token"] else ())
+    read = tuple(values["read-tokens"] or ())
+    counts: Dict[str, Tuple[int, str]] = {}
+    credentials = env.get(CREDENTIALS_ENV_VAR) or None
+    for name, file_option, credential in (
+        ("write", "api-tokens-file", WRITE_TOKENS_CREDENTIAL),
+        ("read", "read-tokens-file", READ_TOKENS_CREDENTIAL),
+    ):
+        extra: List[str] = []
+        path = values[file_option]
+        if path:
+            tokens = read_tokens_file(path, f"--{file_option} {path!r} from {sources[file_option]}")
+            counts[f"{file_option} {path}"] = (len(tokens), sources[file_option])
+            extra += tokens
+        if credentials:
+            cred_path = os.path.join(credentials, credential)
+            if os.path.exists(cred_path):
+                tokens = read_tokens_file(cred_path, f"systemd credential {credential!r} "
+                                          f"({cred_path})")
+                counts[f"credential {credential}"] = (len(tokens), cred_path)
+                extra += tokens
+        if name == "write":
+            write = _unique(tuple(write) + tuple(extra))
+        else:
+            read = _unique(read + tuple(extra))
+    fields = {option.field: values[option.name] for option in OPTIONS if option.field}
+    settings = Settings(api_tokens=write, read_tokens=read, config_file=config_path, **fields)
+    return settings, counts
+
+
+def _unique(tokens: Tuple[str, ...]) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(tokens))
+
+
+def read_tokens_file(path: str, what: str) -> List[str]:
+    """Tokens of a file, one per line, blank lines and # comments skipped; ConfigError if none."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{what}: cannot read it: {reason}") from None
+    tokens = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not tokens:
+        raise ConfigError(f"{what}: holds no token (an empty tokens file would open every route)")
+    return tokens
+
+
+def reloadable_changes(current: Settings, new: Settings) -> Tuple[Settings, List[str]]:
+    """`current` with the reloadable fields of `new`, and the names of other fields that differ."""
+    merged = current.replace(**{name: getattr(new, name) for name in RELOADABLE_FIELDS})
+    ignored = [field.name for field in dataclasses.fields(Settings)
+               if field.name not in RELOADABLE_FIELDS and field.name != "config_file"
+               and getattr(current, field.name) != getattr(new, field.name)]
+    return merged, ignored
+
+
+def format_config(parsed: ParsedConfig) -> str:
+    """`--print-config`: `name = value  # source` for every option, secrets redacted."""
+    settings = parsed.settings
+    lines = [f"# progressistad {__version__}: effective configuration",
+             f"# config file: {settings.config_file or '(none)'}"]
+    for option in OPTIONS:
+        lines.append(f"{option.name} = {_shown_value(option, settings, parsed)}"
+                     f"  # {parsed.sources[option.name]}")
+    for name, (count, source) in parsed.token_counts.items():
+        lines.append(f"# tokens from {name}: {count} (redacted)  # {source}")
+    lines.append(f"# effective tokens: {len(settings.api_tokens)} read-write, "
+                 f"{len(settings.read_tokens)} read-only"
+                 + ("" if settings.api_tokens or settings.read_tokens else " (every route open)"))
+    return "\n".join(lines)
+
+
+def _shown_value(option: Option, settings: Settings, parsed: ParsedConfig) -> str:
+    if option.secret:
+        return "(set, redacted)" if parsed.sources[option.name] != "default" else "(unset)"
+    value = getattr(settings, option.field) if option.field else option.default
+    if value is None or value == "" or value == ():
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

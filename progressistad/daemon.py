@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import tornado.httpserver
 import tornado.ioloop
@@ -17,11 +18,17 @@ import tornado.netutil
 import tornado.web
 
 from progressistad import __version__, contract
+from progressistad.activation import ActivationError, describe, inherited_sockets
 from progressistad.app import make_app
-from progressistad.config import ConfigError, Settings, load_settings
+from progressistad.config import (
+    ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
+)
 from progressistad.context import AppContext, sweep_policy
 from progressistad.hub import Hub
+from progressistad.logsetup import configure_logging, set_level
 from progressistad.metrics import Metrics
+from progressistad.notify import EventRate, Notifier, status_line
+from progressistad.persistence import StatePersister, StorageError
 from progressistad.service import TaskService
 from progressistad.store import TaskStore
 
@@ -35,6 +42,10 @@ IDLE_CONNECTION_TIMEOUT = 75.0
 """Seconds a keep-alive connection may sit idle; longer than Caddy's and browsers' pools."""
 BODY_TIMEOUT = 30.0
 """Seconds a client may take to send a request body."""
+STATUS_INTERVAL = 5.0
+"""Seconds between two refreshes of systemd's STATUS= line."""
+CLOSE_CONNECTIONS_TIMEOUT = 2.0
+"""Seconds shutdown waits for HTTP requests in flight."""
 
 
 class StartupError(Exception):
@@ -74,26 +85,50 @@ def bind(settings: Settings) -> List[socket.socket]:
         raise StartupError(f"cannot listen on {settings.host}: {exc.strerror}") from None
 
 
-class Daemon:
-    """One running progressistad: its server, timers and shutdown sequence."""
+def listening_sockets(settings: Settings, env: Mapping[str, str]) -> List[socket.socket]:
+    """The sockets systemd passed in (socket activation), else freshly bound ones."""
+    try:
+        inherited = inherited_sockets(env, os.getpid())
+    except ActivationError as exc:
+        raise StartupError(f"socket activation: {exc}") from None
+    if inherited:
+        log.info("socket activation: serving %d inherited socket(s); --host/--port unused",
+                 len(inherited))
+        return inherited
+    return bind(settings)
 
-    def __init__(self, settings: Settings) -> None:
+
+class Daemon:
+    """One running progressistad: its server, timers, signals and shutdown sequence."""
+
+    def __init__(self, settings: Settings, argv: Sequence[str] = (),
+                 env: Optional[Mapping[str, str]] = None,
+                 notifier: Optional[Notifier] = None) -> None:
         self.settings = settings
-        self._stopped = asyncio.Event()
+        self._argv = list(argv)
+        self._env: Dict[str, str] = dict(env or {})
+        self.notifier = notifier or Notifier()
+        self._stopped: Optional[asyncio.Event] = None
+        self._stopping = False
+        self._exit_status = EXIT_OK
         self._timers: List[tornado.ioloop.PeriodicCallback] = []
         self.server: Optional[tornado.httpserver.HTTPServer] = None
         self.sockets: List[socket.socket] = []
+        self.persister: Optional[StatePersister] = None
+        self._event_rate = EventRate()
 
     async def run(self) -> int:
+        self._stopped = asyncio.Event()  # created inside the loop: Python 3.9 binds it at creation
         self.start()
         await self._stopped.wait()
-        return EXIT_OK
+        return self._exit_status
 
     def start(self) -> None:
         settings = self.settings
+        self.sockets = listening_sockets(settings, self._env)
         self.ctx = build_context(settings)
+        self._start_persistence()
         self.app = make_app(self.ctx)
-        self.sockets = bind(settings)
         self.server = tornado.httpserver.HTTPServer(
             self.app,
             xheaders=settings.trust_proxy,
@@ -103,9 +138,33 @@ class Daemon:
         )
         self.server.add_sockets(self.sockets)
         self._start_timer(self.cleanup, settings.cleanup_interval)
+        self._start_timer(self.update_status, STATUS_INTERVAL)
+        if self.notifier.watchdog_seconds:
+            self._start_timer(self.notifier.watchdog, self.notifier.watchdog_seconds / 2)
         self._install_signal_handlers()
-        log.info("progressistad %s listening on %s; dashboard at %s",
-                 __version__, self.listen_address(), self.dashboard_url())
+        log.info("progressistad %s listening on %s; dashboard at %s; %s",
+                 __version__, ", ".join(describe(s) for s in self.sockets),
+                 self.dashboard_url(), self._auth_summary())
+        asyncio.get_running_loop().call_soon(self._announce_ready)
+
+    def _start_persistence(self) -> None:
+        settings = self.settings
+        if not settings.storage_path:
+            return
+        self.persister = StatePersister(
+            settings.storage_path, settings.persist_interval, self.ctx.service.store,
+            self.ctx.metrics, clock=time.time, on_health_change=self.update_status)
+        try:
+            self.persister.load()
+        except StorageError as exc:
+            raise StartupError(str(exc)) from None
+        self.ctx.service.add_listener(self.persister.on_changes)
+        self.ctx.health_checks["persistence"] = self.persister.health
+
+    def _announce_ready(self) -> None:
+        """READY=1 once the loop runs: the sockets listen and the state is loaded."""
+        self.notifier.ready()
+        self.update_status()
 
     def cleanup(self) -> None:
         """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards."""
@@ -117,31 +176,81 @@ class Daemon:
                       len(changes.upserted), len(changes.removed))
         self.ctx.hub.reap()
 
-    def stop(self) -> None:
-        """Ordered shutdown: stop listening, close dashboards with 1001, stop timers."""
-        if self._stopped.is_set():
+    def update_status(self) -> None:
+        """Refresh systemd's STATUS= line (tasks, dashboards, events per second, problems)."""
+        if not self.notifier.enabled or self._stopping:
             return
+        problem = self.persister.status() if self.persister is not None else None
+        rate = self._event_rate.per_second(self.ctx.service.events_accepted)
+        self.notifier.status(status_line(len(self.ctx.service.store), len(self.ctx.hub),
+                                         rate, problem))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read flags, environment and config file; apply the reloadable options."""
+        self.notifier.reloading()
+        try:
+            new = parse_config(self._argv, self._env).settings
+        except ConfigError as exc:
+            log.error("reload failed, keeping the current settings: %s", exc)
+        else:
+            merged, ignored = reloadable_changes(self.settings, new)
+            self.settings = merged
+            self.ctx.apply_settings(merged)
+            set_level(merged.log_level)
+            log.info("reloaded: %s", self._auth_summary())
+            if ignored:
+                log.warning("changed options that need a restart, not applied: %s",
+                            ", ".join("--" + name.replace("_", "-") for name in ignored))
+        self.notifier.ready()
+        self.update_status()
+
+    def stop(self) -> None:
+        """SIGTERM/SIGINT: run the ordered shutdown once."""
+        if self._stopping:
+            return
+        self._stopping = True
+        asyncio.ensure_future(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """STOPPING=1, stop listening, close dashboards with 1001, write the state, stop timers."""
         log.info("stopping")
+        self.notifier.stopping()
         if self.server is not None:
             self.server.stop()
         self.ctx.hub.close_all(contract.WS_CLOSE_GOING_AWAY, "server shutting down")
+        if self.persister is not None and not await self.persister.close():
+            self._exit_status = EXIT_RUNTIME
         for timer in self._timers:
             timer.stop()
-        self._stopped.set()
-
-    def listen_address(self) -> str:
-        host, port = self.sockets[0].getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if self.server is not None:
+            try:
+                await asyncio.wait_for(self.server.close_all_connections(),
+                                       CLOSE_CONNECTIONS_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("closed with HTTP requests still in flight")
+        log.info("stopped")
+        if self._stopped is not None:
+            self._stopped.set()
 
     def dashboard_url(self) -> str:
-        host, port = self.sockets[0].getsockname()[:2]
+        address = self.sockets[0].getsockname() if self.sockets else None
+        if not isinstance(address, tuple):
+            return f"{self.settings.base_path}/static/index.html (behind the proxy in front)"
+        host, port = address[:2]
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{port}{self.settings.base_path}/static/index.html"
 
-    def _start_timer(self, callback, interval_seconds: float) -> None:
+    def _auth_summary(self) -> str:
+        tokens = self.ctx.tokens
+        if not tokens.enabled:
+            return "no tokens configured: every route is open"
+        return (f"tokens required: {len(self.settings.api_tokens)} read-write, "
+                f"{len(self.settings.read_tokens)} read-only")
+
+    def _start_timer(self, callback: Callable[[], None], interval_seconds: float) -> None:
         timer = tornado.ioloop.PeriodicCallback(callback, interval_seconds * 1000.0)
         timer.start()
         self._timers.append(timer)
@@ -150,26 +259,29 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `progressistad` and `progressista serve`; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        parsed = parse_config(args, env)
     except ConfigError as exc:
         print(f"progressistad: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level)
+    if parsed.print_config:
+        print(format_config(parsed))
+        return EXIT_OK
+    return serve(parsed, args, env)
+
+
+def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> int:
+    configure_logging(parsed.settings.log_level, env)
+    notifier = Notifier.from_environment(env, os.getpid())
     try:
-        return asyncio.run(Daemon(settings).run())
+        return asyncio.run(Daemon(parsed.settings, args, env, notifier).run())
     except StartupError as exc:
         log.error("%s", exc)
         return EXIT_RUNTIME

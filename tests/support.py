@@ -168,3 +168,43 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
 
+
+
+class NotifySocket:
+    """A Unix datagram socket standing in for systemd's NOTIFY_SOCKET; collects sd_notify messages."""
+
+    def __init__(self) -> None:
+        self._directory = tempfile.mkdtemp(prefix="pn-")  # short: socket paths max 107 bytes
+        self.path = os.path.join(self._directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list = []
+        """(time.monotonic() at receipt, message text), in order of arrival."""
+
+    def receive(self, timeout: float = 0.1) -> Optional[str]:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return None
+        text = data.decode("utf-8", "replace")
+        self.messages.append((time.monotonic(), text))
+        return text
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "a message") -> str:
+        """Receive until a message satisfies `predicate`; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.receive(min(0.2, max(0.01, deadline - time.monotonic())))
+            if message is not None and predicate(message):
+                return message
+        raise AssertionError(f"no {what} within {timeout}s; got {[m for _, m in self.messages]}")
+
+    def lifecycle(self) -> list:
+        """Messages other than WATCHDOG=1 and STATUS= ones, in order."""
+        return [m for _, m in self.messages
+                if not m.startswith(("WATCHDOG=", "STATUS="))]
+
+    def close(self) -> None:
+        self.sock.close()
+        shutil.rmtree(self._directory, ignore_errors=True)

@@ -1,0 +1,339 @@
+"""The state file: loaded at start, kept in step with the task store, written at stop.
+
+Writes are debounced (at most one per persist interval), atomic (temporary
+file in the same directory, fsync, rename, fsync of the directory), mode 0600,
+and done by one worker thread: the IOLoop only copies the served form of the
+tasks that changed. A failed write (disk full, read-only directory) keeps the
+state in memory, is logged once, reported in /health and retried until the
+disk takes it again. A file that cannot be parsed is moved aside, never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import glob
+import logging
+import os
+import tempfile
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+
+from progressistad import statefile
+from progressistad.metrics import Metrics
+from progressistad.store import Changes, Task, TaskStore
+
+log = logging.getLogger("progressistad.persistence")
+
+RETRY_MAX_SECONDS = 30.0
+"""Longest wait between two attempts while writes keep failing."""
+
+
+class StorageError(Exception):
+    """The storage path cannot be used at all (it is a directory); the message is one line."""
+
+
+def write_atomically(path: str, chunks: Iterable[str]) -> None:
+    """Write `chunks` to `path` so that a reader sees the old file or the new one, never a mix."""
+    directory, name = os.path.split(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: str, now: float) -> str:
+    """Rename `path` to a new `path.corrupt-<UTC time>[-N]` name; never replaces a file."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    for attempt in range(1000):
+        target = f"{path}.corrupt-{stamp}" + (f"-{attempt}" if attempt else "")
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            if os.path.lexists(target):
+                continue
+            os.rename(path, target)
+            return target
+        os.unlink(path)
+        return target
+    raise OSError(errno.EEXIST, "too many files moved aside already", path)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class StatePersister:
+    """Keeps the state file in step with a TaskStore; a TaskService listener."""
+
+    def __init__(
+        self,
+        path: str,
+        interval: float,
+        store: TaskStore,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_health_change: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self.path = os.path.abspath(path)
+        self.interval = interval
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._on_health_change = on_health_change
+        self._wire: Dict[str, Dict[str, Any]] = {}
+        """Served form of every task as last copied: what the next write contains."""
+        self._changed: Set[str] = set()
+        self._dirty = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._writing: Optional[asyncio.Future] = None
+        self._last_attempt = float("-inf")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="progressistad-persist")
+        self._closed = False
+        self._unmoved_reason: Optional[str] = None
+        """Why the file on disk is unreadable while it could not yet be moved aside."""
+        self.error: Optional[str] = None
+        self.failures = 0
+        self.last_saved_at: Optional[float] = None
+
+    # ---- loading
+
+    def load(self) -> int:
+        """Load the state file into the store (before serving); returns how many tasks it held."""
+        if os.path.isdir(self.path):
+            raise StorageError(f"--storage-path {self.path} is a directory, not a file")
+        self._prepare_directory()
+        try:
+            with open(self.path, "rb") as stream:
+                raw = stream.read()
+        except FileNotFoundError:
+            log.info("no state file at %s yet; starting with no tasks", self.path)
+            return 0
+        except OSError as exc:
+            self._set_aside(f"cannot read it: {_reason(exc)}")
+            return 0
+        try:
+            tasks, skipped = statefile.decode(raw, self._clock())
+        except statefile.StateFileError as exc:
+            self._set_aside(str(exc))
+            return 0
+        if skipped:
+            log.warning("state file %s: skipped %d entries that are not tasks (first: %r)",
+                        self.path, len(skipped), skipped[0])
+        tasks = self._within_limit(tasks)
+        self._store.load(tasks)
+        self._wire = {task.task_id: task.to_wire() for task in tasks}
+        log.info("loaded %d tasks from %s", len(tasks), self.path)
+        return len(tasks)
+
+    def _prepare_directory(self) -> None:
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            log.warning("cannot create %s: %s; writes will be retried", directory, _reason(exc))
+            return
+        name = os.path.basename(self.path)
+        for leftover in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(name)}.*.tmp")):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+    def _within_limit(self, tasks: List[Task]) -> List[Task]:
+        limit = self._store.max_tasks
+        if len(tasks) <= limit:
+            return tasks
+        tasks = sorted(tasks, key=lambda task: task.updated_at)
+        log.warning("state file %s holds %d tasks, more than --max-tasks %d: keeping the %d most "
+                    "recently updated", self.path, len(tasks), limit, limit)
+        return tasks[-limit:]
+
+    def _set_aside(self, reason: str) -> None:
+        try:
+            target = move_aside(self.path, self._clock())
+        except OSError as exc:
+            self._unmoved_reason = reason
+            self._set_error(f"unreadable state file could not be moved aside: {_reason(exc)}")
+            log.error("state file %s is unusable (%s) and could not be moved aside (%s): starting "
+                      "with no tasks; it will not be overwritten", self.path, reason, _reason(exc))
+            return
+        log.error("state file %s is unusable (%s): moved it to %s, starting with no tasks",
+                  self.path, reason, target)
+
+    # ---- keeping the file in step
+
+    def on_changes(self, changes: Changes) -> None:
+        """TaskService listener: remember what changed, write within the persist interval."""
+        if self._closed:
+            return
+        self._changed |= changes.upserted
+        self._changed |= changes.removed
+        self._dirty = True
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._closed or self._timer is not None or self._writing is not None:
+            return
+        delay = max(0.0, self._last_attempt + self._pause() - time.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._start_write)
+
+    def _pause(self) -> float:
+        if not self.failures:
+            return self.interval
+        return min(RETRY_MAX_SECONDS, max(self.interval, 1.0) * 2 ** min(self.failures - 1, 8))
+
+    def _snapshot(self) -> Dict[str, Dict[str, Any]]:
+        """Copy the served form of changed tasks; a shallow copy the writer thread owns."""
+        for task_id in self._changed:
+            task = self._store.get(task_id)
+            if task is None:
+                self._wire.pop(task_id, None)
+            else:
+                self._wire[task_id] = task.to_wire()
+        self._changed = set()
+        return dict(self._wire)
+
+    def _start_write(self) -> None:
+        self._timer = None
+        if not self._dirty or self._closed:
+            return
+        self._last_attempt = time.monotonic()
+        if not self._file_moved_aside():
+            self._failed(OSError(errno.EACCES, self.error or "unreadable state file in the way"))
+            self._schedule()
+            return
+        self._dirty = False
+        snapshot = self._snapshot()
+        self._writing = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._timed_write, snapshot, self._clock())
+        self._writing.add_done_callback(self._write_done)
+
+    def _timed_write(self, snapshot: Dict[str, Dict[str, Any]], saved_at: float) -> float:
+        started = time.perf_counter()
+        write_atomically(self.path, statefile.encode_chunks(snapshot, saved_at))
+        return time.perf_counter() - started
+
+    def _write_done(self, future: "asyncio.Future[float]") -> None:
+        self._writing = None
+        exc = future.exception()
+        if exc is None:
+            self._succeeded(future.result())
+        else:
+            self._dirty = True
+            self._failed(exc)
+        if self._dirty:
+            self._schedule()
+
+    def _file_moved_aside(self) -> bool:
+        if self._unmoved_reason is None:
+            return True
+        try:
+            target = move_aside(self.path, self._clock())
+        except FileNotFoundError:
+            target = "(it is gone)"
+        except OSError:
+            return False
+        log.warning("state file %s (%s) moved aside to %s at last", self.path,
+                    self._unmoved_reason, target)
+        self._unmoved_reason = None
+        return True
+
+    def _succeeded(self, seconds: float) -> None:
+        self._metrics.persist.observe(seconds)
+        self.last_saved_at = self._clock()
+        if self.error is not None:
+            log.warning("state file %s written again after %d failed attempts",
+                        self.path, self.failures)
+        self.failures = 0
+        self._set_error(None)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._metrics.persist_failures += 1
+        self.failures += 1
+        message = f"cannot write the state file: {_reason(exc)}"
+        if message != self.error:
+            log.error("%s (%s); tasks stay in memory, retrying until it works",
+                      message, self.path)
+        self._set_error(message)
+
+    def _set_error(self, error: Optional[str]) -> None:
+        changed = error != self.error
+        self.error = error
+        if changed and self._on_health_change is not None:
+            self._on_health_change()
+
+    # ---- stopping and reporting
+
+    async def close(self) -> bool:
+        """Final write of everything not yet on disk; True when the file holds the last state."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writing is not None:
+            try:
+                await self._writing
+            except Exception:
+                pass
+        saved = True
+        if self._dirty and self._file_moved_aside():
+            snapshot = self._snapshot()
+            loop = asyncio.get_running_loop()
+            try:
+                seconds = await loop.run_in_executor(
+                    self._executor, self._timed_write, snapshot, self._clock())
+            except Exception as exc:
+                self._failed(exc)
+                saved = False
+            else:
+                self._succeeded(seconds)
+                self._dirty = False
+        elif self._dirty:
+            saved = False
+        self._executor.shutdown(wait=False)
+        if not saved:
+            log.error("the final state could not be written to %s: %s", self.path, self.error)
+        return saved
+
+    def health(self) -> Dict[str, Any]:
+        """The /health report of persistence: ok unless the last write failed."""
+        return {
+            "ok": self.error is None,
+            "saved_at": self.last_saved_at,
+            "failures": self.failures,
+            "error": self.error,
+        }
+
+    def status(self) -> Optional[str]:
+        """A few words for systemd's STATUS= line when something is wrong, else None."""
+        return self.error
