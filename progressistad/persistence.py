@@ -142,16 +142,16 @@ class StatePersister:
             self._set_aside(f"cannot read it: {_reason(exc)}")
             return 0
         try:
-            tasks, skipped = statefile.decode(raw, self._clock())
+            decoded = statefile.decode(raw, self._clock())
         except statefile.StateFileError as exc:
             self._set_aside(str(exc))
             return 0
-        if skipped:
+        if decoded.skipped:
             log.warning("state file %s: skipped %d entries that are not tasks (first: %r)",
-                        self.path, len(skipped), skipped[0])
-        tasks = self._within_limit(tasks)
+                        self.path, len(decoded.skipped), decoded.skipped[0])
+        tasks = self._within_limit(decoded.tasks)
         self._store.load(tasks)
-        self._wire = {task.task_id: task.to_wire() for task in tasks}
+        self._wire = {task.task_id: decoded.wire[task.task_id] for task in tasks}
         log.info("loaded %d tasks from %s", len(tasks), self.path)
         return len(tasks)
 

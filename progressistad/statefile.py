@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional
 
 from progressistad import contract
 from progressistad.store import Task
@@ -42,8 +42,16 @@ def encode(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> str:
     return "".join(encode_chunks(tasks, saved_at))
 
 
-def decode(raw: bytes, now: float) -> Tuple[List[Task], List[str]]:
-    """Tasks of a state file, restored as SPEC section 7 says, and one note per skipped entry.
+class Decoded(NamedTuple):
+    """What a state file held: tasks, their served form, and the keys of skipped entries."""
+
+    tasks: List[Task]
+    wire: Dict[str, Dict[str, Any]]
+    skipped: List[str]
+
+
+def decode(raw: bytes, now: float) -> Decoded:
+    """Tasks of a state file, restored as SPEC section 7 says, and the entries skipped.
 
     Raises StateFileError when the file as a whole cannot be a state file.
     """
@@ -54,19 +62,20 @@ def decode(raw: bytes, now: float) -> Tuple[List[Task], List[str]]:
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         raise StateFileError('not a state file: no "tasks" object at the top level')
     saved_at = _number(document.get("saved_at"))
-    tasks: List[Task] = []
-    skipped: List[str] = []
+    decoded = Decoded([], {}, [])
     for key, entry in document["tasks"].items():
-        task = restore_task(key, entry, now, saved_at)
-        if task is None:
-            skipped.append(str(key)[:80])
+        clean = restore_entry(key, entry, now, saved_at)
+        if clean is None:
+            decoded.skipped.append(str(key)[:80])
         else:
-            tasks.append(task)
-    return tasks, skipped
+            decoded.tasks.append(Task.from_wire(clean, now))
+            decoded.wire[clean["task_id"]] = clean
+    return decoded
 
 
-def restore_task(key: str, entry: Any, now: float, saved_at: Optional[float]) -> Optional[Task]:
-    """One entry as a Task with sane field types, or None when it cannot be one."""
+def restore_entry(key: str, entry: Any, now: float,
+                  saved_at: Optional[float]) -> Optional[Dict[str, Any]]:
+    """One entry in served form with sane field types and its restored status, or None."""
     if not isinstance(entry, dict):
         return None
     task_id = entry.get("task_id", key)
@@ -89,10 +98,12 @@ def restore_task(key: str, entry: Any, now: float, saved_at: Optional[float]) ->
         "updated_at": updated_at,
         "done_at": _number(entry.get("done_at")),
         "stale_at": _number(entry.get("stale_at")),
+        "rate": None,
+        "eta": None,
     }
     if clean["status"] in contract.FINISHED_STATUSES:
         clean["rate"] = _number(entry.get("rate"))
-    return Task.from_wire(clean, now)
+    return clean
 
 
 def _restored_status(status: Any) -> str:

@@ -26,9 +26,10 @@ def test_round_trip_keeps_fields_and_maps_statuses():
     document = json.loads(text)
     assert document["version"] == contract.STATE_FILE_VERSION
     assert document["saved_at"] == NOW
-    tasks, skipped = decode(text.encode(), NOW)
+    tasks, wire_back, skipped = decode(text.encode(), NOW)
     assert skipped == []
     by_id = {task.task_id: task for task in tasks}
+    assert {k: t.to_wire() for k, t in by_id.items()} == wire_back
     assert set(by_id) == set(contract.EVENT_STATUSES)
     assert by_id["close"].status == "close" and by_id["error"].status == "error"
     assert by_id["start"].status == by_id["update"].status == contract.RECOVERED
@@ -59,7 +60,7 @@ def test_earlier_build_file_loads():
         "version": "0.2.1",
         "saved_at": NOW - 10,
     }
-    tasks, skipped = decode(json.dumps(old).encode(), NOW)
+    tasks, _, skipped = decode(json.dumps(old).encode(), NOW)
     assert skipped == []
     by_id = {task.task_id: task.to_wire() for task in tasks}
     assert by_id["train"]["status"] == contract.RECOVERED
@@ -83,7 +84,7 @@ def test_entries_that_are_not_tasks_are_skipped_and_bad_fields_cleaned():
         "": {"n": 1},
         "x" * 300: {"n": 1},
     }}).encode()
-    tasks, skipped = decode(raw, NOW)
+    tasks, _, skipped = decode(raw, NOW)
     assert [task.task_id for task in tasks] == ["ok"]
     assert len(skipped) == 3
     wire = tasks[0].to_wire()
@@ -92,7 +93,7 @@ def test_entries_that_are_not_tasks_are_skipped_and_bad_fields_cleaned():
 
 def test_restored_tasks_load_into_the_store_in_update_order():
     wire = {"b": stored("b", "update", NOW - 10), "a": stored("a", "update", NOW - 20)}
-    tasks, _ = decode(encode(wire, NOW).encode(), NOW)
+    tasks = decode(encode(wire, NOW).encode(), NOW).tasks
     store = TaskStore()
     store.load(tasks)
     assert [task.task_id for task in store] == ["a", "b"]
