@@ -128,6 +128,11 @@ class RemoteTqdmMixin:
         except Exception:  # e.g. during interpreter shutdown
             pass
 
+    def remote_fail(self) -> None:
+        """Close this bar and report the task as failed (status `error`)."""
+        self._remote_status = contract.ERROR
+        self.close()
+
     def remote_detach(self) -> None:
         """Stop reporting this bar without sending a final event (it goes stale on the dashboard)."""
         track, self._remote_track = self._remote_track, None
