@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from progressistad.client.remote import make_remote_tqdm
 
@@ -21,7 +21,11 @@ TARGETS: Tuple[Tuple[str, str], ...] = (
 )
 """(module, attribute) pairs holding a tqdm class; trange and friends look these up at call time."""
 
+DEFAULT_HOLDERS = ("tqdm.contrib", "tqdm.contrib.concurrent", "tqdm.contrib.itertools")
+"""Modules whose functions take `tqdm_class=<tqdm.auto class>` as a keyword default."""
+
 _originals: Dict[Tuple[str, str], type] = {}
+_patched_defaults: List[Tuple[Any, str, type]] = []
 _defaults: Dict[str, Any] = {}
 _remote_for: Dict[type, type] = {}
 
@@ -34,8 +38,10 @@ def install(**defaults: Any) -> None:
     if defaults and {**_defaults, **defaults} != _defaults:
         _defaults.update(defaults)
         _remote_for.clear()
+    # Import every entry point before patching, so none subclasses an already patched class.
+    modules = {name: _import(name) for name, _ in TARGETS}
     for module_name, attr in TARGETS:
-        module = _import(module_name)
+        module = modules[module_name]
         current = getattr(module, attr, None) if module is not None else None
         if not isinstance(current, type):
             continue
@@ -46,6 +52,20 @@ def install(**defaults: Any) -> None:
             _remote_for[base] = make_remote_tqdm(base, **_defaults)
         _originals.setdefault((module_name, attr), base)
         setattr(module, attr, _remote_for[base])
+    _patch_keyword_defaults()
+
+
+def _patch_keyword_defaults() -> None:
+    for function, name, original in _patched_defaults:
+        function.__kwdefaults__[name] = original
+    _patched_defaults.clear()
+    for module_name in DEFAULT_HOLDERS:
+        module = _import(module_name)
+        for function in list(vars(module).values()) if module is not None else ():
+            for name, value in (getattr(function, "__kwdefaults__", None) or {}).items():
+                if isinstance(value, type) and value in _remote_for:
+                    _patched_defaults.append((function, name, value))
+                    function.__kwdefaults__[name] = _remote_for[value]
 
 
 def uninstall() -> None:
@@ -54,6 +74,9 @@ def uninstall() -> None:
         module = _import(module_name)
         if module is not None:
             setattr(module, attr, original)
+    for function, name, original in _patched_defaults:
+        function.__kwdefaults__[name] = original
+    _patched_defaults.clear()
     _originals.clear()
     _defaults.clear()
     _remote_for.clear()

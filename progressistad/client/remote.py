@@ -150,9 +150,8 @@ def make_remote_tqdm(base: Type[Any], **defaults: Any) -> Type[Any]:
         return base
     if not defaults and base in _remote_classes:
         return _remote_classes[base]
-    cls = type(base.__name__, (RemoteTqdmMixin, base), {
-        "__module__": base.__module__,
-        "__qualname__": base.__qualname__,
+    cls = type(f"Remote{base.__name__}", (RemoteTqdmMixin, base), {
+        "__module__": __name__,
         "__doc__": base.__doc__,
         "_remote_defaults": dict(defaults),
     })
