@@ -58,3 +58,15 @@ def test_events_fit_the_wire_limits_whatever_the_bar_holds():
 def test_task_ids_lose_control_characters_and_excess_length():
     assert task_id_for("a\nb\x00") == "a_b_"
     assert len(task_id_for("x" * 1000)) == contract.TASK_ID_MAX_CHARS
+
+
+def test_the_client_imports_only_the_standard_library_and_tqdm():
+    import subprocess
+    import sys
+
+    code = ("import sys; import progressistad.client, progressistad.client.patch, progressistad.cli;"
+            "progressistad.cli.build_parser();"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'tornado', 'marshmallow', 'configargparse', 'sdnotify', 'requests'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
