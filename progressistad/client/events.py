@@ -21,7 +21,7 @@ def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = N
         "status": status,
         "n": _count(n),
         "total": _total(total),
-        "desc": str(desc or "")[: contract.DESC_MAX_CHARS],
+        "desc": _desc(desc),
         "timestamp": time.time() if now is None else now,
     }
     if unit:
@@ -29,6 +29,12 @@ def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = N
     if meta:
         event["meta"] = meta
     return event
+
+
+def _desc(desc: Any) -> str:
+    text = str(desc or "")
+    # tqdm.set_description() stores "desc: " for its own layout; the dashboard wants "desc".
+    return (text[:-2] if text.endswith(": ") else text)[: contract.DESC_MAX_CHARS]
 
 
 def _count(value: Any) -> float:

@@ -20,10 +20,11 @@ def test_bars_arrive_coalesced_and_closed(daemon):
                         meta={"team": "data"}) as bar:
             for _ in range(2000):
                 bar.update(1)
+            bar.set_description("copied")
     """, daemon.url)
     assert done.returncode == 0, done.stderr
     task = wait_task(daemon, "job:copy", status="close")
-    assert (task["n"], task["total"], task["desc"], task["unit"]) == (2000, 2000, "copy", "files")
+    assert (task["n"], task["total"], task["desc"], task["unit"]) == (2000, 2000, "copied", "files")
     assert task["meta"] == {"team": "data"}
 
 
