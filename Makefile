@@ -38,7 +38,9 @@ run: $(VENV_RUN)/.installed
 test: test-os-deps test-newest test-oldest
 
 # OS packages the tests drive (browser, packaging tools, proxies); installed only as root.
-OS_TEST_PACKAGES ?= systemd
+OS_TEST_PACKAGES := curl
+OS_TEST_PACKAGES += systemd
+OS_TEST_PACKAGES += mandoc man-db groff-base
 test-os-deps:
 	@bash .ci/os-deps $(OS_TEST_PACKAGES)
 

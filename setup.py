@@ -16,7 +16,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["progressistad", "progressistad.static"],
+    packages=["progressistad", "progressistad.client", "progressistad.static"],
     package_dir={"progressistad.static": "static"},
     package_data={"progressistad.static": ["*.html", "*.css", "*.js", "*.svg", "*.ico", "*.png"]},
     install_requires=[

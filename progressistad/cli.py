@@ -1,29 +1,304 @@
-"""The `progressista` command: `serve` runs the daemon; the client subcommands live beside it."""
+"""The `progressista` command: `serve` runs the daemon; the other subcommands are the client's.
+
+Only `serve` imports the daemon (tornado and friends): the client subcommands
+need nothing beyond the standard library and tqdm.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
+import runpy
 import sys
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-USAGE = """usage: progressista COMMAND [ARGS]
+from progressistad import __version__
 
-commands:
-  serve     run the progressistad daemon (same options as `progressistad`)
-"""
+DESCRIPTION = "Report progress to a progressistad daemon, or run the daemon."
+EXIT_UNREACHABLE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand but `serve`, whose options are the daemon's."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("daemon connection")
+    group.add_argument("--server-url", metavar="URL",
+                       help="the daemon's base URL or its /progress URL "
+                            "(env PROGRESSISTA_SERVER_URL; default http://localhost:8000/progress)")
+    group.add_argument("--token", metavar="TOKEN",
+                       help="API token, sent as Authorization: Bearer (env PROGRESSISTA_API_TOKEN)")
+    group.add_argument("--timeout", type=_positive, metavar="SECONDS",
+                       help="HTTP request timeout (env PROGRESSISTA_REQUEST_TIMEOUT; default 2)")
+    reporting = argparse.ArgumentParser(add_help=False)
+    reporting.add_argument("--push-every", type=_positive, metavar="SECONDS",
+                           help="seconds between reports (env PROGRESSISTA_PUSH_INTERVAL; default 0.25)")
+
+    parser = argparse.ArgumentParser(prog="progressista", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"progressista {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", help="run the progressistad daemon (same options as progressistad)",
+                   add_help=False)
+
+    run = sub.add_parser("run", parents=[common, reporting],
+                         help="run a Python script or module with every tqdm bar reported")
+    run.add_argument("-m", dest="module", action="store_true", help="TARGET is a module name")
+    run.add_argument("--unit", help="default unit for bars that set none")
+    run.add_argument("--meta", type=_json_object, metavar="JSON", help="meta object added to every task")
+    run.add_argument("target", metavar="TARGET", help="script path, or module name with -m")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="arguments for the program (after --)")
+
+    demo = sub.add_parser("demo", parents=[common, reporting], help="send a few live sample bars")
+    demo.add_argument("--seconds", type=_positive, default=30.0, help="how long the demo runs (30)")
+
+    send = sub.add_parser("send", parents=[common], help="send one progress event")
+    send.add_argument("task_id", metavar="TASK_ID")
+    send.add_argument("--n", type=_number, help="units done so far")
+    send.add_argument("--total", type=_number, help="units in all")
+    send.add_argument("--desc", help="description")
+    send.add_argument("--unit", help="unit name, e.g. files or B")
+    send.add_argument("--meta", type=_json_object, metavar="JSON", help="meta object")
+    status = send.add_mutually_exclusive_group()
+    status.add_argument("--status", choices=("start", "update", "close", "error"), default="update",
+                        help="event status (default update)")
+    status.add_argument("--start", dest="status", action="store_const", const="start",
+                        help="same as --status start")
+    status.add_argument("--close", dest="status", action="store_const", const="close",
+                        help="mark the task finished")
+    status.add_argument("--error", dest="status", action="store_const", const="error",
+                        help="mark the task failed")
+
+    pipe = sub.add_parser("pipe", parents=[common, reporting],
+                          help="copy stdin to stdout, reporting bytes or lines (like pv)")
+    pipe.add_argument("--task-id", help="task id (default host:pid:bar-1)")
+    pipe.add_argument("--desc", help="description")
+    size = pipe.add_mutually_exclusive_group()
+    size.add_argument("--total", type=_number, help="expected bytes (or lines with --lines)")
+    size.add_argument("--size-from", metavar="FILE", help="expected bytes: the size of FILE")
+    pipe.add_argument("--lines", action="store_true", help="count lines instead of bytes")
+    pipe.add_argument("-q", "--quiet", action="store_true", help="no bar on stderr")
+
+    tasks = sub.add_parser("tasks", parents=[common], help="list the daemon's tasks")
+    tasks.add_argument("--status", metavar="S[,S...]", help="only tasks with these statuses")
+    tasks.add_argument("--json", action="store_true", help="print the JSON as the daemon sends it")
+
+    rm = sub.add_parser("rm", parents=[common], help="remove tasks")
+    rm.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    rm.add_argument("--status", help="remove every task with this status")
+    rm.add_argument("--older-than", type=_number, metavar="SECONDS",
+                    help="remove every task idle for longer than this")
+    return parser
+
+
+def _positive(raw: str) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {raw!r}")
+    return int(value) if value.is_integer() else value
+
+
+def _json_object(raw: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {raw!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {raw!r}")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE, end="")
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command == "serve":
+    if args and args[0] == "serve":
         from progressistad.daemon import main as serve
 
-        return serve(rest)
-    print(f"progressista: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
-    return 2
+        return serve(args[1:])
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    if ns.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return COMMANDS[ns.command](ns)
+    except CommandError as error:
+        print(f"progressista {ns.command}: {error}", file=sys.stderr)
+        return error.status
+
+
+class CommandError(Exception):
+    """A one-line failure for the user, with the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_UNREACHABLE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _settings(ns: argparse.Namespace):
+    from progressistad.client.settings import ClientSettings, progress_url
+
+    env = ClientSettings.from_env()
+    try:
+        url = progress_url(ns.server_url) if ns.server_url else env.server_url
+    except ValueError as error:
+        raise CommandError(f"--server-url: {error}", EXIT_USAGE) from None
+    token = ns.token if ns.token is not None else env.api_token
+    timeout = ns.timeout or env.request_timeout
+    return url, token, timeout
+
+
+def _daemon(ns: argparse.Namespace):
+    from progressistad.client.admin import Daemon
+
+    url, token, timeout = _settings(ns)
+    return Daemon(url, token, timeout)
+
+
+def _call(fn, *args: Any) -> Any:
+    from progressistad.client.admin import DaemonError
+
+    try:
+        return fn(*args)
+    except DaemonError as error:
+        raise CommandError(str(error)) from None
+
+
+def _remote_options(ns: argparse.Namespace) -> Dict[str, Any]:
+    """Keyword arguments for RemoteTqdm from the connection flags."""
+    from progressistad.client.settings import auth_headers
+
+    url, token, timeout = _settings(ns)
+    options: Dict[str, Any] = {"server_url": url, "request_timeout": timeout,
+                               "headers": auth_headers(token)}
+    if getattr(ns, "push_every", None):
+        options["push_every"] = ns.push_every
+    return options
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """Run a script or module as __main__ with the tqdm patch installed; its exit status."""
+    from progressistad.client import patch
+
+    defaults = _remote_options(ns)
+    if ns.unit:
+        defaults["unit"] = ns.unit
+    if ns.meta:
+        defaults["meta"] = ns.meta
+    patch.install(**defaults)
+    program_args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
+    return _run_main(ns.target, program_args, ns.module)
+
+
+def _run_main(target: str, args: List[str], module: bool) -> int:
+    if not module and not os.path.exists(target):
+        raise CommandError(f"no such script: {target}", EXIT_USAGE)
+    sys.argv = [target] + list(args)
+    if not module:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+    try:
+        if module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target, run_name="__main__")
+    except SystemExit as exit_:
+        return _exit_status(exit_.code)
+    except ImportError as error:
+        if module and getattr(error, "name", None) == target:
+            raise CommandError(f"no module named {target!r}", EXIT_USAGE) from None
+        raise
+    return 0
+
+
+def _exit_status(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from progressistad.client.demo import run_demo
+
+    _call(_daemon(ns).call, "GET", "/health")
+    return run_demo(ns.seconds, _remote_options(ns))
+
+
+def cmd_send(ns: argparse.Namespace) -> int:
+    event: Dict[str, Any] = {"task_id": ns.task_id, "status": ns.status}
+    for field in ("n", "total", "desc", "unit", "meta"):
+        value = getattr(ns, field)
+        if value is not None:
+            event[field] = value
+    _call(_daemon(ns).send, event)
+    return 0
+
+
+def cmd_pipe(ns: argparse.Namespace) -> int:
+    from progressistad.client.pipe import run_pipe, size_of
+
+    total = ns.total
+    if ns.size_from:
+        try:
+            total = size_of(ns.size_from)
+        except OSError as error:
+            raise CommandError(f"--size-from {ns.size_from}: {error.strerror}", EXIT_USAGE) from None
+    return run_pipe(ns.task_id, ns.desc, total, ns.lines, ns.quiet, _remote_options(ns))
+
+
+def cmd_tasks(ns: argparse.Namespace) -> int:
+    from progressistad.client.admin import task_table
+
+    tasks = _call(_daemon(ns).tasks, ns.status)
+    if ns.json:
+        print(json.dumps({"tasks": tasks}, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(task_table(tasks))
+    return 0
+
+
+def cmd_rm(ns: argparse.Namespace) -> int:
+    if not ns.task_ids and ns.status is None and ns.older_than is None:
+        raise CommandError("name TASK_IDs, or --status and/or --older-than", EXIT_USAGE)
+    if ns.task_ids and (ns.status is not None or ns.older_than is not None):
+        raise CommandError("TASK_IDs cannot be combined with --status or --older-than", EXIT_USAGE)
+    daemon = _daemon(ns)
+    if not ns.task_ids:
+        for task_id in _call(daemon.remove_where, ns.status, ns.older_than):
+            print(f"removed {task_id}")
+        return 0
+    missing = 0
+    for task_id in ns.task_ids:
+        if _call(daemon.remove, task_id):
+            print(f"removed {task_id}")
+        else:
+            print(f"progressista rm: no such task: {task_id}", file=sys.stderr)
+            missing += 1
+    return 1 if missing else 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "send": cmd_send,
+    "pipe": cmd_pipe,
+    "tasks": cmd_tasks,
+    "rm": cmd_rm,
+}
 
 
 if __name__ == "__main__":

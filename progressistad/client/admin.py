@@ -1,0 +1,94 @@
+"""One-shot calls to the daemon for the command line: send an event, list tasks, remove tasks."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote, urlencode
+
+from progressistad.client.settings import auth_headers, base_url, safe_url
+from progressistad.client.transport import Connection, Response
+
+
+class DaemonError(Exception):
+    """The daemon could not be reached or refused the request; the message is one line for the user."""
+
+
+class Daemon:
+    """The daemon's HTTP API at a base URL, with an optional token."""
+
+    def __init__(self, url: str, token: Optional[str], timeout: float) -> None:
+        self.url = base_url(url)
+        self.connection = Connection(self.url, timeout, auth_headers(token))
+
+    def call(self, method: str, path: str, payload: Any = None, query: str = "") -> Any:
+        """The JSON body of a 2xx answer; DaemonError for anything else."""
+        try:
+            response = self.connection.request(method, path, payload, query)
+        except (OSError, http.client.HTTPException) as error:
+            raise DaemonError(f"cannot reach the daemon at {safe_url(self.url)}: "
+                              f"{getattr(error, 'strerror', None) or error}") from None
+        finally:
+            self.connection.close()
+        if not response.ok:
+            raise DaemonError(self._refusal(response))
+        return response.body
+
+    def _refusal(self, response: Response) -> str:
+        hint = ""
+        if response.status == 401:
+            hint = " (set --token or PROGRESSISTA_API_TOKEN)"
+        return f"the daemon at {safe_url(self.url)} answered {response.error}{hint}"
+
+    def send(self, event: Dict[str, Any]) -> Any:
+        return self.call("POST", "/progress", event)
+
+    def tasks(self, statuses: Optional[str] = None) -> Dict[str, Any]:
+        query = urlencode({"status": statuses}) if statuses else ""
+        return self.call("GET", "/tasks", query=query)["tasks"]
+
+    def remove(self, task_id: str) -> bool:
+        return bool(self.call("DELETE", "/tasks/" + quote(task_id, safe=""))["removed"])
+
+    def remove_where(self, status: Optional[str], older_than: Optional[float]) -> List[str]:
+        filters = {k: v for k, v in (("status", status), ("older_than", older_than)) if v is not None}
+        return list(self.call("DELETE", "/tasks", query=urlencode(filters))["removed"])
+
+
+COLUMNS = ("TASK", "STATUS", "PROGRESS", "%", "RATE", "ETA", "IDLE", "DESC")
+
+
+def task_table(tasks: Dict[str, Any], now: Optional[float] = None) -> str:
+    """The tasks as an aligned text table, newest update first."""
+    now = time.time() if now is None else now
+    rows = [COLUMNS] + [_row(task, now) for task in sorted(
+        tasks.values(), key=lambda t: -(t.get("updated_at") or 0))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+        for row in rows).rstrip() + "\n"
+
+
+def _row(task: Dict[str, Any], now: float) -> tuple:
+    n, total, unit = task.get("n") or 0, task.get("total"), task.get("unit") or ""
+    progress = f"{_num(n)}/{_num(total) if total is not None else '?'} {unit}".strip()
+    percent = f"{100 * n / total:.0f}" if total else ""
+    rate = f"{_num(task['rate'])}/s" if task.get("rate") else ""
+    eta = _duration(task["eta"]) if task.get("eta") is not None else ""
+    idle = _duration(now - task["updated_at"]) if task.get("updated_at") else ""
+    return (str(task.get("task_id")), str(task.get("status")), progress, percent, rate, eta, idle,
+            str(task.get("desc") or ""))
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,167 @@
+"""RemoteTqdm: tqdm that also reports to a progressistad daemon, without slowing the loop."""
+
+from __future__ import annotations
+
+import copy
+import os
+import itertools
+import socket
+import threading
+from typing import Any, Dict, Optional, Type, TypeVar
+
+from tqdm import tqdm
+
+from progressistad import contract
+from progressistad.client import sender
+from progressistad.client.events import State, task_id_for
+from progressistad.client.settings import ClientSettings, auth_headers, progress_url
+
+_bar_numbers = itertools.count(1)
+_nesting = threading.local()
+REMOTE_OPTIONS = ("server_url", "task_id", "push_every", "request_timeout", "meta", "headers")
+
+
+def default_task_id() -> str:
+    """`host:pid:bar-N`: unique per bar, and says where the bar runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:bar-{next(_bar_numbers)}"
+
+
+def _read_state(bar: Any) -> State:
+    return (bar.n, bar.total, getattr(bar, "desc", None) or bar._remote_desc,
+            getattr(bar, "unit", None) or bar._remote_unit)
+
+
+class RemoteTqdmMixin:
+    """Adds reporting to a tqdm class; rendering and per-update work stay tqdm's own."""
+
+    _remote_defaults: Dict[str, Any] = {}
+    _is_progressista_remote = True
+
+    def __init__(self, iterable: Any = None, *args: Any, server_url: Optional[str] = None,
+                 task_id: Optional[str] = None, push_every: Optional[float] = None,
+                 request_timeout: Optional[float] = None, meta: Optional[dict] = None,
+                 headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> None:
+        self._remote_track = None
+        self._remote_status = contract.CLOSE
+        options = self._remote_options(server_url=server_url, task_id=task_id, push_every=push_every,
+                                       request_timeout=request_timeout, meta=meta, headers=headers)
+        if "unit" not in kwargs and self._remote_defaults.get("unit"):
+            kwargs["unit"] = self._remote_defaults["unit"]
+        self._remote_desc = kwargs.get("desc") or (args[0] if args and isinstance(args[0], str) else "")
+        self._remote_unit = kwargs.get("unit", "it")
+        super().__init__(iterable, *args, **kwargs)  # type: ignore[call-arg]
+        if self.disable:
+            self.update = self._count_update  # type: ignore[method-assign]
+        self._remote_start(**options)
+
+    def _remote_options(self, **given: Any) -> Dict[str, Any]:
+        defaults = self._remote_defaults
+        options = {k: (v if v is not None else defaults.get(k)) for k, v in given.items()}
+        return options
+
+    def _remote_start(self, server_url: Optional[str], task_id: Optional[str],
+                      push_every: Optional[float], request_timeout: Optional[float],
+                      meta: Optional[dict], headers: Optional[Dict[str, str]]) -> None:
+        try:
+            settings = ClientSettings.from_env()
+            url = progress_url(server_url) if server_url else settings.server_url
+            sent_headers = dict(headers) if headers is not None else auth_headers(settings.api_token)
+            sent_meta = self._remote_meta(meta)
+            self._remote_track = sender.get_sender().track(
+                self, _read_state, task_id_for(task_id or default_task_id()), url, sent_headers,
+                float(request_timeout or settings.request_timeout),
+                float(push_every or settings.push_interval), sent_meta)
+        except Exception as error:  # a bad option must not break the user's loop
+            sender.log.warning("progressista: this bar is not reported: %s", error)
+            return
+        stack = getattr(_nesting, "stack", None)
+        if stack is None:
+            stack = _nesting.stack = []
+        stack.append((id(self), self._remote_track.task_id if self._remote_track else None))
+
+    def _remote_meta(self, meta: Optional[dict]) -> Optional[dict]:
+        sent = copy.deepcopy(meta) if meta else {}
+        stack = getattr(_nesting, "stack", None)
+        if stack and stack[-1][1] and "parent_id" not in sent:
+            sent["parent_id"] = stack[-1][1]
+        return sent or None
+
+    def _count_update(self, n: float = 1) -> None:
+        """update() of a disabled bar: tqdm would not count, the daemon still wants the numbers."""
+        self.n += n
+
+    def __iter__(self):  # type: ignore[override]
+        if self.disable and self._remote_track is not None:
+            return self._count_iter()
+        return super().__iter__()  # type: ignore[misc]
+
+    def _count_iter(self):
+        n = self.n
+        try:
+            for obj in self.iterable:
+                yield obj
+                n += 1
+                self.n = n
+        finally:
+            self.n = n
+            self.close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if exc_type is not None:
+            self._remote_status = contract.ERROR
+        return super().__exit__(exc_type, exc, tb)  # type: ignore[misc]
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            self._remote_finish()
+
+    def _remote_finish(self) -> None:
+        track, self._remote_track = getattr(self, "_remote_track", None), None
+        if track is None:
+            return
+        try:
+            stack = getattr(_nesting, "stack", None) or []
+            stack[:] = [entry for entry in stack if entry[0] != id(self)]
+            sender.get_sender().finish(track, self._remote_status, _read_state(self))
+        except Exception:  # e.g. during interpreter shutdown
+            pass
+
+    def remote_fail(self) -> None:
+        """Close this bar and report the task as failed (status `error`)."""
+        self._remote_status = contract.ERROR
+        self.close()
+
+    def remote_detach(self) -> None:
+        """Stop reporting this bar without sending a final event (it goes stale on the dashboard)."""
+        track, self._remote_track = self._remote_track, None
+        if track is not None:
+            sender.get_sender().forget(track)
+
+
+TqdmClass = TypeVar("TqdmClass", bound=type)
+_remote_classes: Dict[type, type] = {}
+
+
+def make_remote_tqdm(base: Type[Any], **defaults: Any) -> Type[Any]:
+    """A remote-reporting subclass of `base` (cached per base when no defaults are given)."""
+    if getattr(base, "_is_progressista_remote", False):
+        return base
+    if not defaults and base in _remote_classes:
+        return _remote_classes[base]
+    cls = type(f"Remote{base.__name__}", (RemoteTqdmMixin, base), {
+        "__module__": __name__,
+        "__doc__": base.__doc__,
+        "_remote_defaults": dict(defaults),
+    })
+    if not defaults:
+        _remote_classes[base] = cls
+    return cls
+
+
+class RemoteTqdm(RemoteTqdmMixin, tqdm):
+    """tqdm that also reports to progressistad; takes every tqdm argument plus the remote options."""
+
+
+_remote_classes[tqdm] = RemoteTqdm

@@ -1,0 +1,113 @@
+"""Helpers for the client tests: client programs in subprocesses, task polling, a recording server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from tests.support import REPO, clean_env, wait_for
+
+
+def client_env(url: str, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment for a client program reporting to `url` quickly."""
+    env = clean_env({"PROGRESSISTA_SERVER_URL": url, "PROGRESSISTA_PUSH_INTERVAL": "0.05",
+                     "PYTHONPATH": str(REPO)})
+    env.update(extra or {})
+    return env
+
+
+def run_program(code: str, url: str, extra_env: Optional[Mapping[str, str]] = None,
+                timeout: float = 60.0, args: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run a Python snippet as a client program; its completed process (stdout, stderr as text)."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                          env=client_env(url, extra_env), capture_output=True, text=True,
+                          timeout=timeout, cwd=str(REPO))
+
+
+def start_program(code: str, url: str, extra_env: Optional[Mapping[str, str]] = None,
+                  args: Sequence[str] = ()) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
+                            env=client_env(url, extra_env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+
+
+def progressista(args: Sequence[str], url: str, extra_env: Optional[Mapping[str, str]] = None,
+                 timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run the `progressista` command (as `python -m progressistad.cli`)."""
+    kwargs.setdefault("capture_output", True)
+    return subprocess.run([sys.executable, "-m", "progressistad.cli", *args],
+                          env=client_env(url, extra_env), timeout=timeout, cwd=str(REPO), **kwargs)
+
+
+def tasks(daemon, headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    status, _, body = daemon.request("GET", "/tasks", headers=headers)
+    assert status == 200, body
+    return body["tasks"]
+
+
+def wait_task(daemon, task_id: str, timeout: float = 20.0, headers=None, **expected: Any) -> Dict[str, Any]:
+    """Wait until `task_id` exists on the daemon with every `expected` field value."""
+    def matches():
+        try:
+            task = tasks(daemon, headers).get(task_id)
+        except OSError:
+            return None
+        if task and all(task.get(k) == v for k, v in expected.items()):
+            return task
+        return None
+    return wait_for(matches, timeout, message=f"task {task_id} with {expected}")
+
+
+class RecordingServer:
+    """A stand-in daemon on 127.0.0.1 that records every POSTed body and answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.bodies: List[Any] = []
+        self.connections = set()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                owner.bodies.append(json.loads(self.rfile.read(length)))
+                owner.connections.add(self.client_address)
+                body = json.dumps({"ok": owner.status == 200} if owner.status == 200
+                                  else {"error": "test refusal"}).encode()
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/progress"
+
+    def events(self) -> List[dict]:
+        out: List[dict] = []
+        for body in list(self.bodies):
+            out.extend(body if isinstance(body, list) else [body])
+        return out
+
+    def __enter__(self) -> "RecordingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
