@@ -38,7 +38,7 @@ run: $(VENV_RUN)/.installed
 test: test-os-deps test-newest test-oldest
 
 # OS packages the tests drive (browser, packaging tools, proxies); installed only as root.
-OS_TEST_PACKAGES ?=
+OS_TEST_PACKAGES ?= chromium
 test-os-deps:
 	@bash .ci/os-deps $(OS_TEST_PACKAGES)
 
