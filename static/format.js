@@ -24,8 +24,9 @@ export function scaleCount(value) {
     index += 1;
   }
   const sign = value < 0 ? "-" : "";
-  if (index === 0) return sign + trimNumber(scaled, Number.isInteger(scaled) ? 0 : 2);
-  return sign + trimNumber(scaled, scaled < 10 ? 2 : scaled < 100 ? 1 : 0) + SI_PREFIXES[index];
+  // Three significant digits at most: 1.23k, 12.3M, 123 (what tqdm shows).
+  const digits = Number.isInteger(scaled) && index === 0 ? 0 : scaled < 10 ? 2 : scaled < 100 ? 1 : 0;
+  return sign + trimNumber(scaled, digits) + SI_PREFIXES[index];
 }
 
 /** A byte count with binary prefixes: 512 B, 1.5 KiB, 20 MiB. */

@@ -174,6 +174,9 @@ export class GroupRow {
     for (const task of tasks) byStatus.set(task.status, (byStatus.get(task.status) || 0) + 1);
     const summary = [...byStatus.entries()].map(([status, count]) => count + " " + status);
     setText(this.summary, summary.join(", "));
+    // The group takes its members' colour when they all share one status.
+    const status = byStatus.size === 1 ? tasks[0].status : "";
+    if (this.node.dataset.status !== status) this.node.dataset.status = status;
     const unit = sharedUnit(tasks);
     const known = tasks.every((task) => typeof task.total === "number");
     const n = tasks.reduce((sum, task) => sum + (task.n || 0), 0);
