@@ -87,7 +87,7 @@ def test_buckets_and_folded_completed(daemon_factory, dashboards):
     more = page.locator("#bucket-completed .more")
     assert more.inner_text() == "Show 2 older completed"
     more.click()
-    page.wait_for_function("document.querySelectorAll('#bucket-completed li.task').length === 12")
+    page.wait_for_function("() => document.querySelectorAll('#bucket-completed li.task').length === 12")
     assert visible_ids(page, "completed")[-2:] == ["done-01", "done-00"]
     post(daemon, {"task_id": "idle", "n": 2})
     wait_rows(page, lambda r: r["idle"]["bucket"] == "active", message="a stale task reviving")
@@ -99,7 +99,7 @@ def test_groups_fold_with_an_aggregate_bar(daemon, dashboards):
          [{"task_id": f"etl-{i}", "n": 1, "total": 2, "meta": {"group": "nightly etl"}} for i in range(2)] +
          [{"task_id": "solo:one", "n": 1, "total": 4}])
     page = dashboards.open(daemon.url + DASHBOARD)
-    page.wait_for_function("document.querySelectorAll('li.group').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('li.group').length === 2")
     train = page.locator("li.group[data-group-key='active:train']")
     assert train.locator(".group-count").inner_text() == "4 tasks"
     assert train.locator(".stat-amount").inner_text() == "60 / 400 steps"
@@ -110,11 +110,11 @@ def test_groups_fold_with_an_aggregate_bar(daemon, dashboards):
     toggle.focus()
     page.keyboard.press("Enter")
     assert toggle.get_attribute("aria-expanded") == "true"
-    page.wait_for_function("document.querySelectorAll('li.group .members li.task').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('li.group .members li.task').length === 4")
     assert [i for i in visible_ids(page) if i.startswith("train:")] == [f"train:rank-{i}" for i in range(4)]
     post(daemon, {"task_id": "train:rank-0", "n": 100})
     page.wait_for_function(
-        "document.querySelector(\"li.group[data-group-key='active:train'] > .stats .stat-amount\")"
+        "() => document.querySelector(\"li.group[data-group-key='active:train'] > .stats .stat-amount\")"
         ".textContent === '160 / 400 steps'")
     post(daemon, {"task_id": "train:rank-3", "status": "error"})
     shown = wait_rows(page, lambda r: r.get("train:rank-3", {}).get("bucket") == "attention",
@@ -130,20 +130,20 @@ def test_search_status_filter_and_sort_live_in_the_hash(daemon, dashboards):
     page = dashboards.open(daemon.url + DASHBOARD)
     wait_rows(page, lambda r: len(r) == 3)
     page.fill("#search", "encode")
-    page.wait_for_function("location.hash === '#q=encode'")
-    page.wait_for_function("document.querySelectorAll('li.task').length === 2")
+    page.wait_for_function("() => location.hash === '#q=encode'")
+    page.wait_for_function("() => document.querySelectorAll('li.task').length === 2")
     page.uncheck("input[name=status][value=close]")
-    page.wait_for_function("location.hash.includes('status=start%2Cupdate%2Crecovered%2Cstale%2Cerror')")
+    page.wait_for_function("() => location.hash.includes('status=start%2Cupdate%2Crecovered%2Cstale%2Cerror')")
     assert set(rows(page)) == {"beta"}
     page.fill("#search", "")
     page.select_option("#sort", "progress")
-    page.wait_for_function("location.hash.includes('sort=progress')")
-    page.wait_for_function("[...document.querySelectorAll('#bucket-active li.task')].map(li => "
+    page.wait_for_function("() => location.hash.includes('sort=progress')")
+    page.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
                            "li.dataset.taskId).join() === 'alpha,beta'")
     bookmarked = page.url
     assert "#" in bookmarked
     second = dashboards.open(bookmarked)
-    second.wait_for_function("[...document.querySelectorAll('#bucket-active li.task')].map(li => "
+    second.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
                              "li.dataset.taskId).join() === 'alpha,beta'")
     assert second.locator("#sort").input_value() == "progress"
     assert not second.locator("input[name=status][value=close]").is_checked()

@@ -95,7 +95,7 @@ def test_read_only_token_hides_the_actions(daemon_factory, dashboards):
          headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
     page = dashboards.open(f"{daemon.url}{DASHBOARD}?token={READ_TOKEN}")
     wait_rows(page, lambda r: "watched" in r)
-    page.wait_for_function("!document.body.classList.contains('can-write')")
+    page.wait_for_function("() => !document.body.classList.contains('can-write')")
     for selector in ("#clear-completed", "#clear-stale", "#clear-errors", "li.task .discard"):
         assert page.locator(selector).is_hidden(), selector
     assert READ_TOKEN not in page.url
@@ -113,3 +113,68 @@ def test_without_a_valid_token_the_page_says_so_and_shows_nothing(daemon_factory
     assert rows(page) == {}
     assert "private" not in page.content()
     assert page.locator("#clear-completed").is_hidden()
+
+
+CONNECTION_SCRIPT = """async () => {
+  const { LiveConnection, backoffDelay } = await import(new URL('connection.js', location.href).href);
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) { this.url = url; this.closedWith = null; sockets.push(this); }
+    close(code) { this.closedWith = code; }
+  }
+  const real = window.WebSocket;
+  window.WebSocket = FakeSocket;
+  const seen = [];
+  const connection = new LiveConnection('ws://127.0.0.1:1/ws?protocol=delta', {
+    onSnapshot: (tasks) => seen.push('snapshot:' + Object.keys(tasks).join()),
+    onDelta: (tasks, removed) => seen.push('delta:' + Object.keys(tasks).join() + '-' + removed.join()),
+    onState: (state) => seen.push(state),
+  });
+  const send = (socket, message) => socket.onmessage({ data: JSON.stringify(message) });
+  try {
+    connection.start();
+    send(sockets[0], { type: 'snapshot', seq: 5, tasks: { a: {} } });
+    send(sockets[0], { type: 'delta', seq: 6, tasks: { b: {} }, removed: ['a'] });
+    send(sockets[0], { type: 'delta', seq: 8, tasks: { c: {} }, removed: [] });
+    send(sockets[1], { type: 'snapshot', seq: 8, tasks: { b: {}, c: {} } });
+    sockets[1].onclose({ code: 1006 });
+    const retrying = sockets.length;
+    connection.stop();
+    const unauthorized = new LiveConnection('ws://127.0.0.1:1/ws', {
+      onSnapshot: () => {}, onDelta: () => {}, onState: (state) => seen.push('other:' + state) });
+    unauthorized.start();
+    sockets[2].onclose({ code: 4401 });
+    const delays = [0, 1, 2, 3, 10, 30].map((attempt) =>
+      [backoffDelay(attempt, () => 0), backoffDelay(attempt, () => 1)]);
+    return { seen, sockets: sockets.length, retrying, gapClosed: sockets[0].closedWith, delays };
+  } finally {
+    window.WebSocket = real;
+  }
+}"""
+
+
+def test_a_seq_gap_resyncs_and_4401_stops_retrying(daemon, dashboards):
+    page = dashboards.open(daemon.url + DASHBOARD)
+    result = page.evaluate(CONNECTION_SCRIPT)
+    assert result["seen"] == [
+        "connecting", "snapshot:a", "connected", "delta:b-a",
+        "connecting", "snapshot:b,c", "connected", "reconnecting",
+        "other:connecting", "other:unauthorized",
+    ]
+    assert result["gapClosed"] == 4000, "the socket that skipped a seq is dropped"
+    assert result["retrying"] == 2 and result["sockets"] == 3, "4401 opens no new socket"
+    assert result["delays"] == [[250, 500], [500, 1000], [1000, 2000], [2000, 4000],
+                                [7500, 15000], [7500, 15000]]
+
+
+def test_dashboard_behind_a_base_path(daemon_factory, dashboards):
+    daemon = daemon_factory(["--base-path", "/tools/progress"], env=TOKENS_ENV)
+    headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    post_at = lambda events: daemon.request("POST", "/tools/progress/progress", events, headers=headers)
+    assert post_at({"task_id": "prefixed", "n": 1, "total": 4, "status": "close"})[0] == 200
+    page = dashboards.open(f"{daemon.url}/tools/progress/?token={WRITE_TOKEN}")
+    wait_rows(page, lambda r: r.get("prefixed", {}).get("percent") == "25%")
+    assert page.url == f"{daemon.url}/tools/progress/static/index.html"
+    page.click("#clear-completed")
+    wait_rows(page, lambda r: r == {}, message="cleared through the prefixed API")
+    assert all("/tools/progress/" in url for url in dashboards.requests), dashboards.requests

@@ -67,7 +67,7 @@ def test_phone_width_has_no_horizontal_scroll(daemon, dashboards):
                   {"task_id": "short", "n": 123456789, "total": 987654321, "unit": "B"}])
     page = dashboards.open(daemon.url + DASHBOARD, viewport={"width": 360, "height": 740},
                            is_mobile=True, has_touch=True)
-    page.wait_for_function("document.querySelectorAll('li.group').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('li.group').length === 1")
     page.click(".group-toggle")
     wait_rows(page, lambda r: len(r) == 4)
     widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -177,18 +177,18 @@ def test_screenshot_of_a_busy_dashboard(daemon_factory, dashboards):
     feeder = threading.Thread(target=feed_live_updates, args=(daemon, stop), daemon=True)
     feeder.start()
     try:
-        page = dashboards.open(daemon.url + DASHBOARD, viewport={"width": 1000, "height": 1320})
+        page = dashboards.open(daemon.url + DASHBOARD, viewport={"width": 1000, "height": 1400})
         wait_rows(page, lambda r: r.get("lost-worker", {}).get("status") == "stale"
                   and r.get("backup-db", {}).get("rate"), message="a stale task and live rates")
         page.click("li.group .group-toggle")
-        page.wait_for_function("document.querySelectorAll('li.group .members li.task').length === 4")
+        page.wait_for_function("() => document.querySelectorAll('li.group .members li.task').length === 4")
         time.sleep(1.2)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
         page.set_viewport_size({"width": 390, "height": 844})
         page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"))
         if os.environ.get("UPDATE_SCREENSHOT") == "1":
-            page.set_viewport_size({"width": 1000, "height": 1320})
+            page.set_viewport_size({"width": 1000, "height": 1400})
             time.sleep(0.3)
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
