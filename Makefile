@@ -1,6 +1,7 @@
 # progressistad: run it, test it, build it.
 #   make run    the daemon on 127.0.0.1:8000 with its dashboard, state under ./var
 #   make test   every test leg (installs what the tests need, OS packages when root)
+#   make screenshot   retake docs/dashboard.png (the README's) from a live daemon in headless Chromium
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -19,7 +20,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test test-newest test-oldest test-os-deps bench clean
+.PHONY: help run test test-newest test-oldest test-os-deps bench clean screenshot
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -41,6 +42,7 @@ test: test-os-deps test-newest test-oldest
 OS_TEST_PACKAGES := curl
 OS_TEST_PACKAGES += systemd
 OS_TEST_PACKAGES += mandoc man-db groff-base
+OS_TEST_PACKAGES += chromium
 test-os-deps:
 	@bash .ci/os-deps $(OS_TEST_PACKAGES)
 
@@ -71,6 +73,9 @@ test-oldest:
 	@$(MAKE) --no-print-directory $(VENV_OLDEST)/.installed
 	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado;from importlib.metadata import version as v;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",v("marshmallow"))'))"
 	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging" tests
+
+screenshot: test-os-deps $(VENV_NEWEST)/.installed
+	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_scale.py -k screenshot
 
 bench: $(VENV_NEWEST)/.installed
 	$(VENV_NEWEST)/bin/python bench/run.py

@@ -1,0 +1,109 @@
+// The live link to the daemon: /ws?protocol=delta, seq checking, reconnects with backoff.
+
+const CLOSE_UNAUTHORIZED = 4401;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+
+/** Socket URL next to the page (works under a --base-path prefix), ws: or wss: like the page. */
+export function socketUrl(pageHref) {
+  const url = new URL("../ws?protocol=delta", pageHref);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.hash = "";
+  return url.href;
+}
+
+/** Delay before reconnect attempt `attempt` (0-based): exponential with full jitter. */
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Keeps one WebSocket open and hands its messages over.
+ *
+ * handlers: onSnapshot(tasks, receivedAt), onDelta(tasks, removed, receivedAt),
+ * onState(state, detail) with state one of "connecting", "connected",
+ * "reconnecting" (detail: ms until the next try) and "unauthorized".
+ */
+export class LiveConnection {
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.socket = null;
+    this.seq = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.stopped = false;
+    this.arrivedAt = 0;
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.socket) this.socket.close(1000, "page closed");
+  }
+
+  open() {
+    this.retryTimer = null;
+    this.seq = null;
+    this.handlers.onState(this.attempt === 0 ? "connecting" : "reconnecting", 0);
+    const socket = new WebSocket(this.url);
+    this.socket = socket;
+    socket.onmessage = (event) => this.receive(socket, event.data);
+    socket.onclose = (event) => this.closed(socket, event.code);
+    // Errors are always followed by close, which decides what to do.
+    socket.onerror = () => {};
+  }
+
+  receive(socket, text) {
+    if (socket !== this.socket) return;
+    const receivedAt = Date.now();
+    this.arrivedAt = performance.now();
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch (error) {
+      this.resync("unreadable message");
+      return;
+    }
+    if (message.type === "snapshot") {
+      this.seq = message.seq;
+      this.attempt = 0;
+      this.handlers.onSnapshot(message.tasks || {}, receivedAt);
+      this.handlers.onState("connected", 0);
+    } else if (message.type === "delta") {
+      if (this.seq === null || message.seq !== this.seq + 1) {
+        this.resync("missed an update");
+        return;
+      }
+      this.seq = message.seq;
+      this.handlers.onDelta(message.tasks || {}, message.removed || [], receivedAt);
+    }
+  }
+
+  /** Drop the socket and connect again at once: the new snapshot replaces our state. */
+  resync(reason) {
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.close(4000, reason);
+    this.open();
+  }
+
+  closed(socket, code) {
+    if (socket !== this.socket || this.stopped) return;
+    this.socket = null;
+    if (code === CLOSE_UNAUTHORIZED) {
+      this.handlers.onState("unauthorized", 0);
+      return;
+    }
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.handlers.onState("reconnecting", delay);
+    this.retryTimer = setTimeout(() => this.open(), delay);
+  }
+}

@@ -1,0 +1,194 @@
+// Wires the dashboard together: address bar, filters, live connection, board, actions.
+
+import { clearTasks, discardTask, fetchAccess } from "./api.js";
+import { Board } from "./board.js";
+import { LiveConnection, socketUrl } from "./connection.js";
+import { Filters, TaskState } from "./tasks.js";
+
+const byId = (id) => document.getElementById(id);
+
+/** The daemon turned `?token=` into an HttpOnly cookie; keep the token out of the address bar. */
+function dropTokenFromAddress() {
+  const url = new URL(location.href);
+  if (!url.searchParams.has("token")) return;
+  url.searchParams.delete("token");
+  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+}
+
+function sectionsOf(names) {
+  const sections = {};
+  for (const name of names) {
+    const section = byId("bucket-" + name);
+    sections[name] = {
+      section,
+      list: section.querySelector(".task-list"),
+      count: section.querySelector(".count"),
+      more: section.querySelector(".more"),
+    };
+  }
+  return sections;
+}
+
+/** Timings of the last snapshot and delta, from arrival to DOM written and to the next frame. */
+const timings = { snapshot: null, delta: null, pending: null };
+window.progressistaTimings = timings;
+
+function startTiming(kind, count, arrivedAt) {
+  if (!timings.pending) timings.pending = { kind, tasks: count, arrivedAt };
+  else timings.pending.tasks += count;
+}
+
+function finishTiming() {
+  const pending = timings.pending;
+  if (!pending) return;
+  timings.pending = null;
+  const rendered = performance.now();
+  requestAnimationFrame(() => setTimeout(() => {
+    timings[pending.kind] = {
+      tasks: pending.tasks,
+      renderedMs: rendered - pending.arrivedAt,
+      paintedMs: performance.now() - pending.arrivedAt,
+    };
+  }));
+}
+
+class Dashboard {
+  constructor() {
+    this.state = new TaskState();
+    this.filters = Filters.fromHash(location.hash);
+    this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
+      (totals) => this.rendered(totals));
+    this.connectionState = "connecting";
+    this.connection = new LiveConnection(socketUrl(location.href), {
+      onSnapshot: (tasks) => this.snapshot(tasks),
+      onDelta: (tasks, removed, receivedAt) => this.delta(tasks, removed, receivedAt),
+      onState: (state, delay) => this.showConnection(state, delay),
+    });
+  }
+
+  start() {
+    this.bindControls();
+    this.board.setFilters(this.filters);
+    this.connection.start();
+    setInterval(() => this.board.tick(), 1000);
+  }
+
+  snapshot(tasks) {
+    startTiming("snapshot", Object.keys(tasks).length, this.connection.arrivedAt);
+    this.state.replaceAll(tasks);
+    this.board.schedule();
+  }
+
+  delta(tasks, removed, receivedAt) {
+    startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
+    this.state.applyDelta(tasks, removed, receivedAt);
+    this.board.schedule();
+  }
+
+  rendered(totals) {
+    finishTiming();
+    const connected = this.connectionState === "connected";
+    const empty = byId("empty");
+    empty.hidden = !connected || totals.shown > 0;
+    empty.textContent = totals.all === 0
+      ? "No tasks yet. Progress sent to this daemon shows up here."
+      : "No task matches the search or the status filters.";
+    const parts = [];
+    if (totals.active) parts.push(totals.active + " active");
+    if (totals.attention) parts.push(totals.attention + " need attention");
+    const title = "progressista" + (parts.length ? " (" + parts.join(", ") + ")" : "");
+    if (document.title !== title) document.title = title;
+  }
+
+  showConnection(state, delay) {
+    this.connectionState = state;
+    const labels = {
+      connecting: "Connecting…",
+      connected: "Connected",
+      reconnecting: delay ? `Reconnecting in ${Math.ceil(delay / 1000)} s…` : "Reconnecting…",
+      unauthorized: "Unauthorized",
+    };
+    byId("connection").dataset.state = state;
+    byId("connection-text").textContent = labels[state];
+    byId("board").classList.toggle("offline", state !== "connected");
+    const unauthorized = state === "unauthorized";
+    byId("unauthorized").hidden = !unauthorized;
+    if (unauthorized) {
+      this.state.clear();
+      this.board.relayout();
+    }
+    if (state === "connected") this.refreshAccess();
+    else this.board.relayout();
+  }
+
+  async refreshAccess() {
+    const auth = await fetchAccess();
+    if (!auth) return;
+    const canWrite = !auth.required || auth.access === "write";
+    document.body.classList.toggle("can-write", canWrite);
+  }
+
+  bindControls() {
+    const search = byId("search");
+    const sort = byId("sort");
+    const boxes = [...document.querySelectorAll("input[name=status]")];
+    const show = () => {
+      search.value = this.filters.query;
+      sort.value = this.filters.sort;
+      for (const box of boxes) box.checked = this.filters.statuses.has(box.value);
+    };
+    const changed = () => {
+      this.filters = new Filters(search.value.trim(),
+        boxes.filter((box) => box.checked).map((box) => box.value), sort.value);
+      const base = location.pathname + location.search;
+      history.replaceState(history.state, "", base + this.filters.toHash());
+      this.board.setFilters(this.filters);
+    };
+    show();
+    search.addEventListener("input", changed);
+    sort.addEventListener("change", changed);
+    for (const box of boxes) box.addEventListener("change", changed);
+    window.addEventListener("hashchange", () => {
+      this.filters = Filters.fromHash(location.hash);
+      show();
+      this.board.setFilters(this.filters);
+    });
+    byId("board").addEventListener("click", (event) => this.clicked(event));
+    byId("clear-completed").addEventListener("click", (event) =>
+      this.act(event.currentTarget, () => clearTasks(["close"])));
+    byId("clear-errors").addEventListener("click", (event) =>
+      this.act(event.currentTarget, () => clearTasks(["error"])));
+    byId("clear-stale").addEventListener("click", (event) =>
+      this.act(event.currentTarget, () => clearTasks(["stale"])));
+  }
+
+  clicked(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const action = button.dataset.action;
+    if (action === "discard") {
+      const taskId = button.closest(".task").dataset.taskId;
+      this.act(button, () => discardTask(taskId));
+    } else if (action === "toggle-group") {
+      this.board.toggleGroup(button.closest(".group").dataset.groupKey);
+    } else if (action === "show-older") {
+      this.board.toggleCompleted();
+    }
+  }
+
+  /** Run an API call for `button`; the result arrives through the socket like any change. */
+  act(button, call) {
+    const notice = byId("notice");
+    button.disabled = true;
+    call()
+      .then(() => { notice.hidden = true; })
+      .catch((error) => {
+        notice.textContent = error.message;
+        notice.hidden = false;
+      })
+      .finally(() => { button.disabled = false; });
+  }
+}
+
+dropTokenFromAddress();
+new Dashboard().start();
