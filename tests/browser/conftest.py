@@ -22,9 +22,13 @@ LOCAL_HOSTS = {"127.0.0.1"}
 ACTION_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """The shared headless Chromium; skipped (failed under CI=true) when it is missing."""
+    """Headless Chromium for one test module; skipped (failed under CI=true) when it is missing.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop marked running
+    on this thread while it is open, which would break the pytest-tornado tests after it.
+    """
     executable = require_tool("chromium")
     try:
         from playwright.sync_api import sync_playwright
