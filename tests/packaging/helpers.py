@@ -84,19 +84,21 @@ def require_system_python_module(module: str, package: str) -> None:
 
 
 def ws_messages(url: str, count: int = 1, origin: Optional[str] = None,
-                ca_certs: Optional[str] = None, timeout: float = 15.0) -> List[dict]:
+                ca_certs: Optional[str] = None, timeout: float = 15.0,
+                headers: Optional[Mapping[str, str]] = None) -> List[dict]:
     """The first `count` JSON messages of a WebSocket; raises the handshake's HTTP error."""
 
     async def read() -> List[dict]:
-        headers = {"Origin": origin} if origin else {}
-        request = tornado.httpclient.HTTPRequest(url, headers=headers, ca_certs=ca_certs,
+        sent = dict(headers or {}, **({"Origin": origin} if origin else {}))
+        request = tornado.httpclient.HTTPRequest(url, headers=sent, ca_certs=ca_certs,
                                                  connect_timeout=timeout, request_timeout=timeout)
         connection = await tornado.websocket.websocket_connect(request)
         try:
             messages = []
             for _ in range(count):
                 text = await asyncio.wait_for(connection.read_message(), timeout)
-                assert text is not None, f"WebSocket closed: {connection.close_code} {connection.close_reason}"
+                assert text is not None, \
+                    f"WebSocket closed: {connection.close_code} {connection.close_reason}"
                 messages.append(json.loads(text))
             return messages
         finally:
@@ -105,14 +107,12 @@ def ws_messages(url: str, count: int = 1, origin: Optional[str] = None,
     return asyncio.run(read())
 
 
-def ws_handshake_status(url: str, origin: str, ca_certs: Optional[str] = None) -> int:
+def ws_handshake_status(url: str, origin: str, ca_certs: Optional[str] = None,
+                        headers: Optional[Mapping[str, str]] = None) -> int:
     """HTTP status of a WebSocket handshake (101 when it upgrades)."""
     try:
-        ws_messages(url, 0, origin=origin, ca_certs=ca_certs)
+        ws_messages(url, 0, origin=origin, ca_certs=ca_certs, headers=headers)
     except tornado.httpclient.HTTPClientError as error:
         return error.code
     return 101
 
-
-def env_without(keys: Mapping[str, str], drop_prefixes: Tuple[str, ...]) -> Dict[str, str]:
-    return {k: v for k, v in keys.items() if not k.startswith(drop_prefixes)}

@@ -146,7 +146,8 @@ def test_caddyfile_proxies_api_websocket_and_dashboard(front):
     caddy, daemon = front(EXAMPLES / "Caddyfile", [])
     status, _, body = caddy.request("POST", "/progress", {"task_id": "caddy", "n": 1, "total": 2})
     assert status == 200 and json.loads(body)["accepted"] == 1
-    (message,) = ws_messages(f"wss://{caddy.site}/ws", origin=f"https://{caddy.site}", ca_certs=caddy.root_cert)
+    (message,) = ws_messages(f"wss://{caddy.site}/ws", origin=f"https://{caddy.site}",
+                             ca_certs=caddy.root_cert)
     assert message["tasks"]["caddy"]["total"] == 2
     status, _, page = caddy.request("GET", "/static/index.html")
     assert status == 200 and "<html" in page
@@ -174,6 +175,10 @@ def test_foreign_origin_websocket_is_refused_through_caddy(front):
     caddy, _ = front(EXAMPLES / "Caddyfile", [])
     assert ws_handshake_status(f"wss://{caddy.site}/ws", "https://evil.example",
                                ca_certs=caddy.root_cert) == 403
+    # With --trust-proxy the daemon compares the Origin with X-Forwarded-Host, which
+    # Caddy sets itself whatever the client sent.
+    assert ws_handshake_status(f"wss://{caddy.site}/ws", "https://evil.example", ca_certs=caddy.root_cert,
+                               headers={"X-Forwarded-Host": "evil.example"}) == 403
     assert ws_handshake_status(f"wss://{caddy.site}/ws", f"https://{caddy.site}",
                                ca_certs=caddy.root_cert) == 101
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import warnings
 from pathlib import Path
 from typing import List
 
@@ -12,14 +11,13 @@ import pytest
 
 from progressistad import __version__
 from tests.packaging.helpers import SYSTEM_PYTHON, UNITS, require_root, ws_messages
-from tests.support import REPO, DaemonProcess, require_tool
+from tests.support import DaemonProcess, require_tool
 
 pytestmark = pytest.mark.packaging
 
 APT = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-y", "-qq"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
-CLIENT_PAGE = REPO / "man" / "progressista.1"
 EXPECTED_FILES = [
     "/usr/bin/progressistad",
     "/usr/bin/progressista",
@@ -28,6 +26,7 @@ EXPECTED_FILES = [
     "/lib/systemd/system/progressistad.socket",
     "/lib/systemd/system/progressistad-activated.service",
     "/usr/share/man/man8/progressistad.8.gz",
+    "/usr/share/man/man1/progressista.1.gz",
     DIST_PACKAGES + "/progressistad/daemon.py",
     DIST_PACKAGES + "/progressistad/static/index.html",
     "/usr/share/doc/progressistad/copyright",
@@ -63,8 +62,6 @@ def test_ships_commands_units_man_pages_dashboard_and_conffile(built_deb, tmp_pa
     files = deb_files(built_deb)
     for path in EXPECTED_FILES:
         assert path in files, path
-    if CLIENT_PAGE.exists():
-        assert "/usr/share/man/man1/progressista.1.gz" in files
     subprocess.run(["dpkg-deb", "-e", str(built_deb), str(tmp_path)], check=True)
     assert (tmp_path / "conffiles").read_text().split() == ["/etc/progressista/progressistad.conf"]
     assert "deb-systemd-helper enable 'progressistad.service'" in (tmp_path / "postinst").read_text()
@@ -75,13 +72,6 @@ def test_lintian_reports_no_errors_and_no_warnings(built_deb):
     result = subprocess.run([lintian, "-EviIL", "+pedantic", str(built_deb)], capture_output=True,
                             text=True, timeout=300)
     tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
-    if not CLIENT_PAGE.exists():
-        # TODO(client issue): man/progressista.1 is the client engineer's; until it lands
-        # this one warning is expected, and only this one.
-        expected = "W: progressistad: no-manual-page [usr/bin/progressista]"
-        if expected in tags:
-            tags.remove(expected)
-            warnings.warn(f"lintian: {expected} (man/progressista.1 not written yet)")
     assert tags == [], result.stdout
 
 
@@ -112,9 +102,10 @@ def test_installed_package_runs_on_debians_python(installed_deb, tmp_path):
     for path in EXPECTED_FILES:
         assert path in installed, path
     assert Path("/usr/bin/progressistad").read_text().splitlines()[0] == "#!/usr/bin/python3"
-    where = subprocess.run([SYSTEM_PYTHON, "-c", "import progressistad, tornado, marshmallow, "
-                            "configargparse, sdnotify; print(progressistad.__file__, tornado.__file__, "
-                            "marshmallow.__file__)"], capture_output=True, text=True, cwd=tmp_path, check=True)
+    code = ("import progressistad, tornado, marshmallow, configargparse, sdnotify; "
+            "print(progressistad.__file__, tornado.__file__, marshmallow.__file__)")
+    where = subprocess.run([SYSTEM_PYTHON, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                           check=True)
     assert all(path.startswith(DIST_PACKAGES) for path in where.stdout.split()), where.stdout
     assert os.path.islink("/etc/systemd/system/multi-user.target.wants/progressistad.service")
 
