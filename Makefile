@@ -2,6 +2,7 @@
 #   make run    the daemon on 127.0.0.1:8000 with its dashboard, state under ./var
 #   make test   every test leg (installs what the tests need, OS packages when root)
 #   make screenshot   retake docs/dashboard.png (the README's) from a live daemon in headless Chromium
+#   make deb    dist/progressistad_<version>_all.deb with Debian's tooling
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -20,7 +21,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test test-newest test-oldest test-os-deps bench clean screenshot
+.PHONY: help run test test-newest test-oldest test-os-deps bench clean screenshot deb
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -79,6 +80,18 @@ screenshot: test-os-deps $(VENV_NEWEST)/.installed
 
 bench: $(VENV_NEWEST)/.installed
 	$(VENV_NEWEST)/bin/python bench/run.py
+
+# Packaging (issue 4): Debian build tools, lintian, rpm, caddy, man page linters,
+# libseccomp's Python binding for the syscall-filter test, and the Debian
+# libraries the installed package runs on.
+DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+	python3-wheel dpkg-dev fakeroot
+OS_TEST_PACKAGES += $(DEB_BUILD_PACKAGES) lintian rpm caddy mandoc groff man-db systemd python3-seccomp \
+	python3-tornado python3-marshmallow python3-configargparse python3-sdnotify python3-tqdm
+
+deb:
+	@bash .ci/os-deps $(DEB_BUILD_PACKAGES)
+	bash packaging/build-deb.sh dist
 
 clean:
 	rm -rf $(VENV_RUN) $(VENV_NEWEST) $(VENV_OLDEST) var build dist *.egg-info

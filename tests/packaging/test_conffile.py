@@ -1,0 +1,68 @@
+"""packaging/progressistad.conf: every option documented, commented out, with its real default."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from tests.support import REPO
+
+pytestmark = pytest.mark.packaging
+
+CONFFILE = REPO / "packaging" / "progressistad.conf"
+NOT_FILE_KEYS = {"help", "version", "print-config", "config"}
+TOKEN_KEYS = {"api-token", "api-tokens", "read-tokens"}
+"""Shown as (set, redacted) or (unset) by --print-config, not as values."""
+COMMENTED_OPTION = re.compile(r"^#([a-z][a-z-]*) =(.*)$")
+
+
+def daemon(*args: str) -> str:
+    env = dict(os.environ, PROGRESSISTA_CONFIG="", COLUMNS="500")
+    env = {k: v for k, v in env.items() if not k.startswith("PROGRESSISTA_") or k == "PROGRESSISTA_CONFIG"}
+    result = subprocess.run([sys.executable, "-m", "progressistad", *args], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def effective(print_config: str) -> Dict[str, str]:
+    """key -> value of `--print-config` output, sources left out."""
+    values = {}
+    for line in print_config.splitlines():
+        if line.startswith("#") or " = " not in line:
+            continue
+        key, _, rest = line.partition(" = ")
+        values[key] = rest.split("  #")[0].strip()
+    return values
+
+
+def commented_options() -> Dict[str, str]:
+    lines = CONFFILE.read_text().splitlines()
+    return {m.group(1): m.group(2).strip() for m in map(COMMENTED_OPTION.match, lines) if m}
+
+
+def test_every_option_has_a_commented_line():
+    options = set(re.findall(r"(?<![\w-])--([a-z][a-z-]*)", daemon("--help"))) - NOT_FILE_KEYS
+    assert "port" in options
+    assert sorted(options - set(commented_options())) == []
+
+
+def test_nothing_is_set_by_default():
+    active = [line for line in CONFFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert active == []
+
+
+def test_the_defaults_shown_are_the_daemons_defaults(tmp_path: Path):
+    uncommented = tmp_path / "progressistad.conf"
+    uncommented.write_text("".join(f"{key} = {value}\n" for key, value in commented_options().items()))
+    from_file = effective(daemon("--config", str(uncommented), "--print-config"))
+    built_in = effective(daemon("--print-config"))
+    assert set(from_file) == set(built_in)
+    for key in set(built_in) - TOKEN_KEYS:
+        assert from_file[key] == built_in[key], key
