@@ -50,14 +50,12 @@ test-os-deps:
 $(VENV_NEWEST)/.installed: setup.py requirements/test.txt
 	@test -n "$(PYTHON_NEWEST)" || { echo "no python3 found"; exit 1; }
 	rm -rf $(VENV_NEWEST)
-	rm -rf $(VENV_NEWEST)
 	$(PYTHON_NEWEST) -m venv $(VENV_NEWEST)
 	$(VENV_NEWEST)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV_NEWEST)/bin/pip install $(PIP_FLAGS) --upgrade --upgrade-strategy eager -e . -r requirements/test.txt
 	touch $@
 
 $(VENV_OLDEST)/.installed: setup.py requirements/test.txt requirements/oldest.txt
-	rm -rf $(VENV_OLDEST)
 	rm -rf $(VENV_OLDEST)
 	$(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
 	$(VENV_OLDEST)/bin/pip install $(PIP_FLAGS) -c requirements/oldest.txt -e . -r requirements/test.txt
