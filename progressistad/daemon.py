@@ -187,6 +187,8 @@ class Daemon:
 
     def reload(self) -> None:
         """SIGHUP: re-read flags, environment and config file; apply the reloadable options."""
+        if self._stopping:
+            return
         self.notifier.reloading()
         try:
             new = parse_config(self._argv, self._env).settings
