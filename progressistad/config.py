@@ -206,8 +206,8 @@ OPTIONS: Tuple[Option, ...] = (
             "flags show in ps)", "TOKEN", secret=True, settings_field=None),
     _option("api-tokens", _csv, "comma-separated read-write tokens; overrides --api-token",
             "LIST", secret=True, settings_field=None),
-    _option("api-tokens-file", _optional_text, "file of read-write tokens, one per line, "
-            "# comments; added to the tokens above", "FILE"),
+    _option("api-tokens-file", _optional_text, "file of read-write tokens, one per line "
+            "(or comma-separated), # comments; added to the tokens above", "FILE"),
     _option("read-tokens", _csv, "comma-separated read-only tokens (dashboard, GET /tasks, /ws, "
             "/metrics)", "LIST", secret=True, settings_field=None),
     _option("read-tokens-file", _optional_text, "file of read-only tokens, one per line, "
@@ -495,14 +495,14 @@ def _unique(tokens: Tuple[str, ...]) -> Tuple[str, ...]:
 
 
 def read_tokens_file(path: str, what: str) -> List[str]:
-    """Tokens of a file, one per line, blank lines and # comments skipped; ConfigError if none."""
+    """Tokens of a file, one per line (or comma-separated), # comments skipped; ConfigError if none."""
     try:
         with open(path, encoding="utf-8") as stream:
             lines = stream.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{what}: cannot read it: {reason}") from None
-    tokens = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    tokens = [token for line in lines if not line.strip().startswith("#") for token in _csv(line)]
     if not tokens:
         raise ConfigError(f"{what}: holds no token (an empty tokens file would open every route)")
     return tokens

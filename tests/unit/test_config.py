@@ -113,12 +113,12 @@ def test_api_tokens_overrides_api_token_and_files_add(tmp_path, conf):
     assert parse(env=env).settings.api_tokens == ("w1", "w2")
     assert parse(env={"PROGRESSISTA_API_TOKEN": "single"}).settings.api_tokens == ("single",)
     write_file = tmp_path / "write.tokens"
-    write_file.write_text("# operators\nw3\n\n  w4  \n")
+    write_file.write_text("# operators\nw3\n\n  w4 , w5 \n")
     read_file = tmp_path / "read.tokens"
     read_file.write_text("r2\n")
     s = parse(["--api-tokens-file", str(write_file), "--read-tokens-file", str(read_file)],
               env).settings
-    assert s.api_tokens == ("w1", "w2", "w3", "w4")
+    assert s.api_tokens == ("w1", "w2", "w3", "w4", "w5")
     assert s.read_tokens == ("r1", "r2")
 
 
