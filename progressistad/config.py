@@ -86,6 +86,13 @@ def _optional_text(raw: str) -> Optional[str]:
     return raw.strip() or None
 
 
+def _directory(raw: str) -> Optional[str]:
+    path = raw.strip()
+    if path and not os.path.isdir(path):
+        raise ValueError("not a directory")
+    return path or None
+
+
 def _csv(raw: str) -> Tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -220,7 +227,7 @@ OPTIONS: Tuple[Option, ...] = (
             "for this long (default %(default)s)", "SEC"),
     _option("log-level", _choice(*LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS)
             + " (default %(default)s)", "LEVEL"),
-    _option("static-path", _optional_text, "serve the dashboard from DIR instead of the "
+    _option("static-path", _directory, "serve the dashboard from DIR instead of the "
             "bundled copy", "DIR"),
     _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
             "e.g. /progress-dash (default: none)", "PATH"),

@@ -128,7 +128,10 @@ class Daemon:
         self.sockets = listening_sockets(settings, self._env)
         self.ctx = build_context(settings)
         self._start_persistence()
-        self.app = make_app(self.ctx)
+        try:
+            self.app = make_app(self.ctx)
+        except FileNotFoundError as exc:
+            raise StartupError(str(exc)) from None
         self.server = tornado.httpserver.HTTPServer(
             self.app,
             xheaders=settings.trust_proxy,

@@ -87,6 +87,8 @@ def test_switch_flag_without_value_and_false_in_variable():
     ([], {}, ["log-level = loud"], "expected one of debug, info, warning, error, critical"),
     ([], {}, ["port"], "{path}:1: port needs a value"),
     (["--bogus"], {}, None, "unrecognized arguments: --bogus"),
+    (["--static-path", "/nonexistent/dash"], {}, None,
+     "--static-path '/nonexistent/dash' from flag --static-path: not a directory"),
 ])
 def test_bad_values_name_option_value_and_source(conf, argv, env, lines, expected):
     path = conf(*lines) if lines is not None else None
