@@ -30,11 +30,8 @@ def encode_chunks(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> It
     yield '{"version":%d,"saved_at":%s,"tasks":{' % (contract.STATE_FILE_VERSION, json.dumps(saved_at))
     items = list(tasks.items())
     for start in range(0, len(items), ENCODE_CHUNK_TASKS):
-        piece = ",".join(
-            json.dumps(task_id) + ":" + json.dumps(task, separators=(",", ":"))
-            for task_id, task in items[start:start + ENCODE_CHUNK_TASKS]
-        )
-        yield ("," if start else "") + piece
+        piece = json.dumps(dict(items[start:start + ENCODE_CHUNK_TASKS]), separators=(",", ":"))
+        yield ("," if start else "") + piece[1:-1]
     yield "}}\n"
 
 
