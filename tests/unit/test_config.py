@@ -175,3 +175,15 @@ def test_reload_takes_only_reloadable_options():
 def test_nothing_reads_os_environ_when_env_is_given(monkeypatch):
     monkeypatch.setitem(os.environ, "PROGRESSISTA_PORT", "9999")
     assert parse(env={}).settings.port == 8000
+
+
+def test_readme_and_help_list_every_option():
+    from progressistad.config import build_parser
+    from tests.support import REPO
+
+    readme = (REPO / "README.md").read_text()
+    help_text = build_parser().format_help()
+    for option in OPTIONS:
+        assert f"`{option.flag} " in readme or f"`{option.flag}`" in readme, option.name
+        assert f"`{option.env_var}`" in readme, option.env_var
+        assert option.flag in help_text and option.env_var in help_text.replace("\n", " ")
