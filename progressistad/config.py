@@ -431,7 +431,7 @@ def _config_file(
 def _check_readable(path: str, source: str) -> None:
     try:
         with open(path, encoding="utf-8") as stream:
-            stream.read(1)
+            stream.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"--config {path!r} from {source}: cannot read it: {reason}") from None

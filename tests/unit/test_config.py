@@ -107,6 +107,10 @@ def test_unreadable_config_file_names_it_and_its_source(tmp_path):
         parse(["--config", missing])
     with pytest.raises(ConfigError, match="from variable PROGRESSISTA_CONFIG: cannot read"):
         parse(env={"PROGRESSISTA_CONFIG": missing})
+    binary = tmp_path / "binary.conf"
+    binary.write_bytes(b"port = 1\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match="binary.conf' from flag --config: cannot read it"):
+        parse(["--config", str(binary)])
 
 
 def test_api_tokens_overrides_api_token_and_files_add(tmp_path, conf):
