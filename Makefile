@@ -21,7 +21,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test test-newest test-oldest test-os-deps bench clean screenshot deb
+.PHONY: help run test test-newest test-oldest test-os-deps bench bench-startup clean screenshot deb
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -78,6 +78,10 @@ screenshot: test-os-deps $(VENV_NEWEST)/.installed
 
 bench: $(VENV_NEWEST)/.installed
 	$(VENV_NEWEST)/bin/python bench/run.py
+
+# Startup time to READY=1 with 100,000 tasks in the state file, and the write that follows.
+bench-startup: $(VENV_NEWEST)/.installed
+	$(VENV_NEWEST)/bin/python bench/startup.py
 
 # Packaging (issue 4): Debian build tools, lintian, rpm, caddy, man page linters,
 # libseccomp's Python binding for the syscall-filter test, and the Debian
