@@ -290,3 +290,5 @@ def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> 
     except StartupError as exc:
         log.error("%s", exc)
         return EXIT_RUNTIME
+    except KeyboardInterrupt:  # SIGINT before the signal handlers were installed
+        return EXIT_RUNTIME
