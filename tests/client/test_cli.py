@@ -86,6 +86,13 @@ def test_run_a_script_and_a_module(daemon, tmp_path):
     assert wait_task(daemon, "run:module", status="close")["unit"] == "rows"
     missing = progressista(["run", str(tmp_path / "absent.py")], daemon.url, text=True)
     assert missing.returncode == 2 and "no such script" in missing.stderr
+    missing = progressista(["run", "-m", "no_such_module_here"], daemon.url, text=True)
+    assert missing.returncode == 2 and "no module named 'no_such_module_here'" in missing.stderr
+    (tmp_path / "boom.py").write_text("raise ValueError('boom')\n")
+    boom = progressista(["run", str(tmp_path / "boom.py")], daemon.url, text=True)
+    assert boom.returncode == 1
+    assert boom.stderr.splitlines()[1].strip().startswith(f'File "{tmp_path / "boom.py"}", line 1')
+    assert boom.stderr.splitlines()[-1] == "ValueError: boom"
 
 
 def test_demo_has_lively_stalled_and_failed_bars(daemon):
