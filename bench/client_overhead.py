@@ -6,7 +6,9 @@ Both bars render to /dev/null with tqdm's defaults. Without --server-url the
 remote bars report to a local port where nothing listens, which costs the loop
 the same (the sender thread does the reporting either way). Prints each
 best-of-R time per call and the ratio remote/plain; the targets are at most
-1.5x per update(1) and 1.3x per iteration.
+1.5x per update(1) and 1.3x per iteration. When the earlier build's client
+(PyPI progressista 0.2.1) is importable, e.g. with `.venv-compat/bin/python`
+(made by the compatibility test), its ratio is printed too.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def main() -> int:
     def remote(*a, **kw):
         return RemoteTqdm(*a, server_url=url, **kw)
 
-    print(f"{'case':<10} {'tqdm ns':>9} {'remote ns':>10} {'ratio':>6} {'target':>7}")
+    old = old_client(url)
+    print(f"{'case':<10} {'tqdm ns':>9} {'remote ns':>10} {'ratio':>6} {'target':>7}"
+          + ("  0.2.1 ratio" if old else ""))
     worst = 0.0
     for name, measure in (("update(1)", time_updates), ("iteration", time_iteration)):
         plain_t = remote_t = float("inf")
@@ -76,8 +80,23 @@ def main() -> int:
             remote_t = min(remote_t, measure(remote, args.n))
         ratio = remote_t / plain_t
         worst = max(worst, ratio / TARGETS[name])
-        print(f"{name:<10} {plain_t * 1e9:9.1f} {remote_t * 1e9:10.1f} {ratio:6.2f} {TARGETS[name]:6.1f}x")
+        line = f"{name:<10} {plain_t * 1e9:9.1f} {remote_t * 1e9:10.1f} {ratio:6.2f} {TARGETS[name]:6.1f}x"
+        if old:
+            line += f"  {measure(old, args.n // 10) / plain_t:11.1f}"
+        print(line)
     return 0 if worst <= 1.0 else 1
+
+
+def old_client(url: str):
+    """The earlier build's RemoteTqdm bound to `url`, if it is installed here."""
+    try:
+        from progressista.client import RemoteTqdm as OldRemoteTqdm
+    except ImportError:
+        return None
+
+    def make(*a, **kw):
+        return OldRemoteTqdm(*a, server_url=url, request_timeout=0.1, **kw)
+    return make
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ need nothing beyond the standard library and tqdm.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
 import runpy
 import sys
+import traceback
+from types import TracebackType
 from typing import Any, Dict, List, Optional, Sequence
 
 from progressistad import __version__
@@ -203,6 +206,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def _run_main(target: str, args: List[str], module: bool) -> int:
+    if module and not _module_exists(target):
+        raise CommandError(f"no module named {target!r}", EXIT_USAGE)
     if not module and not os.path.exists(target):
         raise CommandError(f"no such script: {target}", EXIT_USAGE)
     sys.argv = [target] + list(args)
@@ -215,11 +220,30 @@ def _run_main(target: str, args: List[str], module: bool) -> int:
             runpy.run_path(target, run_name="__main__")
     except SystemExit as exit_:
         return _exit_status(exit_.code)
-    except ImportError as error:
-        if module and getattr(error, "name", None) == target:
-            raise CommandError(f"no module named {target!r}", EXIT_USAGE) from None
-        raise
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # reported as Python would, without this command's frames
+        traceback.print_exception(type(error), error, _program_frames(error.__traceback__))
+        return 1
     return 0
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _program_frames(tb: Optional[TracebackType]) -> Optional[TracebackType]:
+    """The traceback from the first frame that is neither this module nor runpy."""
+    while tb is not None and _is_launcher(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def _is_launcher(filename: str) -> bool:
+    return filename in (__file__, runpy.__file__) or filename.startswith("<frozen runpy")
 
 
 def _exit_status(code: Any) -> int:

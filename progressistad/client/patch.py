@@ -12,19 +12,24 @@ TARGETS: Tuple[Tuple[str, str], ...] = (
     ("tqdm", "tqdm"),
     ("tqdm.std", "tqdm"),
     ("tqdm.asyncio", "tqdm"),
-    ("tqdm.asyncio", "tqdm_asyncio"),
     ("tqdm.autonotebook", "tqdm"),
     ("tqdm.notebook", "tqdm"),
-    ("tqdm.notebook", "tqdm_notebook"),
     ("tqdm.auto", "tqdm"),
     ("tqdm.contrib.concurrent", "tqdm_auto"),
 )
-"""(module, attribute) pairs holding a tqdm class; trange and friends look these up at call time."""
+"""(module, attribute) pairs holding a tqdm class; tqdm.trange and tqdm.auto.trange look these up.
+
+The `tqdm_notebook` and `tqdm_asyncio` names stay: older tqdm calls `super(tqdm_notebook, self)`.
+"""
+
+RANGE_TARGETS = (("tqdm.notebook", "tnrange"), ("tqdm.notebook", "trange"),
+                 ("tqdm.asyncio", "tarange"), ("tqdm.asyncio", "trange"))
+"""Range shortcuts that build their bar through those kept names: replaced by reporting ones."""
 
 DEFAULT_HOLDERS = ("tqdm.contrib", "tqdm.contrib.concurrent", "tqdm.contrib.itertools")
 """Modules whose functions take `tqdm_class=<tqdm.auto class>` as a keyword default."""
 
-_originals: Dict[Tuple[str, str], type] = {}
+_originals: Dict[Tuple[str, str], Any] = {}
 _patched_defaults: List[Tuple[Any, str, type]] = []
 _defaults: Dict[str, Any] = {}
 _remote_for: Dict[type, type] = {}
@@ -52,7 +57,19 @@ def install(**defaults: Any) -> None:
             _remote_for[base] = make_remote_tqdm(base, **_defaults)
         _originals.setdefault((module_name, attr), base)
         setattr(module, attr, _remote_for[base])
+    for module_name, attr in RANGE_TARGETS:
+        module = modules[module_name]
+        if module is not None and callable(getattr(module, attr, None)):
+            _originals.setdefault((module_name, attr), getattr(module, attr))
+            setattr(module, attr, _reporting_range(module.tqdm))
     _patch_keyword_defaults()
+
+
+def _reporting_range(cls: type) -> Any:
+    def trange(*args: Any, **kwargs: Any) -> Any:
+        """`cls(range(*args), **kwargs)`: a reporting bar over a range."""
+        return cls(range(*args), **kwargs)
+    return trange
 
 
 def _patch_keyword_defaults() -> None:

@@ -65,7 +65,7 @@ class RemoteTqdmMixin:
         try:
             settings = ClientSettings.from_env()
             url = progress_url(server_url) if server_url else settings.server_url
-            sent_headers = dict(headers) if headers is not None else auth_headers(settings.api_token)
+            sent_headers = {**auth_headers(settings.api_token), **(headers or {})}
             sent_meta = self._remote_meta(meta)
             self._remote_track = sender.get_sender().track(
                 self, _read_state, task_id_for(task_id or default_task_id()), url, sent_headers,
@@ -124,7 +124,9 @@ class RemoteTqdmMixin:
         try:
             stack = getattr(_nesting, "stack", None) or []
             stack[:] = [entry for entry in stack if entry[0] != id(self)]
-            sender.get_sender().finish(track, self._remote_status, _read_state(self))
+            reporter = sender.get_sender()
+            reporter.finish(track, self._remote_status, _read_state(self))
+            reporter.settle_finished(track)
         except Exception:  # e.g. during interpreter shutdown
             pass
 

@@ -28,8 +28,12 @@ from progressistad.client.transport import Connection, Response
 log = logging.getLogger("progressistad.client")
 
 IDLE_WAIT = 1.0
+MIN_GAP = 0.02
+"""Least time between two sends, so a burst of new bars costs one batch, not one request each."""
 MAX_BACKOFF = 5.0
 MAX_BODY_BYTES = 512 * 1024
+CHILD_CLOSE_WAIT = 1.0
+"""Longest a bar's close() waits for delivery in a child process (never while the daemon is failing)."""
 MAX_PENDING_FINISHED = 10000
 """Closed bars waiting for a down server, per endpoint; the oldest are dropped beyond this."""
 
@@ -198,6 +202,12 @@ class Sender:
                 self._done.wait(left)
         return True
 
+    def settle_finished(self, track: Track) -> None:
+        """In a child process, wait (boundedly) for a final event: pools may kill workers without atexit."""
+        if not in_child_process() or track.endpoint.failures:
+            return
+        self.flush(min(track.endpoint.connection.timeout, CHILD_CLOSE_WAIT))
+
     def stop(self, timeout: float) -> None:
         """Flush, then end the thread; later bars are not reported."""
         self.flush(timeout)
@@ -215,9 +225,14 @@ class Sender:
                 self._thread.start()
 
     def _run(self) -> None:
+        last = 0.0
         while not self._stopped:
             self._wake.wait(self._interval())
+            gap = last + MIN_GAP - time.monotonic()
+            if gap > 0 and self._flush_asked == self._flush_served:
+                time.sleep(gap)
             self._wake.clear()
+            last = time.monotonic()
             with self._done:
                 asked = self._flush_asked
             try:
@@ -302,6 +317,15 @@ class Sender:
 
 _sender: Optional[Sender] = None
 _sender_lock = threading.Lock()
+_first_pid = os.getpid()
+
+
+def in_child_process() -> bool:
+    """Whether this is a forked child or a multiprocessing worker, which may end without atexit."""
+    if os.getpid() != _first_pid:
+        return True
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 def get_sender() -> Sender:

@@ -86,6 +86,13 @@ def test_run_a_script_and_a_module(daemon, tmp_path):
     assert wait_task(daemon, "run:module", status="close")["unit"] == "rows"
     missing = progressista(["run", str(tmp_path / "absent.py")], daemon.url, text=True)
     assert missing.returncode == 2 and "no such script" in missing.stderr
+    missing = progressista(["run", "-m", "no_such_module_here"], daemon.url, text=True)
+    assert missing.returncode == 2 and "no module named 'no_such_module_here'" in missing.stderr
+    (tmp_path / "boom.py").write_text("raise ValueError('boom')\n")
+    boom = progressista(["run", str(tmp_path / "boom.py")], daemon.url, text=True)
+    assert boom.returncode == 1
+    assert boom.stderr.splitlines()[1].strip().startswith(f'File "{tmp_path / "boom.py"}", line 1')
+    assert boom.stderr.splitlines()[-1] == "ValueError: boom"
 
 
 def test_demo_has_lively_stalled_and_failed_bars(daemon):
@@ -146,3 +153,24 @@ def test_help_and_version():
         assert command in done.stdout
     assert progressista(["--version"], "http://unused:1").returncode == 0
     assert progressista([], "http://unused:1").returncode == 2
+
+
+def test_pipe_between_regular_files(daemon, tmp_path):
+    data = bytes(range(256)) * 4096
+    source, target = tmp_path / "in.bin", tmp_path / "out.bin"
+    source.write_bytes(data)
+    with open(source, "rb") as stdin, open(target, "wb") as stdout:
+        done = progressista(["pipe", "--task-id", "files", "-q"], daemon.url, stdin=stdin,
+                            stdout=stdout, stderr=subprocess.PIPE)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == data
+    assert wait_task(daemon, "files", status="close")["n"] == len(data)
+
+
+def test_pipe_output_closed_early_reports_an_error(daemon):
+    shell = (f"head -c 50000000 /dev/zero | {sys.executable} -m progressistad.cli pipe -q "
+             f"--task-id cut | head -c 10 > /dev/null; echo ${{PIPESTATUS[1]}}")
+    done = subprocess.run(["bash", "-c", shell], env=client_env(daemon.url), capture_output=True,
+                          text=True, timeout=60, cwd=str(REPO))
+    assert done.stdout.strip() == "1", done.stderr
+    assert wait_task(daemon, "cut", status="error")["n"] >= 0

@@ -34,6 +34,8 @@ def test_install_is_idempotent_and_uninstall_restores():
         patch.uninstall()
     assert _classes() == originals
     assert not patch.installed()
+    import tqdm.asyncio
+    assert tqdm.asyncio.trange is tqdm.asyncio.tarange and tqdm.asyncio.tarange.__module__ == "tqdm.asyncio"
     concurrent = importlib.import_module("tqdm.contrib.concurrent")
     assert concurrent.tqdm_auto is originals["tqdm.auto"]
     defaults = getattr(getattr(concurrent, "_executor_map", None), "__kwdefaults__", None) or {}
@@ -71,6 +73,8 @@ def test_each_entry_point_reports_to_the_daemon(daemon):
         for _ in tqdm.autonotebook.tqdm(range(3), task_id="ep:autonotebook", file=sink): pass
         # Outside Jupyter the notebook bar cannot draw; disabled it still reports.
         for _ in tqdm.notebook.tqdm(range(3), task_id="ep:notebook", disable=True): pass
+        for _ in tqdm.notebook.trange(3, task_id="ep:notebook-trange", disable=True): pass
+        for _ in tqdm.asyncio.tarange(3, task_id="ep:tarange", file=sink): pass
         async def main():
             async for _ in tqdm.asyncio.tqdm(range(3), task_id="ep:asyncio", file=sink): pass
         asyncio.run(main())
@@ -80,6 +84,6 @@ def test_each_entry_point_reports_to_the_daemon(daemon):
     """, daemon.url)
     assert done.returncode == 0, done.stderr
     for name in ("tqdm", "std", "trange", "auto", "auto-trange", "autonotebook", "notebook",
-                 "asyncio", "thread_map", "process_map"):
+                 "notebook-trange", "tarange", "asyncio", "thread_map", "process_map"):
         task = wait_task(daemon, f"ep:{name}", status="close")
         assert (task["n"], task["total"]) == (3, 3), name
