@@ -1,0 +1,274 @@
+"""The Lua scripts that apply task changes inside Redis, atomically, as `store.py` does in memory.
+
+Each script is one transaction: it reads and writes the task hash and its two
+indexes, then appends what changed to the group's stream, so every daemon sees
+changes in the order they were made. User text (task ids, desc, unit, meta)
+reaches Lua as JSON fragments and is stored as such, never decoded, so any
+string Python accepts round-trips exactly; numbers are written with 17
+significant digits so that they round-trip too.
+
+KEYS, in every script: tasks (hash: id fragment -> record), updated (zset:
+updated_at), finished (zset: insertion sequence of finished tasks, the
+eviction order), seq (counter), stream, lease.
+"""
+
+from __future__ import annotations
+
+from progressistad import contract
+from progressistad.store import RATE_SMOOTHING
+
+
+def _lua_set(names) -> str:
+    return "{" + ", ".join(f'["{name}"] = true' for name in sorted(names)) + "}"
+
+
+PRELUDE = """
+local NULL = cjson.null
+local SMOOTHING = %(smoothing)r
+local FINISHED = %(finished)s
+local ACTIVE = %(active)s
+local TEXT_FIELDS = {"desc", "unit", "meta"}
+local NUMBER_FIELDS = {"total", "n", "timestamp", "created_at", "updated_at", "done_at",
+                       "stale_at", "rate", "eta", "sn", "st", "adn", "adt"}
+local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+local function is_null(x) return x == nil or x == NULL end
+local function num(x) if is_null(x) then return "null" end return string.format("%%.17g", x) end
+local function text(x) if is_null(x) then return "null" end return cjson.encode(x) end
+
+local function encode(t)
+  local parts = {'{"id":', cjson.encode(t.id), ',"status":', cjson.encode(t.status)}
+  for _, name in ipairs(TEXT_FIELDS) do parts[#parts + 1] = ',"' .. name .. '":' .. text(t[name]) end
+  for _, name in ipairs(NUMBER_FIELDS) do parts[#parts + 1] = ',"' .. name .. '":' .. num(t[name]) end
+  parts[#parts + 1] = "}"
+  return table.concat(parts)
+end
+
+local function load(id)
+  local raw = redis.call("HGET", K_TASKS, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function save(t, encoded)
+  redis.call("HSET", K_TASKS, t.id, encoded)
+  redis.call("ZADD", K_UPDATED, num(t.updated_at), t.id)
+  if FINISHED[t.status] then
+    redis.call("ZADD", K_FINISHED, redis.call("INCR", K_SEQ), t.id)
+  else
+    redis.call("ZREM", K_FINISHED, t.id)
+  end
+end
+
+local function remove(id)
+  local gone = redis.call("HDEL", K_TASKS, id)
+  redis.call("ZREM", K_UPDATED, id)
+  redis.call("ZREM", K_FINISHED, id)
+  return gone == 1
+end
+
+local function publish(maxlen, records, removed, extra)
+  if #records == 0 and #removed == 0 and not extra then return end
+  local gone = {}
+  for i, id in ipairs(removed) do gone[i] = cjson.encode(id) end
+  local args = {"XADD", K_STREAM, "MAXLEN", "~", maxlen, "*",
+                "t", "[" .. table.concat(records, ",") .. "]", "r", "[" .. table.concat(gone, ",") .. "]"}
+  if extra then args[#args + 1] = extra; args[#args + 1] = "1" end
+  redis.call(unpack(args))
+end
+
+local function result(records, removed)
+  local gone = {}
+  for i, id in ipairs(removed) do gone[i] = cjson.encode(id) end
+  return {"ok", "[" .. table.concat(records, ",") .. "]", "[" .. table.concat(gone, ",") .. "]"}
+end
+""" % {
+    "smoothing": RATE_SMOOTHING,
+    "finished": _lua_set(contract.FINISHED_STATUSES),
+    "active": _lua_set(contract.ACTIVE_STATUSES),
+}
+
+APPLY = PRELUDE + """
+-- ARGV: now, max_tasks, maxlen, events (JSON array; text fields as JSON fragments)
+local now, max_tasks, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local events = cjson.decode(ARGV[4])
+
+local function new_task(id)
+  return {id = id, status = "start", desc = NULL, unit = NULL, meta = NULL, total = NULL, n = 0,
+          timestamp = NULL, created_at = now, updated_at = now, done_at = NULL, stale_at = NULL,
+          rate = NULL, eta = NULL, sn = 0, st = now, adn = NULL, adt = NULL}
+end
+
+local function smooth(average, sample)
+  if is_null(average) then return sample end
+  return SMOOTHING * sample + (1 - SMOOTHING) * average
+end
+
+local function reset_rate(t)
+  t.sn, t.st, t.adn, t.adt, t.rate = t.n, now, NULL, NULL, NULL
+end
+
+local function estimate_eta(t)
+  if not ACTIVE[t.status] or is_null(t.total) then return NULL end
+  local remaining = t.total - t.n
+  if remaining <= 0 then return 0.0 end
+  if is_null(t.rate) or t.rate <= 0 then return NULL end
+  return remaining / t.rate
+end
+
+local function update_rate(t)
+  if t.n < t.sn then reset_rate(t) end
+  local dt = now - t.st
+  if dt > 0 then
+    t.adn = smooth(t.adn, t.n - t.sn)
+    t.adt = smooth(t.adt, dt)
+    t.rate = t.adn / t.adt
+    t.sn, t.st = t.n, now
+  end
+  t.eta = estimate_eta(t)
+end
+
+local function apply(t, ev)
+  local status = ev.status
+  if is_null(status) then status = "update" end
+  local was_finished = FINISHED[t.status]
+  if status == "start" and was_finished then
+    t.created_at = now
+    reset_rate(t)
+  end
+  for _, name in ipairs({"desc", "total", "unit", "timestamp", "meta"}) do
+    if ev[name] ~= nil then t[name] = ev[name] end
+  end
+  if ev.n ~= nil then t.n = ev.n end
+  t.status, t.updated_at, t.stale_at = status, now, NULL
+  if not FINISHED[status] then t.done_at = NULL elseif not was_finished then t.done_at = now end
+  update_rate(t)
+end
+
+-- Make room first, all or none, exactly as TaskStore._make_room.
+local in_batch, distinct, new_count = {}, 0, 0
+for _, ev in ipairs(events) do
+  if not in_batch[ev.task_id] then
+    in_batch[ev.task_id] = true
+    distinct = distinct + 1
+    if redis.call("HEXISTS", K_TASKS, ev.task_id) == 0 then new_count = new_count + 1 end
+  end
+end
+local removed = {}
+local needed = redis.call("HLEN", K_TASKS) + new_count - max_tasks
+if needed > 0 then
+  local victims = {}
+  for _, id in ipairs(redis.call("ZRANGE", K_FINISHED, 0, needed + distinct - 1)) do
+    if #victims == needed then break end
+    if not in_batch[id] then victims[#victims + 1] = id end
+  end
+  if #victims < needed then return {"capacity", needed} end
+  for _, id in ipairs(victims) do remove(id); removed[#removed + 1] = id end
+end
+
+local touched, order = {}, {}
+for _, ev in ipairs(events) do
+  local id = ev.task_id
+  local t = touched[id]
+  if not t then
+    t = load(id) or new_task(id)
+    touched[id] = t
+    order[#order + 1] = id
+  end
+  apply(t, ev)
+  save(t, encode(t))
+end
+local records = {}
+for i, id in ipairs(order) do records[i] = encode(touched[id]) end
+publish(maxlen, records, removed)
+return result(records, removed)
+"""
+
+REMOVE = PRELUDE + """
+-- ARGV: maxlen, id
+local removed = {}
+if remove(ARGV[2]) then removed[1] = ARGV[2] end
+publish(ARGV[1], {}, removed)
+return result({}, removed)
+"""
+
+REMOVE_WHERE = PRELUDE + """
+-- ARGV: maxlen, now, statuses (JSON array or ""), older_than ("" for any)
+local maxlen, now = ARGV[1], tonumber(ARGV[2])
+local wanted = nil
+if ARGV[3] ~= "" then
+  wanted = {}
+  for _, s in ipairs(cjson.decode(ARGV[3])) do wanted[s] = true end
+end
+local older = tonumber(ARGV[4])
+local candidates
+if older then
+  candidates = redis.call("ZRANGEBYSCORE", K_UPDATED, "-inf", num(now - older), "WITHSCORES")
+else
+  candidates = {}
+  for _, id in ipairs(redis.call("HKEYS", K_TASKS)) do
+    candidates[#candidates + 1] = id
+    candidates[#candidates + 1] = "0"
+  end
+end
+local removed = {}
+for i = 1, #candidates, 2 do
+  local id = candidates[i]
+  local keep = older and not (now - tonumber(candidates[i + 1]) > older)
+  if not keep and wanted then
+    local t = load(id)
+    keep = t == nil or not wanted[t.status]
+  end
+  if not keep and remove(id) then removed[#removed + 1] = id end
+end
+publish(maxlen, {}, removed)
+return result({}, removed)
+"""
+
+SWEEP = PRELUDE + """
+-- ARGV: maxlen, now, retention, stale, max_age, lease_ms, owner
+local maxlen, now = ARGV[1], tonumber(ARGV[2])
+local retention, stale, max_age = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease_ms = tonumber(ARGV[6])
+if lease_ms > 0 and not redis.call("SET", K_LEASE, ARGV[7], "NX", "PX", lease_ms) then
+  return {"busy"}
+end
+local horizon = nil
+for _, limit in ipairs({retention, stale, max_age}) do
+  if limit > 0 and (horizon == nil or limit < horizon) then horizon = limit end
+end
+if horizon == nil then return result({}, {}) end
+
+local records, removed = {}, {}
+for _, id in ipairs(redis.call("ZRANGEBYSCORE", K_UPDATED, "-inf", num(now - horizon))) do
+  local t = load(id)
+  local idle = t and (now - t.updated_at) or 0
+  if t and idle > horizon then
+    if max_age > 0 and idle > max_age then
+      remove(id); removed[#removed + 1] = id
+    elseif FINISHED[t.status] then
+      if retention > 0 and idle > retention then remove(id); removed[#removed + 1] = id end
+    elseif ACTIVE[t.status] and stale > 0 and idle > stale then
+      t.status, t.stale_at, t.eta = "stale", now, NULL
+      local encoded = encode(t)
+      redis.call("HSET", K_TASKS, id, encoded)
+      records[#records + 1] = encoded
+    end
+  end
+end
+publish(maxlen, records, removed)
+return result(records, removed)
+"""
+
+IMPORT = PRELUDE + """
+-- ARGV: maxlen, records (JSON array of records, oldest update first)
+local records = {}
+for i, t in ipairs(cjson.decode(ARGV[2])) do
+  local encoded = encode(t)
+  save(t, encoded)
+  records[i] = encoded
+end
+publish(ARGV[1], {}, {}, "resync")
+return result(records, {})
+"""

@@ -1,0 +1,219 @@
+"""Task state in Redis: the Lua scripts of `redis_scripts`, called through redis-py's asyncio client.
+
+Imported only when `--redis-url` is set; redis-py is an optional dependency.
+Every mutation is one script call (atomic), returns the served form of what it
+changed, and appends the same change to the group's stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from progressistad import contract, redis_scripts
+from progressistad.store import CapacityError, SweepPolicy
+
+DEFAULT_PREFIX = "progressista:"
+STREAM_MAXLEN = 10000
+"""Changes kept in the stream: how far behind a daemon may fall and still catch up."""
+
+UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                      ConnectionError, TimeoutError)
+"""Errors that mean "Redis cannot be reached right now", as opposed to a bug."""
+
+Wire = Dict[str, Any]
+Change = Tuple[List[Wire], List[str]]
+"""Tasks upserted (served form) and task ids removed by one mutation."""
+
+NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
+                 "rate", "eta")
+TEXT_FIELDS = ("desc", "unit", "meta")
+
+
+def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
+    """A client for `url` that fails fast: no retries of its own, bounded connect and read times."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def fragment(value: Any) -> Optional[str]:
+    """User text as the JSON fragment Lua stores verbatim (ASCII, exact), None for null."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _unfragment(value: Optional[str]) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def event_for_lua(event: Mapping[str, Any]) -> Dict[str, Any]:
+    """A validated event with its text fields as fragments; absent fields stay absent."""
+    out = dict(event)
+    out["task_id"] = fragment(event["task_id"])
+    for name in TEXT_FIELDS:
+        if name in event:
+            out[name] = fragment(event[name])
+    return out
+
+
+def record_to_wire(record: Mapping[str, Any]) -> Wire:
+    """The served form (`contract.TASK_FIELDS`) of a record as the scripts store it."""
+    wire: Wire = {
+        "task_id": json.loads(record["id"]),
+        "desc": _unfragment(record["desc"]),
+        "total": record["total"],
+        "n": record["n"],
+        "unit": _unfragment(record["unit"]),
+        "status": record["status"],
+        "timestamp": record["timestamp"],
+        "meta": _unfragment(record["meta"]),
+    }
+    for name in contract.TASK_FIELDS[len(contract.EVENT_FIELDS):]:
+        wire[name] = record[name]
+    return wire
+
+
+def decode_records(text: str) -> List[Wire]:
+    return [record_to_wire(record) for record in json.loads(text)]
+
+
+def decode_ids(text: str) -> List[str]:
+    return [json.loads(item) for item in json.loads(text)]
+
+
+class InvalidState(ValueError):
+    """A state file entry that cannot be imported; the message names the task and field."""
+
+
+def wire_to_record(wire: Mapping[str, Any], now: float) -> Dict[str, Any]:
+    """A record from a task's served form (a state file entry), as `Task.from_wire` rebuilds it."""
+    task_id = wire.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidState(f"task {task_id!r}: 'task_id' must be a non-empty string")
+    record: Dict[str, Any] = {"id": fragment(task_id), "status": wire.get("status", contract.START)}
+    if record["status"] not in contract.STATUSES:
+        raise InvalidState(f"task {task_id!r}: unknown status {record['status']!r}")
+    for name in TEXT_FIELDS:
+        record[name] = fragment(wire.get(name))
+    for name in NUMBER_FIELDS:
+        value = wire.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise InvalidState(f"task {task_id!r}: field {name!r} must be a number or null")
+        record[name] = value
+    record["n"] = record["n"] if record["n"] is not None else 0
+    for name in ("created_at", "updated_at"):
+        if record[name] is None:
+            record[name] = now
+    record.update(sn=record["n"], st=record["updated_at"], adn=None, adt=None)
+    return record
+
+
+class RedisTaskStore:
+    """The group's tasks in Redis under one key prefix; every method is one round trip."""
+
+    def __init__(self, client: "redis.asyncio.Redis", prefix: str = DEFAULT_PREFIX,
+                 stream_maxlen: int = STREAM_MAXLEN) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.stream_maxlen = stream_maxlen
+        names = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease")
+        self.keys = [prefix + name for name in names]
+        self.tasks_key, self.stream_key = self.keys[0], self.keys[4]
+        self._apply = client.register_script(redis_scripts.APPLY)
+        self._remove = client.register_script(redis_scripts.REMOVE)
+        self._remove_where = client.register_script(redis_scripts.REMOVE_WHERE)
+        self._sweep = client.register_script(redis_scripts.SWEEP)
+        self._import = client.register_script(redis_scripts.IMPORT)
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
+        """Apply validated events all or none; raise CapacityError when they do not fit."""
+        payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))
+        reply = await self._apply(keys=self.keys,
+                                  args=[repr(float(now)), max_tasks, self.stream_maxlen, payload])
+        if reply[0] == "capacity":
+            raise CapacityError(int(reply[1]), max_tasks)
+        return decode_records(reply[1]), decode_ids(reply[2])
+
+    async def remove(self, task_id: str) -> List[str]:
+        reply = await self._remove(keys=self.keys, args=[self.stream_maxlen, fragment(task_id)])
+        return decode_ids(reply[2])
+
+    async def remove_where(self, now: float, statuses: Optional[Iterable[str]],
+                           older_than: Optional[float]) -> List[str]:
+        wanted = "" if statuses is None else json.dumps(sorted(statuses))
+        older = "" if older_than is None else repr(float(older_than))
+        reply = await self._remove_where(
+            keys=self.keys, args=[self.stream_maxlen, repr(float(now)), wanted, older])
+        return decode_ids(reply[2])
+
+    async def sweep(self, now: float, policy: SweepPolicy, lease_seconds: float = 0.0,
+                    owner: str = "") -> Optional[Change]:
+        """One cleanup sweep, or None when another daemon holds the cleanup lease."""
+        reply = await self._sweep(keys=self.keys, args=[
+            self.stream_maxlen, repr(float(now)), repr(float(policy.retention_seconds)),
+            repr(float(policy.stale_seconds)), repr(float(policy.max_task_age)),
+            max(0, int(lease_seconds * 1000)), owner,
+        ])
+        if reply[0] == "busy":
+            return None
+        return decode_records(reply[1]), decode_ids(reply[2])
+
+    async def import_tasks(self, wires: Iterable[Mapping[str, Any]], now: float) -> int:
+        """Write tasks from a state file (replacing those with the same ids); all daemons resync."""
+        records = sorted((wire_to_record(wire, now) for wire in wires), key=lambda r: r["updated_at"])
+        await self._import(keys=self.keys, args=[self.stream_maxlen, json.dumps(records)])
+        return len(records)
+
+    async def get(self, task_id: str) -> Optional[Wire]:
+        raw = await self.client.hget(self.tasks_key, fragment(task_id))
+        return None if raw is None else record_to_wire(json.loads(raw))
+
+    async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Wire]:
+        wanted = None if statuses is None else frozenset(statuses)
+        tasks = (record_to_wire(json.loads(raw)) for raw in await self.client.hvals(self.tasks_key))
+        return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
+
+    async def view(self) -> Tuple[Dict[str, Wire], str]:
+        """Every task and the id of the newest stream entry, read atomically."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hvals(self.tasks_key)
+            pipe.xrevrange(self.stream_key, count=1)
+            raws, newest = await pipe.execute()
+        tasks = (record_to_wire(json.loads(raw)) for raw in raws)
+        return {t["task_id"]: t for t in tasks}, (newest[0][0] if newest else "0-0")
+
+    async def read_changes(self, after: str, block_seconds: float,
+                           count: int) -> List[Tuple[str, Dict[str, str]]]:
+        """Stream entries after `after`, waiting up to `block_seconds` for the first one."""
+        reply = await self.client.xread({self.stream_key: after}, count=count,
+                                        block=max(1, int(block_seconds * 1000)))
+        return list(reply[0][1]) if reply else []
+
+    async def has_entry(self, entry_id: str) -> bool:
+        """Whether the stream still holds `entry_id`, so reading after it misses nothing."""
+        return bool(await self.client.xrange(self.stream_key, entry_id, entry_id, count=1))
+
+    async def close(self) -> None:
+        closer = getattr(self.client, "aclose", None) or self.client.close
+        await closer()
+
+
+def decode_entry(fields: Mapping[str, str]) -> Optional[Change]:
+    """The change one stream entry carries, or None when it asks every daemon to resync."""
+    if "resync" in fields:
+        return None
+    return decode_records(fields.get("t", "[]")), decode_ids(fields.get("r", "[]"))
