@@ -166,10 +166,10 @@ class Daemon:
         self.notifier.ready()
         self.update_status()
 
-    def cleanup(self) -> None:
+    async def cleanup(self) -> None:
         """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards."""
         started = time.perf_counter()
-        changes = self.ctx.service.sweep()
+        changes = await self.ctx.service.sweep()
         self.ctx.metrics.sweep.observe(time.perf_counter() - started)
         if changes:
             log.debug("cleanup: %d stale or updated, %d removed",
