@@ -114,17 +114,19 @@ class RedisTaskService:
                 listener(changes)
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
-        upserted, removed = await self._call(
-            self.backend.apply(events, self._clock(), self.store.max_tasks))
+        change = await self._call(self.backend.apply(events, self._clock(), self.store.max_tasks))
         self.events_accepted += len(events)
-        return _changes(upserted, removed)
+        return self._mirror(*change)
 
     async def remove(self, task_id: str) -> bool:
-        return bool(await self._call(self.backend.remove(task_id)))
+        removed = await self._call(self.backend.remove(task_id))
+        self._mirror([], removed)
+        return bool(removed)
 
     async def remove_where(self, statuses: Optional[Iterable[str]],
                            older_than: Optional[float]) -> List[str]:
         removed = await self._call(self.backend.remove_where(self._clock(), statuses, older_than))
+        self._mirror([], removed)
         return sorted(removed)
 
     async def sweep(self) -> Changes:
@@ -137,13 +139,18 @@ class RedisTaskService:
         if result is None:
             return Changes()
         self.sweeps_run += 1
-        return _changes(*result)
+        return self._mirror(*result)
 
     async def get(self, task_id: str) -> Optional[Dict[str, Any]]:
         return await self._call(self.backend.get(task_id))
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return await self._call(self.backend.snapshot(statuses))
+
+    def _mirror(self, upserted: List[Any], removed: List[str]) -> Changes:
+        """Show this daemon's own writes at once; the stream brings them again, and is ignored."""
+        self.announce(self.store.apply(upserted, removed))
+        return _changes(upserted, removed)
 
     def health(self) -> Dict[str, Any]:
         report: Dict[str, Any] = {"ok": self.link.ok, "prefix": self.backend.prefix}
@@ -165,7 +172,7 @@ class RedisTaskService:
 
 def _changes(upserted: Iterable[Dict[str, Any]], removed: Iterable[str]) -> Changes:
     changes = Changes()
-    for task in upserted:
+    for task, _ in upserted:
         changes.add_upsert(task["task_id"])
     for task_id in removed:
         changes.add_removal(task_id)

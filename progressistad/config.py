@@ -63,6 +63,9 @@ class Settings:
     config_file: Optional[str] = None
     api_tokens_file: Optional[str] = None
     read_tokens_file: Optional[str] = None
+    redis_url: Optional[str] = dataclasses.field(default=None, repr=False)
+    redis_prefix: str = "progressista:"
+    redis_wait: float = 0.0
 
     def replace(self, **changes: object) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -224,6 +227,13 @@ OPTIONS: Tuple[Option, ...] = (
             "bundled copy", "DIR"),
     _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
             "e.g. /progress-dash (default: none)", "PATH"),
+    _option("redis-url", _optional_text, "share tasks with the other daemons of a group through "
+            "Redis, e.g. redis://redis.lan:6379/0 (default: none, tasks are kept in this "
+            "process; needs python3-redis)", "URL", secret=True),
+    _option("redis-prefix", _text, "prefix of every Redis key, so that several groups can share "
+            "one Redis (default %(default)s)", "PREFIX"),
+    _option("redis-wait", _seconds(False), "at start, keep trying to reach Redis this long before "
+            "giving up with exit status 1; 0 gives up at once (default %(default)s)", "SEC"),
     _option("trust-proxy", _boolean, "honour X-Forwarded-For/Proto/Host from the proxy in front; "
             "set only when a proxy is the sole way in (default false)", "BOOL"),
 )
@@ -326,6 +336,8 @@ class ParsedConfig:
     token_counts: Mapping[str, Tuple[int, str]]
     """Tokens by where they came from: name -> (count, source), for --print-config."""
     print_config: bool = False
+    import_state: Optional[str] = None
+    """`--import-state FILE`: load FILE into Redis and exit instead of serving."""
 
 
 def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
@@ -355,6 +367,9 @@ def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
         if option.is_switch:
             kwargs.update(nargs="?", const="true")
         add(option.flag, **kwargs)
+    add("--import-state", metavar="FILE",
+        help="load a JSON state file (this daemon's or the earlier build's) into the Redis "
+        "of --redis-url, then exit")
     add("--print-config", action="store_true",
         help="print every option's effective value and where it came from (secrets redacted), "
         "then exit")
@@ -390,7 +405,8 @@ def parse_config(
     values = {option.name: _converted(option, getattr(namespace, _dest(option)), sources)
               for option in OPTIONS}
     settings, token_counts = _settings_from(values, sources, env, config_path)
-    return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config))
+    return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config),
+                        namespace.import_state)
 
 
 def load_settings(

@@ -7,19 +7,23 @@ the served form of changed tasks. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from progressistad import contract
 from progressistad.store import Changes
+
+Versioned = Tuple[Dict[str, Any], int]
+"""A task's served form and its group-wide write version."""
 
 
 class MirroredTask:
     """One task as last published by the shared store."""
 
-    __slots__ = ("wire",)
+    __slots__ = ("wire", "version")
 
-    def __init__(self, wire: Dict[str, Any]) -> None:
+    def __init__(self, wire: Dict[str, Any], version: int) -> None:
         self.wire = wire
+        self.version = version
 
     @property
     def task_id(self) -> str:
@@ -64,27 +68,34 @@ class TaskMirror:
             counts[task.status] = counts.get(task.status, 0) + 1
         return counts
 
-    def apply(self, upserted: Iterable[Dict[str, Any]], removed: Iterable[str]) -> Changes:
-        """Record published changes: tasks in their served form, and removed ids."""
+    def apply(self, upserted: Iterable[Versioned], removed: Iterable[str]) -> Changes:
+        """Record published changes: (served form, version) of tasks, and removed ids.
+
+        A task older than the copy held is ignored: the daemon that wrote it applies its
+        own writes at once, before the stream brings them (and maybe older ones) back.
+        """
         changes = Changes()
-        for wire in upserted:
-            self._tasks[wire["task_id"]] = MirroredTask(wire)
+        for wire, version in upserted:
+            held = self._tasks.get(wire["task_id"])
+            if held is not None and held.version >= version:
+                continue
+            self._tasks[wire["task_id"]] = MirroredTask(wire, version)
             changes.add_upsert(wire["task_id"])
         for task_id in removed:
             if self._tasks.pop(task_id, None) is not None:
                 changes.add_removal(task_id)
         return changes
 
-    def replace_all(self, tasks: Mapping[str, Dict[str, Any]]) -> Changes:
+    def replace_all(self, tasks: Mapping[str, Versioned]) -> Changes:
         """Take a fresh snapshot; the changes are what differed from the copy held until now."""
         changes = Changes()
         for task_id in list(self._tasks):
             if task_id not in tasks:
                 del self._tasks[task_id]
                 changes.add_removal(task_id)
-        for task_id, wire in tasks.items():
+        for task_id, (wire, version) in tasks.items():
             held = self._tasks.get(task_id)
             if held is None or held.wire != wire:
-                self._tasks[task_id] = MirroredTask(wire)
                 changes.add_upsert(task_id)
+            self._tasks[task_id] = MirroredTask(wire, version)
         return changes

@@ -29,7 +29,7 @@ local FINISHED = %(finished)s
 local ACTIVE = %(active)s
 local TEXT_FIELDS = {"desc", "unit", "meta"}
 local NUMBER_FIELDS = {"total", "n", "timestamp", "created_at", "updated_at", "done_at",
-                       "stale_at", "rate", "eta", "sn", "st", "adn", "adt"}
+                       "stale_at", "rate", "eta", "sn", "st", "adn", "adt", "w", "v"}
 local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
@@ -51,14 +51,23 @@ local function load(id)
   return cjson.decode(raw)
 end
 
-local function save(t, encoded)
+local function stamp(t)
+  -- A group-wide version on every write: mirrors keep the newest, and finished tasks are
+  -- evicted in the order of their last write, as TaskStore's insertion order does.
+  t.v = redis.call("INCR", K_SEQ)
+  return encode(t)
+end
+
+local function save(t)
+  local encoded = stamp(t)
   redis.call("HSET", K_TASKS, t.id, encoded)
   redis.call("ZADD", K_UPDATED, num(t.updated_at), t.id)
   if FINISHED[t.status] then
-    redis.call("ZADD", K_FINISHED, redis.call("INCR", K_SEQ), t.id)
+    redis.call("ZADD", K_FINISHED, t.v, t.id)
   else
     redis.call("ZREM", K_FINISHED, t.id)
   end
+  return encoded
 end
 
 local function remove(id)
@@ -97,12 +106,7 @@ local events = cjson.decode(ARGV[4])
 local function new_task(id)
   return {id = id, status = "start", desc = NULL, unit = NULL, meta = NULL, total = NULL, n = 0,
           timestamp = NULL, created_at = now, updated_at = now, done_at = NULL, stale_at = NULL,
-          rate = NULL, eta = NULL, sn = 0, st = now, adn = NULL, adt = NULL}
-end
-
-local function smooth(average, sample)
-  if is_null(average) then return sample end
-  return SMOOTHING * sample + (1 - SMOOTHING) * average
+          rate = NULL, eta = NULL, sn = 0, st = now, adn = NULL, adt = NULL, w = 1.0}
 end
 
 local function reset_rate(t)
@@ -118,14 +122,21 @@ local function estimate_eta(t)
 end
 
 local function update_rate(t)
+  -- Same-instant events (one batch) fold into the current sample, as Task._update_rate does.
   if t.n < t.sn then reset_rate(t) end
-  local dt = now - t.st
+  local dn, dt = t.n - t.sn, now - t.st
   if dt > 0 then
-    t.adn = smooth(t.adn, t.n - t.sn)
-    t.adt = smooth(t.adt, dt)
-    t.rate = t.adn / t.adt
-    t.sn, t.st = t.n, now
+    if is_null(t.adn) then t.w = 1.0 else t.w = SMOOTHING end
+    t.adn = t.w * dn + (1 - t.w) * (is_null(t.adn) and 0.0 or t.adn)
+    t.adt = t.w * dt + (1 - t.w) * (is_null(t.adt) and 0.0 or t.adt)
+  elseif not is_null(t.adn) and dn ~= 0 then
+    t.adn = t.adn + t.w * dn
+  else
+    t.eta = estimate_eta(t)
+    return
   end
+  t.rate = t.adn / t.adt
+  t.sn, t.st = t.n, now
   t.eta = estimate_eta(t)
 end
 
@@ -177,7 +188,7 @@ for _, ev in ipairs(events) do
     order[#order + 1] = id
   end
   apply(t, ev)
-  save(t, encode(t))
+  save(t)
 end
 local records = {}
 for i, id in ipairs(order) do records[i] = encode(touched[id]) end
@@ -251,7 +262,7 @@ for _, id in ipairs(redis.call("ZRANGEBYSCORE", K_UPDATED, "-inf", num(now - hor
       if retention > 0 and idle > retention then remove(id); removed[#removed + 1] = id end
     elseif ACTIVE[t.status] and stale > 0 and idle > stale then
       t.status, t.stale_at, t.eta = "stale", now, NULL
-      local encoded = encode(t)
+      local encoded = stamp(t)
       redis.call("HSET", K_TASKS, id, encoded)
       records[#records + 1] = encoded
     end
@@ -265,9 +276,7 @@ IMPORT = PRELUDE + """
 -- ARGV: maxlen, records (JSON array of records, oldest update first)
 local records = {}
 for i, t in ipairs(cjson.decode(ARGV[2])) do
-  local encoded = encode(t)
-  save(t, encoded)
-  records[i] = encoded
+  records[i] = save(t)
 end
 publish(ARGV[1], {}, {}, "resync")
 return result(records, {})

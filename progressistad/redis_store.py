@@ -28,8 +28,10 @@ UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 """Errors that mean "Redis cannot be reached right now", as opposed to a bug."""
 
 Wire = Dict[str, Any]
-Change = Tuple[List[Wire], List[str]]
-"""Tasks upserted (served form) and task ids removed by one mutation."""
+Versioned = Tuple[Wire, int]
+"""A task's served form and its group-wide write version (newer writes have larger ones)."""
+Change = Tuple[List[Versioned], List[str]]
+"""Tasks upserted and task ids removed by one mutation."""
 
 NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
                  "rate", "eta")
@@ -83,8 +85,8 @@ def record_to_wire(record: Mapping[str, Any]) -> Wire:
     return wire
 
 
-def decode_records(text: str) -> List[Wire]:
-    return [record_to_wire(record) for record in json.loads(text)]
+def decode_records(text: str) -> List[Versioned]:
+    return [(record_to_wire(record), record["v"]) for record in json.loads(text)]
 
 
 def decode_ids(text: str) -> List[str]:
@@ -115,7 +117,7 @@ def wire_to_record(wire: Mapping[str, Any], now: float) -> Dict[str, Any]:
     for name in ("created_at", "updated_at"):
         if record[name] is None:
             record[name] = now
-    record.update(sn=record["n"], st=record["updated_at"], adn=None, adt=None)
+    record.update(sn=record["n"], st=record["updated_at"], adn=None, adt=None, w=1.0)
     return record
 
 
@@ -187,14 +189,18 @@ class RedisTaskStore:
         tasks = (record_to_wire(json.loads(raw)) for raw in await self.client.hvals(self.tasks_key))
         return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
 
-    async def view(self) -> Tuple[Dict[str, Wire], str]:
+    async def view(self) -> Tuple[Dict[str, Versioned], str]:
         """Every task and the id of the newest stream entry, read atomically."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hvals(self.tasks_key)
             pipe.xrevrange(self.stream_key, count=1)
             raws, newest = await pipe.execute()
-        tasks = (record_to_wire(json.loads(raw)) for raw in raws)
-        return {t["task_id"]: t for t in tasks}, (newest[0][0] if newest else "0-0")
+        records = (json.loads(raw) for raw in raws)
+        tasks = {}
+        for record in records:
+            wire = record_to_wire(record)
+            tasks[wire["task_id"]] = (wire, record["v"])
+        return tasks, (newest[0][0] if newest else "0-0")
 
     async def read_changes(self, after: str, block_seconds: float,
                            count: int) -> List[Tuple[str, Dict[str, str]]]:
