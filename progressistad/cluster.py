@@ -39,8 +39,9 @@ FOLLOW_BLOCK = 1.0
 """Seconds one stream read waits for news; also how soon a silent cut is noticed."""
 FOLLOW_BATCH = 500
 RECONNECT_DELAY = 0.5
-LEASE_SHARE = 0.9
-"""The cleanup lease lasts this share of the interval, so one sweep happens per interval."""
+LEASE_INTERVALS = 1.5
+"""The cleanup lease lasts this many intervals: its holder renews it at each sweep, and
+another daemon takes over within that time when the holder dies."""
 
 
 def describe(error: BaseException) -> str:
@@ -289,7 +290,7 @@ class Cluster:
 
     def build_service(self, policy: SweepPolicy, cleanup_interval: float) -> RedisTaskService:
         self.service = RedisTaskService(self.backend, self.mirror, self.link, self.clock, policy,
-                                        lease_seconds=cleanup_interval * LEASE_SHARE)
+                                        lease_seconds=cleanup_interval * LEASE_INTERVALS)
         self.follower = StreamFollower(self.backend, self.reader, self.mirror, self.link,
                                        self.service.announce)
         return self.service
@@ -346,3 +347,46 @@ async def import_state(url: str, prefix: str, path: str, clock: Callable[[], flo
             raise ConnectionError(f"cannot reach Redis at {safe_url(url)}: {describe(error)}") from None
     finally:
         await backend.close()
+
+
+async def join(settings: Any, clock: Callable[[], float] = time.time) -> Cluster:
+    """Reach Redis (waiting up to --redis-wait), load the group's tasks, then follow its stream.
+
+    Raises ConnectionError with one line when Redis cannot be reached.
+    """
+    from progressistad.context import sweep_policy
+
+    cluster = Cluster(settings.redis_url, settings.redis_prefix, clock)
+    try:
+        await cluster.wait_reachable(settings.redis_wait)
+        cluster.build_service(sweep_policy(settings), settings.cleanup_interval)
+        try:
+            await cluster.start()
+        except UNAVAILABLE_ERRORS as error:
+            raise ConnectionError(
+                f"cannot reach Redis at {safe_url(cluster.url)}: {describe(error)}") from None
+    except BaseException:
+        await cluster.close()
+        raise
+    log.info("sharing tasks through Redis at %s (prefix %r): %d task(s) in the group",
+             safe_url(cluster.url), cluster.prefix, len(cluster.mirror))
+    return cluster
+
+
+def run_import(settings: Any) -> int:
+    """`progressistad --import-state FILE`: load the file into Redis; the exit status."""
+    import sys
+
+    if not settings.redis_url:
+        print("progressistad: --import-state needs --redis-url (or PROGRESSISTA_REDIS_URL)",
+              file=sys.stderr)
+        return 2
+    try:
+        count = asyncio.run(import_state(settings.redis_url, settings.redis_prefix,
+                                         settings.import_state))
+    except (ValueError, ConnectionError) as error:
+        print(f"progressistad: {error}", file=sys.stderr)
+        return 1
+    print(f"imported {count} task(s) from {settings.import_state} into "
+          f"{safe_url(settings.redis_url)} (prefix {settings.redis_prefix!r})")
+    return 0

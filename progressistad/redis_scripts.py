@@ -242,8 +242,11 @@ SWEEP = PRELUDE + """
 local maxlen, now = ARGV[1], tonumber(ARGV[2])
 local retention, stale, max_age = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease_ms = tonumber(ARGV[6])
-if lease_ms > 0 and not redis.call("SET", K_LEASE, ARGV[7], "NX", "PX", lease_ms) then
-  return {"busy"}
+if lease_ms > 0 then
+  -- The cleanup lease: its holder sweeps and renews it; the others wait until it expires.
+  local holder = redis.call("GET", K_LEASE)
+  if holder and holder ~= ARGV[7] then return {"busy"} end
+  redis.call("SET", K_LEASE, ARGV[7], "PX", lease_ms)
 end
 local horizon = nil
 for _, limit in ipairs({retention, stale, max_age}) do
