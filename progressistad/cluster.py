@@ -105,6 +105,8 @@ class RedisTaskService:
         self._listeners: List[Listener] = []
         self.events_accepted = 0
         self.sweeps_run = 0
+        self.cleanup_leader = False
+        """Whether this daemon held the group's cleanup lease at its last sweep."""
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -137,6 +139,7 @@ class RedisTaskService:
                 self._clock(), self.policy, self.lease_seconds, self.owner))
         except StoreUnavailable:
             return Changes()
+        self.cleanup_leader = result is not None
         if result is None:
             return Changes()
         self.sweeps_run += 1
@@ -154,7 +157,8 @@ class RedisTaskService:
         return _changes(upserted, removed)
 
     def health(self) -> Dict[str, Any]:
-        report: Dict[str, Any] = {"ok": self.link.ok, "prefix": self.backend.prefix}
+        report: Dict[str, Any] = {"ok": self.link.ok, "prefix": self.backend.prefix,
+                                  "cleanup_leader": self.cleanup_leader}
         if not self.link.ok:
             report["error"] = f"Redis unreachable: {self.link.error}"
             report["since"] = round(self.link.since, 3)

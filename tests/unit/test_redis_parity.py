@@ -204,3 +204,20 @@ def test_random_sequences_agree(pair):
         else:
             steps.remove(f"t{rng.randint(0, 11)}")
     steps.run()
+
+
+def test_cleanup_lease_lets_one_owner_sweep_until_it_expires(redis_server, redis_prefix):
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        policy = SweepPolicy(stale_seconds=1)
+        try:
+            assert await store.sweep(10.0, policy, 0.3, "a") is not None
+            assert await store.sweep(10.0, policy, 0.3, "b") is None, "b swept under a's lease"
+            assert await store.sweep(11.0, policy, 0.3, "a") is not None, "a lost its own lease"
+            await asyncio.sleep(0.5)
+            assert await store.sweep(12.0, policy, 0.3, "b") is not None, "a dead lease stuck"
+            assert await store.sweep(12.0, policy, 0.3, "a") is None
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
