@@ -69,8 +69,11 @@ class Link:
         self.error: Optional[str] = None
         self.since = clock()
         self.outages = 0
+        self.needs_resync = False
+        """A write of ours may have gone unseen: the mirror must be reloaded, not caught up."""
 
-    def down(self, error: BaseException) -> None:
+    def down(self, error: BaseException, resync: bool = False) -> None:
+        self.needs_resync = self.needs_resync or resync
         if self.ok:
             self.outages += 1
             self.since = self._clock()
@@ -100,7 +103,6 @@ class RedisTaskService:
         self.link = link
         self.policy = policy
         self.lease_seconds = lease_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._listeners: List[Listener] = []
         self.events_accepted = 0
@@ -136,7 +138,7 @@ class RedisTaskService:
         """One sweep for the whole group, by whichever daemon takes the lease first this interval."""
         try:
             result = await self._call(self.backend.sweep(
-                self._clock(), self.policy, self.lease_seconds, self.owner))
+                self._clock(), self.policy, self.lease_seconds))
         except StoreUnavailable:
             return Changes()
         self.cleanup_leader = result is not None
@@ -171,7 +173,8 @@ class RedisTaskService:
         try:
             return await awaitable
         except UNAVAILABLE_ERRORS as error:
-            self.link.down(error)
+            # The script may have run without this daemon seeing its reply: resync later.
+            self.link.down(error, resync=True)
             raise StoreUnavailable(f"shared store unavailable: {describe(error)}") from None
 
 
@@ -239,18 +242,23 @@ class StreamFollower:
         await self.reader.ping()
         # Pooled connections to the old server are dead: drop them before serving again.
         await self.backend.client.connection_pool.disconnect()
-        if self.last_id == "0-0" or not await self.reader.has_entry(self.last_id):
-            log.info("change stream moved on while Redis was out of reach; resyncing")
+        if self.link.needs_resync or self.last_id == "0-0" \
+                or not await self.reader.has_entry(self.last_id):
+            log.info("resyncing with the group after losing Redis")
+            self.link.needs_resync = False
             await self.resync()
         self.link.up()
 
     async def _follow_once(self) -> None:
         entries = await self.reader.read_changes(self.last_id, FOLLOW_BLOCK, FOLLOW_BATCH)
         if not self.link.ok:
-            await self.backend.client.connection_pool.disconnect()
-            self.link.up()
+            await self._reconnect()
+            return
         changes = Changes()
         for entry_id, fields in entries:
+            if self.backend.owner and fields.get("o") == self.backend.owner:
+                self.last_id = entry_id
+                continue
             change = decode_entry(fields)
             if change is None:
                 self.announce(changes)
@@ -270,7 +278,8 @@ class Cluster:
     def __init__(self, url: str, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.prefix = prefix
-        self.backend = RedisTaskStore(connect(url, SOCKET_TIMEOUT), prefix)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.backend = RedisTaskStore(connect(url, SOCKET_TIMEOUT), prefix, owner=owner)
         self.reader = RedisTaskStore(connect(url, SOCKET_TIMEOUT + FOLLOW_BLOCK), prefix)
         self.mirror = TaskMirror()
         self.link = Link(clock)

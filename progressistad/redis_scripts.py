@@ -77,13 +77,14 @@ local function remove(id)
   return gone == 1
 end
 
-local function publish(maxlen, records, removed, extra)
-  if #records == 0 and #removed == 0 and not extra then return end
+local function publish(maxlen, records, removed, origin, resync)
+  -- origin: the daemon that made the change (it has applied it already and skips it).
+  if #records == 0 and #removed == 0 and not resync then return end
   local gone = {}
   for i, id in ipairs(removed) do gone[i] = cjson.encode(id) end
-  local args = {"XADD", K_STREAM, "MAXLEN", "~", maxlen, "*",
+  local args = {"XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", "o", origin or "",
                 "t", "[" .. table.concat(records, ",") .. "]", "r", "[" .. table.concat(gone, ",") .. "]"}
-  if extra then args[#args + 1] = extra; args[#args + 1] = "1" end
+  if resync then args[#args + 1] = "resync"; args[#args + 1] = "1" end
   redis.call(unpack(args))
 end
 
@@ -99,7 +100,7 @@ end
 }
 
 APPLY = PRELUDE + """
--- ARGV: now, max_tasks, maxlen, events (JSON array; text fields as JSON fragments)
+-- ARGV: now, max_tasks, maxlen, events (JSON array; text fields as JSON fragments), origin
 local now, max_tasks, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local events = cjson.decode(ARGV[4])
 
@@ -157,20 +158,29 @@ local function apply(t, ev)
   update_rate(t)
 end
 
--- Make room first, all or none, exactly as TaskStore._make_room.
-local in_batch, distinct, new_count = {}, 0, 0
+-- Load every task of the batch at once, then make room, all or none, as TaskStore._make_room.
+local ids, in_batch = {}, {}
 for _, ev in ipairs(events) do
   if not in_batch[ev.task_id] then
     in_batch[ev.task_id] = true
-    distinct = distinct + 1
-    if redis.call("HEXISTS", K_TASKS, ev.task_id) == 0 then new_count = new_count + 1 end
+    ids[#ids + 1] = ev.task_id
+  end
+end
+local tasks, was_finished, new_count = {}, {}, 0
+for i, raw in ipairs(redis.call("HMGET", K_TASKS, unpack(ids))) do
+  if raw then
+    local t = cjson.decode(raw)
+    tasks[ids[i]] = t
+    was_finished[ids[i]] = FINISHED[t.status]
+  else
+    new_count = new_count + 1
   end
 end
 local removed = {}
 local needed = redis.call("HLEN", K_TASKS) + new_count - max_tasks
 if needed > 0 then
   local victims = {}
-  for _, id in ipairs(redis.call("ZRANGE", K_FINISHED, 0, needed + distinct - 1)) do
+  for _, id in ipairs(redis.call("ZRANGE", K_FINISHED, 0, needed + #ids - 1)) do
     if #victims == needed then break end
     if not in_batch[id] then victims[#victims + 1] = id end
   end
@@ -178,34 +188,57 @@ if needed > 0 then
   for _, id in ipairs(victims) do remove(id); removed[#removed + 1] = id end
 end
 
-local touched, order = {}, {}
-for _, ev in ipairs(events) do
+local last = {}
+for position, ev in ipairs(events) do
   local id = ev.task_id
-  local t = touched[id]
+  local t = tasks[id]
   if not t then
-    t = load(id) or new_task(id)
-    touched[id] = t
-    order[#order + 1] = id
+    t = new_task(id)
+    tasks[id] = t
   end
   apply(t, ev)
-  save(t)
+  last[id] = position
 end
-local records = {}
-for i, id in ipairs(order) do records[i] = encode(touched[id]) end
-publish(maxlen, records, removed)
+
+-- Write each task once, versions in the order of its last event: the insertion order
+-- TaskStore ends a batch with, and so the same eviction order.
+table.sort(ids, function(a, b) return last[a] < last[b] end)
+local base = redis.call("INCRBY", K_SEQ, #ids) - #ids
+local records, hash, updated, finished, unfinished = {}, {}, {}, {}, {}
+for k, id in ipairs(ids) do
+  local t = tasks[id]
+  t.v = base + k
+  local encoded = encode(t)
+  records[k] = encoded
+  hash[#hash + 1] = id
+  hash[#hash + 1] = encoded
+  updated[#updated + 1] = num(t.updated_at)
+  updated[#updated + 1] = id
+  if FINISHED[t.status] then
+    finished[#finished + 1] = t.v
+    finished[#finished + 1] = id
+  elseif was_finished[id] then
+    unfinished[#unfinished + 1] = id
+  end
+end
+redis.call("HSET", K_TASKS, unpack(hash))
+redis.call("ZADD", K_UPDATED, unpack(updated))
+if #finished > 0 then redis.call("ZADD", K_FINISHED, unpack(finished)) end
+if #unfinished > 0 then redis.call("ZREM", K_FINISHED, unpack(unfinished)) end
+publish(maxlen, records, removed, ARGV[5])
 return result(records, removed)
 """
 
 REMOVE = PRELUDE + """
--- ARGV: maxlen, id
+-- ARGV: maxlen, id, origin
 local removed = {}
 if remove(ARGV[2]) then removed[1] = ARGV[2] end
-publish(ARGV[1], {}, removed)
+publish(ARGV[1], {}, removed, ARGV[3])
 return result({}, removed)
 """
 
 REMOVE_WHERE = PRELUDE + """
--- ARGV: maxlen, now, statuses (JSON array or ""), older_than ("" for any)
+-- ARGV: maxlen, now, statuses (JSON array or ""), older_than ("" for any), origin
 local maxlen, now = ARGV[1], tonumber(ARGV[2])
 local wanted = nil
 if ARGV[3] ~= "" then
@@ -233,7 +266,7 @@ for i = 1, #candidates, 2 do
   end
   if not keep and remove(id) then removed[#removed + 1] = id end
 end
-publish(maxlen, {}, removed)
+publish(maxlen, {}, removed, ARGV[5])
 return result({}, removed)
 """
 
@@ -271,7 +304,7 @@ for _, id in ipairs(redis.call("ZRANGEBYSCORE", K_UPDATED, "-inf", num(now - hor
     end
   end
 end
-publish(maxlen, records, removed)
+publish(maxlen, records, removed, ARGV[7])
 return result(records, removed)
 """
 
@@ -281,6 +314,6 @@ local records = {}
 for i, t in ipairs(cjson.decode(ARGV[2])) do
   records[i] = save(t)
 end
-publish(ARGV[1], {}, {}, "resync")
+publish(ARGV[1], {}, {}, "", true)
 return result(records, {})
 """

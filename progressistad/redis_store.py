@@ -125,9 +125,11 @@ class RedisTaskStore:
     """The group's tasks in Redis under one key prefix; every method is one round trip."""
 
     def __init__(self, client: "redis.asyncio.Redis", prefix: str = DEFAULT_PREFIX,
-                 stream_maxlen: int = STREAM_MAXLEN) -> None:
+                 stream_maxlen: int = STREAM_MAXLEN, owner: str = "") -> None:
         self.client = client
         self.prefix = prefix
+        self.owner = owner
+        """Names this daemon in the stream entries it writes, so that it can skip them."""
         self.stream_maxlen = stream_maxlen
         names = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease")
         self.keys = [prefix + name for name in names]
@@ -145,13 +147,15 @@ class RedisTaskStore:
         """Apply validated events all or none; raise CapacityError when they do not fit."""
         payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))
         reply = await self._apply(keys=self.keys,
-                                  args=[repr(float(now)), max_tasks, self.stream_maxlen, payload])
+                                  args=[repr(float(now)), max_tasks, self.stream_maxlen, payload,
+                                        self.owner])
         if reply[0] == "capacity":
             raise CapacityError(int(reply[1]), max_tasks)
         return decode_records(reply[1]), decode_ids(reply[2])
 
     async def remove(self, task_id: str) -> List[str]:
-        reply = await self._remove(keys=self.keys, args=[self.stream_maxlen, fragment(task_id)])
+        reply = await self._remove(keys=self.keys, args=[self.stream_maxlen, fragment(task_id),
+                                                           self.owner])
         return decode_ids(reply[2])
 
     async def remove_where(self, now: float, statuses: Optional[Iterable[str]],
@@ -159,7 +163,7 @@ class RedisTaskStore:
         wanted = "" if statuses is None else json.dumps(sorted(statuses))
         older = "" if older_than is None else repr(float(older_than))
         reply = await self._remove_where(
-            keys=self.keys, args=[self.stream_maxlen, repr(float(now)), wanted, older])
+            keys=self.keys, args=[self.stream_maxlen, repr(float(now)), wanted, older, self.owner])
         return decode_ids(reply[2])
 
     async def sweep(self, now: float, policy: SweepPolicy, lease_seconds: float = 0.0,
@@ -168,7 +172,7 @@ class RedisTaskStore:
         reply = await self._sweep(keys=self.keys, args=[
             self.stream_maxlen, repr(float(now)), repr(float(policy.retention_seconds)),
             repr(float(policy.stale_seconds)), repr(float(policy.max_task_age)),
-            max(0, int(lease_seconds * 1000)), owner,
+            max(0, int(lease_seconds * 1000)), owner or self.owner,
         ])
         if reply[0] == "busy":
             return None
