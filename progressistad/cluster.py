@@ -256,7 +256,7 @@ class StreamFollower:
             return
         changes = Changes()
         for entry_id, fields in entries:
-            if self.backend.owner and fields.get("o") == self.backend.owner:
+            if self.backend.owner and fields.get(b"o") == self.backend.owner.encode():
                 self.last_id = entry_id
                 continue
             change = decode_entry(fields)

@@ -4,18 +4,35 @@ Each script is one transaction: it reads and writes the task hash and its two
 indexes, then appends what changed to the group's stream, so every daemon sees
 changes in the order they were made. User text (task ids, desc, unit, meta)
 reaches Lua as JSON fragments and is stored as such, never decoded, so any
-string Python accepts round-trips exactly; numbers are written with 17
-significant digits so that they round-trip too.
+string Python accepts round-trips exactly.
+
+A record is packed with Redis's `struct` library, which Python's `struct`
+reads back: a status code, a mask of null fields, the id, desc, unit and meta
+fragments (NUL-terminated: JSON fragments never hold a raw NUL), then the
+numbers as IEEE doubles, so they round-trip exactly and cost no formatting.
+Replies and stream entries carry records back to back, removed ids joined by NUL.
 
 KEYS, in every script: tasks (hash: id fragment -> record), updated (zset:
-updated_at), finished (zset: insertion sequence of finished tasks, the
-eviction order), seq (counter), stream, lease.
+updated_at), finished (zset: write version of finished tasks, the eviction
+order), seq (the write version counter), stream, lease.
 """
 
 from __future__ import annotations
 
 from progressistad import contract
 from progressistad.store import RATE_SMOOTHING
+
+TEXT_FIELDS = ("desc", "unit", "meta")
+NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
+                 "rate", "eta", "sn", "st", "adn", "adt", "w", "v")
+"""The record's numbers, in order: the served ones, then the rate state and the version."""
+RECORD_HEAD = ">BI"
+"""Status code (1-based index in contract.STATUSES) and the null mask (bit i: number i,
+bit 15 + j: text j)."""
+
+
+def _lua_list(names) -> str:
+    return "{" + ", ".join(f'"{name}"' for name in names) + "}"
 
 
 def _lua_set(names) -> str:
@@ -27,28 +44,59 @@ local NULL = cjson.null
 local SMOOTHING = %(smoothing)r
 local FINISHED = %(finished)s
 local ACTIVE = %(active)s
-local TEXT_FIELDS = {"desc", "unit", "meta"}
-local NUMBER_FIELDS = {"total", "n", "timestamp", "created_at", "updated_at", "done_at",
-                       "stale_at", "rate", "eta", "sn", "st", "adn", "adt", "w", "v"}
+local TEXT_FIELDS = %(text_fields)s
+local NUMBER_FIELDS = %(number_fields)s
+local STATUS_NAMES = %(status_names)s
+local STATUS_CODES = {}
+for code, name in ipairs(STATUS_NAMES) do STATUS_CODES[name] = code end
+local RECORD = "%(record_head)sssss" .. string.rep("d", #NUMBER_FIELDS)
+local TEXT_BIT = #NUMBER_FIELDS
 local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local function is_null(x) return x == nil or x == NULL end
-local function num(x) if is_null(x) then return "null" end return string.format("%%.17g", x) end
-local function text(x) if is_null(x) then return "null" end return cjson.encode(x) end
+-- Scores as strings with 17 digits: Redis would format a Lua number with only 14.
+local function num(x) return string.format("%%.17g", x) end
 
 local function encode(t)
-  local parts = {'{"id":', cjson.encode(t.id), ',"status":', cjson.encode(t.status)}
-  for _, name in ipairs(TEXT_FIELDS) do parts[#parts + 1] = ',"' .. name .. '":' .. text(t[name]) end
-  for _, name in ipairs(NUMBER_FIELDS) do parts[#parts + 1] = ',"' .. name .. '":' .. num(t[name]) end
-  parts[#parts + 1] = "}"
-  return table.concat(parts)
+  local mask, numbers, texts = 0, {}, {}
+  for i, name in ipairs(NUMBER_FIELDS) do
+    if is_null(t[name]) then
+      mask = mask + 2 ^ (i - 1)
+      numbers[i] = 0
+    else
+      numbers[i] = t[name]
+    end
+  end
+  for j, name in ipairs(TEXT_FIELDS) do
+    if is_null(t[name]) then
+      mask = mask + 2 ^ (TEXT_BIT + j - 1)
+      texts[j] = ""
+    else
+      texts[j] = t[name]
+    end
+  end
+  return struct.pack(RECORD, STATUS_CODES[t.status], mask, t.id, texts[1], texts[2], texts[3],
+                     unpack(numbers))
+end
+
+local function decode(raw)
+  local fields = {struct.unpack(RECORD, raw)}
+  local mask = fields[2]
+  local t = {status = STATUS_NAMES[fields[1]], id = fields[3]}
+  for j, name in ipairs(TEXT_FIELDS) do
+    if bit.band(mask, 2 ^ (TEXT_BIT + j - 1)) ~= 0 then t[name] = NULL else t[name] = fields[3 + j] end
+  end
+  for i, name in ipairs(NUMBER_FIELDS) do
+    if bit.band(mask, 2 ^ (i - 1)) ~= 0 then t[name] = NULL else t[name] = fields[6 + i] end
+  end
+  return t
 end
 
 local function load(id)
   local raw = redis.call("HGET", K_TASKS, id)
   if not raw then return nil end
-  return cjson.decode(raw)
+  return decode(raw)
 end
 
 local function stamp(t)
@@ -80,21 +128,21 @@ end
 local function publish(maxlen, records, removed, origin, resync)
   -- origin: the daemon that made the change (it has applied it already and skips it).
   if #records == 0 and #removed == 0 and not resync then return end
-  local gone = {}
-  for i, id in ipairs(removed) do gone[i] = cjson.encode(id) end
   local args = {"XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", "o", origin or "",
-                "t", "[" .. table.concat(records, ",") .. "]", "r", "[" .. table.concat(gone, ",") .. "]"}
+                "t", table.concat(records), "r", table.concat(removed, "\\0")}
   if resync then args[#args + 1] = "resync"; args[#args + 1] = "1" end
   redis.call(unpack(args))
 end
 
 local function result(records, removed)
-  local gone = {}
-  for i, id in ipairs(removed) do gone[i] = cjson.encode(id) end
-  return {"ok", "[" .. table.concat(records, ",") .. "]", "[" .. table.concat(gone, ",") .. "]"}
+  return {"ok", table.concat(records), table.concat(removed, "\\0")}
 end
 """ % {
     "smoothing": RATE_SMOOTHING,
+    "text_fields": _lua_list(TEXT_FIELDS),
+    "number_fields": _lua_list(NUMBER_FIELDS),
+    "status_names": _lua_list(contract.STATUSES),
+    "record_head": RECORD_HEAD,
     "finished": _lua_set(contract.FINISHED_STATUSES),
     "active": _lua_set(contract.ACTIVE_STATUSES),
 }
@@ -169,7 +217,7 @@ end
 local tasks, was_finished, new_count = {}, {}, 0
 for i, raw in ipairs(redis.call("HMGET", K_TASKS, unpack(ids))) do
   if raw then
-    local t = cjson.decode(raw)
+    local t = decode(raw)
     tasks[ids[i]] = t
     was_finished[ids[i]] = FINISHED[t.status]
   else

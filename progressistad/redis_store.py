@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import redis.asyncio
@@ -33,16 +34,22 @@ Versioned = Tuple[Wire, int]
 Change = Tuple[List[Versioned], List[str]]
 """Tasks upserted and task ids removed by one mutation."""
 
-NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
-                 "rate", "eta")
-TEXT_FIELDS = ("desc", "unit", "meta")
+SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
+                  "rate", "eta")
+TEXT_FIELDS = redis_scripts.TEXT_FIELDS
+_HEAD = struct.Struct(redis_scripts.RECORD_HEAD)
+_NUMBERS = struct.Struct(">%dd" % len(redis_scripts.NUMBER_FIELDS))
+_VERSION = redis_scripts.NUMBER_FIELDS.index("v")
+_TEXT_BIT = len(redis_scripts.NUMBER_FIELDS)
+_INTEGRAL = frozenset(("total", "n", "timestamp"))
+"""Event fields clients usually send as integers: served as integers when they are whole."""
 
 
 def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
     """A client for `url` that fails fast: no retries of its own, bounded connect and read times."""
     return redis.asyncio.Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=False,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
@@ -51,11 +58,18 @@ def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
 
 def fragment(value: Any) -> Optional[str]:
     """User text as the JSON fragment Lua stores verbatim (ASCII, exact), None for null."""
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isprintable() \
+            and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    return json.dumps(value, separators=(",", ":"))
 
 
-def _unfragment(value: Optional[str]) -> Any:
-    return None if value is None else json.loads(value)
+def _unfragment(raw: bytes) -> Any:
+    if raw[:1] == b'"' and b"\\" not in raw:
+        return raw[1:-1].decode("ascii")
+    return json.loads(raw)
 
 
 def event_for_lua(event: Mapping[str, Any]) -> Dict[str, Any]:
@@ -68,29 +82,45 @@ def event_for_lua(event: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def record_to_wire(record: Mapping[str, Any]) -> Wire:
-    """The served form (`contract.TASK_FIELDS`) of a record as the scripts store it."""
-    wire: Wire = {
-        "task_id": json.loads(record["id"]),
-        "desc": _unfragment(record["desc"]),
-        "total": record["total"],
-        "n": record["n"],
-        "unit": _unfragment(record["unit"]),
-        "status": record["status"],
-        "timestamp": record["timestamp"],
-        "meta": _unfragment(record["meta"]),
-    }
-    for name in contract.TASK_FIELDS[len(contract.EVENT_FIELDS):]:
-        wire[name] = record[name]
-    return wire
+def _read_record(blob: bytes, pos: int) -> Tuple[Wire, int, int]:
+    """The task packed at `pos` (as the scripts pack it), its version, and where the next starts."""
+    code, mask = _HEAD.unpack_from(blob, pos)
+    pos += _HEAD.size
+    texts = []
+    for _ in range(1 + len(TEXT_FIELDS)):
+        stop = blob.index(b"\0", pos)
+        texts.append(blob[pos:stop])
+        pos = stop + 1
+    numbers = _NUMBERS.unpack_from(blob, pos)
+    pos += _NUMBERS.size
+    wire: Wire = {"task_id": _unfragment(texts[0])}
+    for j, name in enumerate(TEXT_FIELDS):
+        wire[name] = None if mask >> (_TEXT_BIT + j) & 1 else _unfragment(texts[1 + j])
+    wire["status"] = contract.STATUSES[code - 1]
+    for i, name in enumerate(SERVED_NUMBERS):
+        value = None if mask >> i & 1 else numbers[i]
+        if name in _INTEGRAL and value is not None and value.is_integer() and abs(value) < 2 ** 53:
+            value = int(value)
+        wire[name] = value
+    return {name: wire[name] for name in contract.TASK_FIELDS}, int(numbers[_VERSION]), pos
 
 
-def decode_records(text: str) -> List[Versioned]:
-    return [(record_to_wire(record), record["v"]) for record in json.loads(text)]
+def decode_records(blob: bytes) -> List[Versioned]:
+    """Tasks packed back to back, with their versions."""
+    records, pos = [], 0
+    while pos < len(blob):
+        wire, version, pos = _read_record(blob, pos)
+        records.append((wire, version))
+    return records
 
 
-def decode_ids(text: str) -> List[str]:
-    return [json.loads(item) for item in json.loads(text)]
+def record_to_wire(blob: bytes) -> Wire:
+    return _read_record(blob, 0)[0]
+
+
+def decode_ids(blob: bytes) -> List[str]:
+    """Removed task ids: their fragments joined by NUL."""
+    return [_unfragment(item) for item in blob.split(b"\0")] if blob else []
 
 
 class InvalidState(ValueError):
@@ -107,7 +137,7 @@ def wire_to_record(wire: Mapping[str, Any], now: float) -> Dict[str, Any]:
         raise InvalidState(f"task {task_id!r}: unknown status {record['status']!r}")
     for name in TEXT_FIELDS:
         record[name] = fragment(wire.get(name))
-    for name in NUMBER_FIELDS:
+    for name in SERVED_NUMBERS:
         value = wire.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value)):
@@ -149,7 +179,7 @@ class RedisTaskStore:
         reply = await self._apply(keys=self.keys,
                                   args=[repr(float(now)), max_tasks, self.stream_maxlen, payload,
                                         self.owner])
-        if reply[0] == "capacity":
+        if reply[0] == b"capacity":
             raise CapacityError(int(reply[1]), max_tasks)
         return decode_records(reply[1]), decode_ids(reply[2])
 
@@ -174,7 +204,7 @@ class RedisTaskStore:
             repr(float(policy.stale_seconds)), repr(float(policy.max_task_age)),
             max(0, int(lease_seconds * 1000)), owner or self.owner,
         ])
-        if reply[0] == "busy":
+        if reply[0] == b"busy":
             return None
         return decode_records(reply[1]), decode_ids(reply[2])
 
@@ -186,11 +216,11 @@ class RedisTaskStore:
 
     async def get(self, task_id: str) -> Optional[Wire]:
         raw = await self.client.hget(self.tasks_key, fragment(task_id))
-        return None if raw is None else record_to_wire(json.loads(raw))
+        return None if raw is None else record_to_wire(raw)
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Wire]:
         wanted = None if statuses is None else frozenset(statuses)
-        tasks = (record_to_wire(json.loads(raw)) for raw in await self.client.hvals(self.tasks_key))
+        tasks = (record_to_wire(raw) for raw in await self.client.hvals(self.tasks_key))
         return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
 
     async def view(self) -> Tuple[Dict[str, Versioned], str]:
@@ -199,19 +229,18 @@ class RedisTaskStore:
             pipe.hvals(self.tasks_key)
             pipe.xrevrange(self.stream_key, count=1)
             raws, newest = await pipe.execute()
-        records = (json.loads(raw) for raw in raws)
         tasks = {}
-        for record in records:
-            wire = record_to_wire(record)
-            tasks[wire["task_id"]] = (wire, record["v"])
-        return tasks, (newest[0][0] if newest else "0-0")
+        for raw in raws:
+            wire, version, _ = _read_record(raw, 0)
+            tasks[wire["task_id"]] = (wire, version)
+        return tasks, (newest[0][0].decode() if newest else "0-0")
 
     async def read_changes(self, after: str, block_seconds: float,
-                           count: int) -> List[Tuple[str, Dict[str, str]]]:
+                           count: int) -> List[Tuple[str, Dict[bytes, bytes]]]:
         """Stream entries after `after`, waiting up to `block_seconds` for the first one."""
         reply = await self.client.xread({self.stream_key: after}, count=count,
                                         block=max(1, int(block_seconds * 1000)))
-        return list(reply[0][1]) if reply else []
+        return [(entry_id.decode(), fields) for entry_id, fields in reply[0][1]] if reply else []
 
     async def has_entry(self, entry_id: str) -> bool:
         """Whether the stream still holds `entry_id`, so reading after it misses nothing."""
@@ -222,8 +251,8 @@ class RedisTaskStore:
         await closer()
 
 
-def decode_entry(fields: Mapping[str, str]) -> Optional[Change]:
+def decode_entry(fields: Mapping[bytes, bytes]) -> Optional[Change]:
     """The change one stream entry carries, or None when it asks every daemon to resync."""
-    if "resync" in fields:
+    if b"resync" in fields:
         return None
-    return decode_records(fields.get("t", "[]")), decode_ids(fields.get("r", "[]"))
+    return decode_records(fields.get(b"t", b"")), decode_ids(fields.get(b"r", b""))

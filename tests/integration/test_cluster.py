@@ -12,6 +12,7 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
+from progressistad.redis_store import decode_entry  # noqa: E402
 from tests.dashboard_client import Dashboard  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.support import REPO, DaemonProcess, clean_env, free_port, wait_for  # noqa: E402
@@ -44,12 +45,15 @@ def dashboards():
         dashboard.close()
 
 
-def stream_entries(server, prefix):
-    client = redis.Redis.from_url(server.url, decode_responses=True)
+def stream_changes(server, prefix):
+    """(upserted tasks, removed ids) of every entry in the group's change stream."""
+    client = redis.Redis.from_url(server.url)
     try:
-        return [fields for _, fields in client.xrange(prefix + "events")]
+        entries = client.xrange(prefix + "events")
     finally:
         client.close()
+    changes = [decode_entry(fields) for _, fields in entries]
+    return [([task for task, _ in upserted], removed) for upserted, removed in changes]
 
 
 def health(daemon):
@@ -108,9 +112,9 @@ def test_cleanup_runs_once_for_the_group(group, dashboards, redis_server, redis_
                              and "done" not in s, what="stale and retention sweep")
     # Give every daemon's timer several more ticks: nothing may be announced twice.
     time.sleep(1.0)
-    entries = stream_entries(redis_server, redis_prefix)
-    stale = [e for e in entries if '"status":"stale"' in e.get("t", "")]
-    removals = [e for e in entries if "done" in e.get("r", "")]
+    changes = stream_changes(redis_server, redis_prefix)
+    stale = [tasks for tasks, _ in changes if any(t["status"] == "stale" for t in tasks)]
+    removals = [removed for _, removed in changes if "done" in removed]
     assert len(stale) == 1, stale
     assert len(removals) == 1, removals
     leaders = [health(daemon)[1]["redis"]["cleanup_leader"] for daemon in (a, b)]
