@@ -180,8 +180,8 @@ class RedisTaskService:
 
 def _changes(upserted: Iterable[Dict[str, Any]], removed: Iterable[str]) -> Changes:
     changes = Changes()
-    for task, _ in upserted:
-        changes.add_upsert(task["task_id"])
+    for task in upserted:
+        changes.add_upsert(task.task_id)
     for task_id in removed:
         changes.add_removal(task_id)
     return changes

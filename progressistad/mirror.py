@@ -2,39 +2,28 @@
 
 It offers what the WebSocket hub, `/health` and `/metrics` read from the
 in-memory `TaskStore` (`get`, `snapshot`, `len`, `counts_by_status`), fed with
-the served form of changed tasks. Pure: no I/O, no clock.
+the tasks a shared store published. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Protocol
 
 from progressistad import contract
 from progressistad.store import Changes
 
-Versioned = Tuple[Dict[str, Any], int]
-"""A task's served form and its group-wide write version."""
 
+class MirroredTask(Protocol):
+    """A task as a shared store published it: two copies compare equal when identical."""
 
-class MirroredTask:
-    """One task as last published by the shared store."""
-
-    __slots__ = ("wire", "version")
-
-    def __init__(self, wire: Dict[str, Any], version: int) -> None:
-        self.wire = wire
-        self.version = version
+    task_id: str
+    version: int
+    """Group-wide write version: a later write of any task has a larger one."""
 
     @property
-    def task_id(self) -> str:
-        return self.wire["task_id"]
+    def status(self) -> str: ...
 
-    @property
-    def status(self) -> str:
-        return self.wire["status"]
-
-    def to_wire(self) -> Dict[str, Any]:
-        return self.wire
+    def to_wire(self) -> Dict[str, Any]: ...
 
 
 class TaskMirror:
@@ -57,7 +46,7 @@ class TaskMirror:
     def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         wanted = None if statuses is None else frozenset(statuses)
         return {
-            task_id: task.wire
+            task_id: task.to_wire()
             for task_id, task in self._tasks.items()
             if wanted is None or task.status in wanted
         }
@@ -68,34 +57,34 @@ class TaskMirror:
             counts[task.status] = counts.get(task.status, 0) + 1
         return counts
 
-    def apply(self, upserted: Iterable[Versioned], removed: Iterable[str]) -> Changes:
-        """Record published changes: (served form, version) of tasks, and removed ids.
+    def apply(self, upserted: Iterable[MirroredTask], removed: Iterable[str]) -> Changes:
+        """Record published changes: tasks written, and removed ids.
 
         A task older than the copy held is ignored: the daemon that wrote it applies its
         own writes at once, before the stream brings them (and maybe older ones) back.
         """
         changes = Changes()
-        for wire, version in upserted:
-            held = self._tasks.get(wire["task_id"])
-            if held is not None and held.version >= version:
+        for task in upserted:
+            held = self._tasks.get(task.task_id)
+            if held is not None and held.version >= task.version:
                 continue
-            self._tasks[wire["task_id"]] = MirroredTask(wire, version)
-            changes.add_upsert(wire["task_id"])
+            self._tasks[task.task_id] = task
+            changes.add_upsert(task.task_id)
         for task_id in removed:
             if self._tasks.pop(task_id, None) is not None:
                 changes.add_removal(task_id)
         return changes
 
-    def replace_all(self, tasks: Mapping[str, Versioned]) -> Changes:
+    def replace_all(self, tasks: Mapping[str, MirroredTask]) -> Changes:
         """Take a fresh snapshot; the changes are what differed from the copy held until now."""
         changes = Changes()
         for task_id in list(self._tasks):
             if task_id not in tasks:
                 del self._tasks[task_id]
                 changes.add_removal(task_id)
-        for task_id, (wire, version) in tasks.items():
+        for task_id, task in tasks.items():
             held = self._tasks.get(task_id)
-            if held is None or held.wire != wire:
+            if held is None or held != task:
                 changes.add_upsert(task_id)
-            self._tasks[task_id] = MirroredTask(wire, version)
+            self._tasks[task_id] = task
         return changes

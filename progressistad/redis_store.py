@@ -29,9 +29,7 @@ UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 """Errors that mean "Redis cannot be reached right now", as opposed to a bug."""
 
 Wire = Dict[str, Any]
-Versioned = Tuple[Wire, int]
-"""A task's served form and its group-wide write version (newer writes have larger ones)."""
-Change = Tuple[List[Versioned], List[str]]
+Change = Tuple[List["PackedTask"], List[str]]
 """Tasks upserted and task ids removed by one mutation."""
 
 SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
@@ -105,12 +103,52 @@ def _read_record(blob: bytes, pos: int) -> Tuple[Wire, int, int]:
     return {name: wire[name] for name in contract.TASK_FIELDS}, int(numbers[_VERSION]), pos
 
 
-def decode_records(blob: bytes) -> List[Versioned]:
-    """Tasks packed back to back, with their versions."""
-    records, pos = [], 0
-    while pos < len(blob):
-        wire, version, pos = _read_record(blob, pos)
-        records.append((wire, version))
+class PackedTask:
+    """A task as the scripts packed it, decoded to its served form on first use.
+
+    Most tasks a daemon hears of are replaced before any dashboard or request reads them
+    (broadcasts are coalesced), so decoding only then saves most of the work.
+    """
+
+    __slots__ = ("task_id", "version", "raw", "_wire")
+
+    def __init__(self, task_id: str, version: int, raw: bytes) -> None:
+        self.task_id = task_id
+        self.version = version
+        self.raw = raw
+        self._wire: Optional[Wire] = None
+
+    @property
+    def status(self) -> str:
+        return contract.STATUSES[self.raw[0] - 1]
+
+    def to_wire(self) -> Wire:
+        if self._wire is None:
+            self._wire = _read_record(self.raw, 0)[0]
+        return self._wire
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackedTask) and other.raw == self.raw
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_VERSION_AT_END = struct.Struct(">d")
+
+
+def decode_records(blob: bytes) -> List[PackedTask]:
+    """Tasks packed back to back; only their ids and versions are read now."""
+    records, pos, size = [], 0, len(blob)
+    while pos < size:
+        id_end = blob.index(b"\0", pos + _HEAD.size)
+        stop = id_end
+        for _ in TEXT_FIELDS:
+            stop = blob.index(b"\0", stop + 1)
+        end = stop + 1 + _NUMBERS.size
+        version = _VERSION_AT_END.unpack_from(blob, end - _VERSION_AT_END.size)[0]
+        records.append(PackedTask(_unfragment(blob[pos + _HEAD.size:id_end]), int(version),
+                                  blob[pos:end]))
+        pos = end
     return records
 
 
@@ -223,16 +261,13 @@ class RedisTaskStore:
         tasks = (record_to_wire(raw) for raw in await self.client.hvals(self.tasks_key))
         return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
 
-    async def view(self) -> Tuple[Dict[str, Versioned], str]:
+    async def view(self) -> Tuple[Dict[str, PackedTask], str]:
         """Every task and the id of the newest stream entry, read atomically."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hvals(self.tasks_key)
             pipe.xrevrange(self.stream_key, count=1)
             raws, newest = await pipe.execute()
-        tasks = {}
-        for raw in raws:
-            wire, version, _ = _read_record(raw, 0)
-            tasks[wire["task_id"]] = (wire, version)
+        tasks = {task.task_id: task for task in decode_records(b"".join(raws))}
         return tasks, (newest[0][0].decode() if newest else "0-0")
 
     async def read_changes(self, after: str, block_seconds: float,

@@ -53,7 +53,7 @@ def stream_changes(server, prefix):
     finally:
         client.close()
     changes = [decode_entry(fields) for _, fields in entries]
-    return [([task for task, _ in upserted], removed) for upserted, removed in changes]
+    return [([task.to_wire() for task in upserted], removed) for upserted, removed in changes]
 
 
 def health(daemon):

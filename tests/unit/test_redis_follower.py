@@ -32,7 +32,7 @@ def run_follower(url, prefix, maxlen, writes_while_away):
                 await follower._follow_once()
                 if follower.last_id == before:
                     break
-            expected = {tid: wire for tid, (wire, _) in (await reader.view())[0].items()}
+            expected = {tid: task.to_wire() for tid, task in (await reader.view())[0].items()}
             return follower.resyncs, follower.mirror.snapshot(), expected, announced
         finally:
             await writer.close()

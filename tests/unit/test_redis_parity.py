@@ -83,7 +83,7 @@ class Pair:
                 upserted, removed = [], await store.remove_where(step[1], step[2], step[3])
         except CapacityError as error:
             return ("capacity", error.needed)
-        return (sorted(t["task_id"] for t, _ in upserted), sorted(removed))
+        return (sorted(t.task_id for t in upserted), sorted(removed))
 
 
 @pytest.fixture
