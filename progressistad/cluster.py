@@ -71,6 +71,8 @@ class Link:
         self.outages = 0
         self.needs_resync = False
         """A write of ours may have gone unseen: the mirror must be reloaded, not caught up."""
+        self.on_change: Callable[[], None] = lambda: None
+        """Called when Redis is lost or back (the daemon refreshes systemd's STATUS=)."""
 
     def down(self, error: BaseException, resync: bool = False) -> None:
         self.needs_resync = self.needs_resync or resync
@@ -78,15 +80,18 @@ class Link:
             self.outages += 1
             self.since = self._clock()
             log.warning("lost Redis: %s", describe(error))
-        self.ok = False
+            self.ok = False
+            self.error = describe(error)
+            self.on_change()
         self.error = describe(error)
 
     def up(self) -> None:
         if not self.ok:
             log.info("Redis is back after %.1fs", self._clock() - self.since)
             self.since = self._clock()
-        self.ok = True
-        self.error = None
+            self.ok = True
+            self.error = None
+            self.on_change()
 
 
 class RedisTaskService:
@@ -314,6 +319,10 @@ class Cluster:
         await self.follower.resync()
         self.follower.start()
 
+    def problem(self) -> Optional[str]:
+        """What systemd's STATUS= line should say about Redis, or None when all is well."""
+        return None if self.link.ok else f"Redis unreachable: {self.link.error}"
+
     async def close(self) -> None:
         if self.follower is not None:
             await self.follower.stop()
@@ -386,7 +395,7 @@ async def join(settings: Any, clock: Callable[[], float] = time.time) -> Cluster
     return cluster
 
 
-def run_import(settings: Any) -> int:
+def run_import(settings: Any, path: str) -> int:
     """`progressistad --import-state FILE`: load the file into Redis; the exit status."""
     import sys
 
@@ -395,11 +404,10 @@ def run_import(settings: Any) -> int:
               file=sys.stderr)
         return 2
     try:
-        count = asyncio.run(import_state(settings.redis_url, settings.redis_prefix,
-                                         settings.import_state))
+        count = asyncio.run(import_state(settings.redis_url, settings.redis_prefix, path))
     except (ValueError, ConnectionError) as error:
         print(f"progressistad: {error}", file=sys.stderr)
         return 1
-    print(f"imported {count} task(s) from {settings.import_state} into "
+    print(f"imported {count} task(s) from {path} into "
           f"{safe_url(settings.redis_url)} (prefix {settings.redis_prefix!r})")
     return 0

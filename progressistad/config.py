@@ -551,6 +551,8 @@ def format_config(parsed: ParsedConfig) -> str:
 
 def _shown_value(option: Option, settings: Settings, parsed: ParsedConfig) -> str:
     if option.secret:
+        if option.field and getattr(settings, option.field) is None:
+            return "(unset)"
         return "(set, redacted)" if parsed.sources[option.name] != "default" else "(unset)"
     value = getattr(settings, option.field) if option.field else option.default
     if value is None or value == "" or value == ():
