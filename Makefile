@@ -44,6 +44,7 @@ OS_TEST_PACKAGES := curl
 OS_TEST_PACKAGES += systemd
 OS_TEST_PACKAGES += mandoc man-db groff-base
 OS_TEST_PACKAGES += chromium
+OS_TEST_PACKAGES += redis-server caddy
 test-os-deps:
 	@bash .ci/os-deps $(OS_TEST_PACKAGES)
 

@@ -63,6 +63,9 @@ class Settings:
     config_file: Optional[str] = None
     api_tokens_file: Optional[str] = None
     read_tokens_file: Optional[str] = None
+    redis_url: Optional[str] = dataclasses.field(default=None, repr=False)
+    redis_prefix: str = "progressista:"
+    redis_wait: float = 0.0
 
     def replace(self, **changes: object) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -231,6 +234,13 @@ OPTIONS: Tuple[Option, ...] = (
             "bundled copy", "DIR"),
     _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
             "e.g. /progress-dash (default: none)", "PATH"),
+    _option("redis-url", _optional_text, "share tasks with the other daemons of a group through "
+            "Redis, e.g. redis://redis.lan:6379/0 (default: none, tasks are kept in this "
+            "process; needs python3-redis)", "URL", secret=True),
+    _option("redis-prefix", _text, "prefix of every Redis key, so that several groups can share "
+            "one Redis (default %(default)s)", "PREFIX"),
+    _option("redis-wait", _seconds(False), "at start, keep trying to reach Redis this long before "
+            "giving up with exit status 1; 0 gives up at once (default %(default)s)", "SEC"),
     _option("trust-proxy", _boolean, "honour X-Forwarded-For/Proto/Host from the proxy in front; "
             "set only when a proxy is the sole way in (default false)", "BOOL"),
 )
@@ -333,6 +343,8 @@ class ParsedConfig:
     token_counts: Mapping[str, Tuple[int, str]]
     """Tokens by where they came from: name -> (count, source), for --print-config."""
     print_config: bool = False
+    import_state: Optional[str] = None
+    """`--import-state FILE`: load FILE into Redis and exit instead of serving."""
 
 
 def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
@@ -362,6 +374,9 @@ def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
         if option.is_switch:
             kwargs.update(nargs="?", const="true")
         add(option.flag, **kwargs)
+    add("--import-state", metavar="FILE",
+        help="load a JSON state file (this daemon's or the earlier build's) into the Redis "
+        "of --redis-url, then exit")
     add("--print-config", action="store_true",
         help="print every option's effective value and where it came from (secrets redacted), "
         "then exit")
@@ -397,7 +412,8 @@ def parse_config(
     values = {option.name: _converted(option, getattr(namespace, _dest(option)), sources)
               for option in OPTIONS}
     settings, token_counts = _settings_from(values, sources, env, config_path)
-    return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config))
+    return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config),
+                        namespace.import_state)
 
 
 def load_settings(
@@ -542,6 +558,8 @@ def format_config(parsed: ParsedConfig) -> str:
 
 def _shown_value(option: Option, settings: Settings, parsed: ParsedConfig) -> str:
     if option.secret:
+        if option.field and getattr(settings, option.field) is None:
+            return "(unset)"
         return "(set, redacted)" if parsed.sources[option.name] != "default" else "(unset)"
     value = getattr(settings, option.field) if option.field else option.default
     if value is None or value == "" or value == ():

@@ -52,13 +52,16 @@ class StartupError(Exception):
     """The daemon cannot start (port taken, address unavailable); the message is one line."""
 
 
-def build_context(settings: Settings, clock=time.time) -> AppContext:
-    """Store, service, hub and metrics for one daemon, wired together."""
-    store = TaskStore(max_tasks=settings.max_tasks)
-    service = TaskService(store, clock, sweep_policy(settings))
+def build_context(settings: Settings, clock=time.time, service=None) -> AppContext:
+    """Store, service, hub and metrics for one daemon, wired together.
+
+    `service` is the shared store's in a group of daemons (`cluster.py`), else one in memory.
+    """
+    if service is None:
+        service = TaskService(TaskStore(max_tasks=settings.max_tasks), clock, sweep_policy(settings))
     loop = tornado.ioloop.IOLoop.current()
     hub = Hub(
-        store,
+        service.store,
         interval=settings.broadcast_interval,
         stall_timeout=settings.ws_stall_timeout,
         clock=time.monotonic,
@@ -115,19 +118,41 @@ class Daemon:
         self.server: Optional[tornado.httpserver.HTTPServer] = None
         self.sockets: List[socket.socket] = []
         self.persister: Optional[StatePersister] = None
+        self.cluster = None
         self._event_rate = EventRate()
 
     async def run(self) -> int:
         self._stopped = asyncio.Event()  # created inside the loop: Python 3.9 binds it at creation
+        if self.settings.redis_url:
+            await self.join_cluster()
         self.start()
         await self._stopped.wait()
         return self._exit_status
 
+    async def join_cluster(self) -> None:
+        """Share tasks through Redis (imported only here: redis-py is an optional dependency)."""
+        try:
+            from progressistad import cluster
+        except ImportError:
+            raise StartupError("--redis-url needs redis-py: install python3-redis or "
+                               "pip install 'progressistad[redis]'") from None
+        try:
+            self.cluster = await cluster.join(self.settings)
+        except ConnectionError as exc:
+            raise StartupError(str(exc)) from None
+        self.cluster.link.on_change = self.update_status
+
     def start(self) -> None:
         settings = self.settings
         self.sockets = listening_sockets(settings, self._env)
-        self.ctx = build_context(settings)
-        self._start_persistence()
+        service = self.cluster.service if self.cluster is not None else None
+        self.ctx = build_context(settings, service=service)
+        if service is not None:
+            self.ctx.health_checks["redis"] = service.health
+            if settings.storage_path:
+                log.warning("--storage-path is not used with --redis-url: Redis keeps the tasks")
+        else:
+            self._start_persistence()
         try:
             self.app = make_app(self.ctx)
         except FileNotFoundError as exc:
@@ -169,10 +194,10 @@ class Daemon:
         self.notifier.ready()
         self.update_status()
 
-    def cleanup(self) -> None:
+    async def cleanup(self) -> None:
         """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards."""
         started = time.perf_counter()
-        changes = self.ctx.service.sweep()
+        changes = await self.ctx.service.sweep()
         self.ctx.metrics.sweep.observe(time.perf_counter() - started)
         if changes:
             log.debug("cleanup: %d stale or updated, %d removed",
@@ -183,7 +208,9 @@ class Daemon:
         """Refresh systemd's STATUS= line (tasks, dashboards, events per second, problems)."""
         if not self.notifier.enabled or self._stopping:
             return
-        problem = self.persister.status() if self.persister is not None else None
+        problems = [self.persister.status() if self.persister is not None else None,
+                    self.cluster.problem() if self.cluster is not None else None]
+        problem = "; ".join(p for p in problems if p) or None
         rate = self._event_rate.per_second(self.ctx.service.events_accepted)
         self.notifier.status(status_line(len(self.ctx.service.store), len(self.ctx.hub),
                                          rate, problem))
@@ -227,6 +254,8 @@ class Daemon:
             self._exit_status = EXIT_RUNTIME
         for timer in self._timers:
             timer.stop()
+        if self.cluster is not None:
+            await self.cluster.close()
         if self.server is not None:
             try:
                 await asyncio.wait_for(self.server.close_all_connections(),
@@ -279,6 +308,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if parsed.print_config:
         print(format_config(parsed))
         return EXIT_OK
+    if parsed.import_state:
+        from progressistad.cluster import run_import
+        return run_import(parsed.settings, parsed.import_state)
     return serve(parsed, args, env)
 
 

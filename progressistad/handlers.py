@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from http import HTTPStatus
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Awaitable, Dict, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import tornado.web
@@ -13,6 +13,7 @@ from progressistad import contract, metrics as prom
 from progressistad.auth import Access, bearer_token
 from progressistad.context import AppContext
 from progressistad.schemas import InvalidInput, TaskQuery, load_events, parse_json
+from progressistad.service import StoreUnavailable
 from progressistad.store import CapacityError
 
 SECURITY_HEADERS = {
@@ -145,6 +146,14 @@ class ApiHandler(RequestAuth, tornado.web.RequestHandler):
         self.ctx.metrics.reject(reason, events)
         return ApiError(400, error.message, **error.details)
 
+    async def call(self, awaitable: Awaitable[Any]) -> Any:
+        """Await a task-service call; a shared store out of reach answers 503 with Retry-After."""
+        try:
+            return await awaitable
+        except StoreUnavailable as error:
+            retry = str(max(1, round(self.ctx.settings.cleanup_interval)))
+            raise ApiError(503, str(error), headers={"Retry-After": retry}) from None
+
     def parse_query(self, allowed: Sequence[str]) -> TaskQuery:
         try:
             return TaskQuery.parse(self.request.query_arguments, allowed)
@@ -201,7 +210,7 @@ class ProgressHandler(ApiHandler):
         self.send_error(413, exc_info=(ApiError, error, None))
         self._chunks = []
 
-    def post(self) -> None:
+    async def post(self) -> None:
         if self._finished:
             return
         try:
@@ -216,7 +225,7 @@ class ProgressHandler(ApiHandler):
             raise self.rejected(error, "invalid", len(payload) if isinstance(payload, list) else 1)
         self._authorize(parsed.meta_tokens)
         try:
-            self.ctx.service.ingest(parsed.events)
+            await self.call(self.ctx.service.ingest(parsed.events))
         except CapacityError as error:
             self.ctx.metrics.reject("capacity", len(parsed.events))
             retry = str(max(1, round(self.ctx.settings.cleanup_interval)))
@@ -248,16 +257,16 @@ class TasksHandler(ApiHandler):
 
     access = {"GET": Access.READ}
 
-    def get(self) -> None:
+    async def get(self) -> None:
         query = self.parse_query(allowed=("status",))
-        self.write_json({"tasks": self.ctx.service.store.snapshot(query.statuses)})
+        self.write_json({"tasks": await self.call(self.ctx.service.snapshot(query.statuses))})
 
-    def delete(self) -> None:
+    async def delete(self) -> None:
         query = self.parse_query(allowed=("status", "older_than"))
         if query.statuses is None and query.older_than is None:
             raise ApiError(400, "bulk delete needs a filter: status=S and/or older_than=SEC"
                                 " (older_than=0 removes every task)")
-        removed = self.ctx.service.remove_where(query.statuses, query.older_than)
+        removed = await self.call(self.ctx.service.remove_where(query.statuses, query.older_than))
         self.write_json({"removed": removed})
 
 
@@ -266,14 +275,14 @@ class TaskHandler(ApiHandler):
 
     access = {"GET": Access.READ}
 
-    def get(self, task_id: str) -> None:
-        task = self.ctx.service.store.get(task_id)
+    async def get(self, task_id: str) -> None:
+        task = await self.call(self.ctx.service.get(task_id))
         if task is None:
             raise ApiError(404, "no such task", task_id=task_id[: contract.TASK_ID_MAX_CHARS])
-        self.write_json(task.to_wire())
+        self.write_json(task)
 
-    def delete(self, task_id: str) -> None:
-        self.write_json({"removed": self.ctx.service.remove(task_id)})
+    async def delete(self, task_id: str) -> None:
+        self.write_json({"removed": await self.call(self.ctx.service.remove(task_id))})
 
 
 class HealthHandler(ApiHandler):

@@ -1,20 +1,29 @@
 """The task service: applies what handlers and timers ask to the store and tells listeners.
 
 It is the one place where the clock meets the pure store, and the one place
-that announces changes (to the WebSocket hub, to persistence).
+that announces changes (to the WebSocket hub, to persistence). Its interface
+is asynchronous so that a shared store (Redis, `cluster.py`) can stand behind
+the same calls; this in-memory one never waits.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional, Sequence, Mapping, Any
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from progressistad.store import Changes, SweepPolicy, TaskStore
 
 Listener = Callable[[Changes], None]
 
 
+class StoreUnavailable(Exception):
+    """The shared task store cannot be reached right now; the request may be retried later."""
+
+
 class TaskService:
-    """Store mutations, timestamped with the injected clock and announced to listeners."""
+    """Store mutations, timestamped with the injected clock and announced to listeners.
+
+    `store` is what synchronous readers (hub, health, metrics, persistence) read.
+    """
 
     def __init__(self, store: TaskStore, clock: Callable[[], float], policy: SweepPolicy) -> None:
         self.store = store
@@ -26,29 +35,37 @@ class TaskService:
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
+    async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
         """Apply validated events all or none; raises CapacityError when they do not fit."""
         changes = self.store.apply(events, self._clock())
         self.events_accepted += len(events)
         self._announce(changes)
         return changes
 
-    def remove(self, task_id: str) -> bool:
+    async def remove(self, task_id: str) -> bool:
         changes = self.store.remove(task_id)
         self._announce(changes)
         return bool(changes)
 
-    def remove_where(
+    async def remove_where(
         self, statuses: Optional[Iterable[str]], older_than: Optional[float]
     ) -> List[str]:
         changes = self.store.remove_where(self._clock(), statuses, older_than)
         self._announce(changes)
         return sorted(changes.removed)
 
-    def sweep(self) -> Changes:
+    async def sweep(self) -> Changes:
         changes = self.store.sweep(self._clock(), self.policy)
         self._announce(changes)
         return changes
+
+    async def get(self, task_id: str) -> Optional[Dict[str, Any]]:
+        """The served form of one task, or None."""
+        task = self.store.get(task_id)
+        return None if task is None else task.to_wire()
+
+    async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
+        return self.store.snapshot(statuses)
 
     def _announce(self, changes: Changes) -> None:
         if changes:

@@ -26,3 +26,21 @@ def daemon_factory(tmp_path):
 def daemon(daemon_factory):
     """One real daemon with default settings on a free loopback port."""
     return daemon_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session; tests keep apart by key prefix (`redis_prefix`)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix(request):
+    """A key prefix no other test uses."""
+    import uuid
+
+    return f"test-{uuid.uuid4().hex[:12]}:"

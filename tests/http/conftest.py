@@ -42,9 +42,32 @@ def settings(request):
     return Settings(**overrides)
 
 
+@pytest.fixture(params=["memory", "redis"], autouse=True)
+def store_kind(request):
+    """Every HTTP test runs on the in-memory store and on Redis: both meet the same contract.
+
+    Autouse, because pytest-tornado asks for `app` dynamically, which parametrizes nothing.
+    """
+    return request.param
+
+
 @pytest.fixture
-def ctx(settings, clock, io_loop):
-    return build_context(settings, clock)
+def ctx(request, store_kind, settings, clock, io_loop):
+    """The daemon's services on the store `store_kind` names."""
+    if store_kind == "memory":
+        yield build_context(settings, clock)
+        return
+    pytest.importorskip("redis")
+    from progressistad import cluster
+
+    server = request.getfixturevalue("redis_server")
+    settings = settings.replace(redis_url=server.url,
+                                redis_prefix=request.getfixturevalue("redis_prefix"))
+    joined = io_loop.run_sync(lambda: cluster.join(settings, clock))
+    context = build_context(settings, clock, service=joined.service)
+    context.health_checks["redis"] = joined.service.health
+    yield context
+    io_loop.run_sync(joined.close)
 
 
 @pytest.fixture

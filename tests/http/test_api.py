@@ -212,12 +212,12 @@ async def test_task_limit_evicts_finished_then_answers_503(api):
 async def test_cleanup_marks_stale_and_purges(api, ctx, clock):
     await api.post([{"task_id": "idle"}, {"task_id": "done", "status": "close"}])
     clock.advance(11)
-    ctx.service.sweep()
+    await ctx.service.sweep()
     _, _, task = await api.call("GET", "/tasks/idle")
     assert task["status"] == "stale" and task["stale_at"] == clock.now
     clock.advance(20)
-    ctx.service.sweep()
+    await ctx.service.sweep()
     assert (await api.call("GET", "/tasks/done"))[0] == 404
     clock.advance(70)
-    ctx.service.sweep()
+    await ctx.service.sweep()
     assert (await api.call("GET", "/tasks"))[2] == {"tasks": {}}

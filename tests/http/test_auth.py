@@ -39,7 +39,7 @@ def expected_status(needed, credential):
 @pytest.mark.parametrize("method, path, body, needed", ROUTES)
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
 async def test_every_route_with_every_credential(api, ctx, method, path, body, needed, credential):
-    ctx.service.ingest([{"task_id": "t"}])
+    await ctx.service.ingest([{"task_id": "t"}])
     status, headers, reply = await api.call(method, path, body, headers=CREDENTIALS[credential])
     expected = expected_status(needed, credential)
     if expected == "ok":

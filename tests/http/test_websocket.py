@@ -34,7 +34,7 @@ async def read_until(conn, predicate, timeout=5.0):
 
 
 async def test_default_protocol_sends_full_snapshots(api, ctx):
-    ctx.service.ingest([{"task_id": "a", "n": 1}])
+    await ctx.service.ingest([{"task_id": "a", "n": 1}])
     conn = await connect(api)
     first = await read_json(conn)
     assert list(first) == ["tasks"] and first["tasks"]["a"]["n"] == 1
@@ -44,7 +44,7 @@ async def test_default_protocol_sends_full_snapshots(api, ctx):
 
 
 async def test_delta_protocol_seq_upserts_and_removals(api, ctx):
-    ctx.service.ingest([{"task_id": "a"}, {"task_id": "gone"}])
+    await ctx.service.ingest([{"task_id": "a"}, {"task_id": "gone"}])
     conn = await connect(api, "?protocol=delta")
     snapshot = await read_json(conn)
     assert snapshot["type"] == "snapshot" and set(snapshot["tasks"]) == {"a", "gone"}
@@ -73,11 +73,11 @@ async def test_hundreds_of_events_coalesce_into_a_handful_of_messages(api):
 async def test_sweep_changes_reach_dashboards(api, ctx, clock):
     conn = await connect(api, "?protocol=delta")
     await read_json(conn)
-    ctx.service.ingest([{"task_id": "idle"}])
+    await ctx.service.ingest([{"task_id": "idle"}])
     await read_json(conn)
     clock.advance(10**6)
     ctx.service.policy = type(ctx.service.policy)(stale_seconds=10)
-    ctx.service.sweep()
+    await ctx.service.sweep()
     delta = await read_json(conn)
     assert delta["tasks"]["idle"]["status"] == "stale"
 

@@ -16,7 +16,7 @@ from tests.support import REPO
 pytestmark = pytest.mark.packaging
 
 CONFFILE = REPO / "packaging" / "progressistad.conf"
-NOT_FILE_KEYS = {"help", "version", "print-config", "config"}
+NOT_FILE_KEYS = {"help", "version", "print-config", "config", "import-state"}
 TOKEN_KEYS = {"api-token", "api-tokens", "read-tokens"}
 """Shown as (set, redacted) or (unset) by --print-config, not as values."""
 COMMENTED_OPTION = re.compile(r"^#([a-z][a-z-]*) =(.*)$")

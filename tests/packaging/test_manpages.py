@@ -21,7 +21,7 @@ PAGES = [DAEMON_PAGE, CLIENT_PAGE]
 SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
             "SIGNALS", "EXAMPLES", "SEE ALSO")
 LINT_ENV = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80")
-NOT_SETTINGS = {"--help", "--version", "--print-config"}
+NOT_SETTINGS = {"--help", "--version", "--print-config", "--import-state"}
 
 
 def page_text(path: Path) -> str:

@@ -1,0 +1,293 @@
+"""Task state in Redis: the Lua scripts of `redis_scripts`, called through redis-py's asyncio client.
+
+Imported only when `--redis-url` is set; redis-py is an optional dependency.
+Every mutation is one script call (atomic), returns the served form of what it
+changed, and appends the same change to the group's stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from progressistad import contract, redis_scripts
+from progressistad.store import CapacityError, SweepPolicy
+
+DEFAULT_PREFIX = "progressista:"
+STREAM_MAXLEN = 10000
+"""Changes kept in the stream: how far behind a daemon may fall and still catch up."""
+
+UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                      ConnectionError, TimeoutError)
+"""Errors that mean "Redis cannot be reached right now", as opposed to a bug."""
+
+Wire = Dict[str, Any]
+Change = Tuple[List["PackedTask"], List[str]]
+"""Tasks upserted and task ids removed by one mutation."""
+
+SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
+                  "rate", "eta")
+TEXT_FIELDS = redis_scripts.TEXT_FIELDS
+_HEAD = struct.Struct(redis_scripts.RECORD_HEAD)
+_NUMBERS = struct.Struct(">%dd" % len(redis_scripts.NUMBER_FIELDS))
+_VERSION = redis_scripts.NUMBER_FIELDS.index("v")
+_TEXT_BIT = len(redis_scripts.NUMBER_FIELDS)
+_INTEGRAL = frozenset(("total", "n", "timestamp"))
+"""Event fields clients usually send as integers: served as integers when they are whole."""
+
+
+def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
+    """A client for `url` that fails fast: no retries of its own, bounded connect and read times."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def fragment(value: Any) -> Optional[str]:
+    """User text as the JSON fragment Lua stores verbatim (ASCII, exact), None for null."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isprintable() \
+            and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _unfragment(raw: bytes) -> Any:
+    if raw[:1] == b'"' and b"\\" not in raw:
+        return raw[1:-1].decode("ascii")
+    return json.loads(raw)
+
+
+def event_for_lua(event: Mapping[str, Any]) -> Dict[str, Any]:
+    """A validated event with its text fields as fragments; absent fields stay absent."""
+    out = dict(event)
+    out["task_id"] = fragment(event["task_id"])
+    for name in TEXT_FIELDS:
+        if name in event:
+            out[name] = fragment(event[name])
+    return out
+
+
+def _read_record(blob: bytes, pos: int) -> Tuple[Wire, int, int]:
+    """The task packed at `pos` (as the scripts pack it), its version, and where the next starts."""
+    code, mask = _HEAD.unpack_from(blob, pos)
+    pos += _HEAD.size
+    texts = []
+    for _ in range(1 + len(TEXT_FIELDS)):
+        stop = blob.index(b"\0", pos)
+        texts.append(blob[pos:stop])
+        pos = stop + 1
+    numbers = _NUMBERS.unpack_from(blob, pos)
+    pos += _NUMBERS.size
+    wire: Wire = {"task_id": _unfragment(texts[0])}
+    for j, name in enumerate(TEXT_FIELDS):
+        wire[name] = None if mask >> (_TEXT_BIT + j) & 1 else _unfragment(texts[1 + j])
+    wire["status"] = contract.STATUSES[code - 1]
+    for i, name in enumerate(SERVED_NUMBERS):
+        value = None if mask >> i & 1 else numbers[i]
+        if name in _INTEGRAL and value is not None and value.is_integer() and abs(value) < 2 ** 53:
+            value = int(value)
+        wire[name] = value
+    return {name: wire[name] for name in contract.TASK_FIELDS}, int(numbers[_VERSION]), pos
+
+
+class PackedTask:
+    """A task as the scripts packed it, decoded to its served form on first use.
+
+    Most tasks a daemon hears of are replaced before any dashboard or request reads them
+    (broadcasts are coalesced), so decoding only then saves most of the work.
+    """
+
+    __slots__ = ("task_id", "version", "raw", "_wire")
+
+    def __init__(self, task_id: str, version: int, raw: bytes) -> None:
+        self.task_id = task_id
+        self.version = version
+        self.raw = raw
+        self._wire: Optional[Wire] = None
+
+    @property
+    def status(self) -> str:
+        return contract.STATUSES[self.raw[0] - 1]
+
+    def to_wire(self) -> Wire:
+        if self._wire is None:
+            self._wire = _read_record(self.raw, 0)[0]
+        return self._wire
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackedTask) and other.raw == self.raw
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_VERSION_AT_END = struct.Struct(">d")
+
+
+def decode_records(blob: bytes) -> List[PackedTask]:
+    """Tasks packed back to back; only their ids and versions are read now."""
+    records, pos, size = [], 0, len(blob)
+    while pos < size:
+        id_end = blob.index(b"\0", pos + _HEAD.size)
+        stop = id_end
+        for _ in TEXT_FIELDS:
+            stop = blob.index(b"\0", stop + 1)
+        end = stop + 1 + _NUMBERS.size
+        version = _VERSION_AT_END.unpack_from(blob, end - _VERSION_AT_END.size)[0]
+        records.append(PackedTask(_unfragment(blob[pos + _HEAD.size:id_end]), int(version),
+                                  blob[pos:end]))
+        pos = end
+    return records
+
+
+def record_to_wire(blob: bytes) -> Wire:
+    return _read_record(blob, 0)[0]
+
+
+def decode_ids(blob: bytes) -> List[str]:
+    """Removed task ids: their fragments joined by NUL."""
+    return [_unfragment(item) for item in blob.split(b"\0")] if blob else []
+
+
+class InvalidState(ValueError):
+    """A state file entry that cannot be imported; the message names the task and field."""
+
+
+def wire_to_record(wire: Mapping[str, Any], now: float) -> Dict[str, Any]:
+    """A record from a task's served form (a state file entry), as `Task.from_wire` rebuilds it."""
+    task_id = wire.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidState(f"task {task_id!r}: 'task_id' must be a non-empty string")
+    record: Dict[str, Any] = {"id": fragment(task_id), "status": wire.get("status", contract.START)}
+    if record["status"] not in contract.STATUSES:
+        raise InvalidState(f"task {task_id!r}: unknown status {record['status']!r}")
+    for name in TEXT_FIELDS:
+        record[name] = fragment(wire.get(name))
+    for name in SERVED_NUMBERS:
+        value = wire.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise InvalidState(f"task {task_id!r}: field {name!r} must be a number or null")
+        record[name] = value
+    record["n"] = record["n"] if record["n"] is not None else 0
+    for name in ("created_at", "updated_at"):
+        if record[name] is None:
+            record[name] = now
+    record.update(sn=record["n"], st=record["updated_at"], adn=None, adt=None, w=1.0)
+    return record
+
+
+class RedisTaskStore:
+    """The group's tasks in Redis under one key prefix; every method is one round trip."""
+
+    def __init__(self, client: "redis.asyncio.Redis", prefix: str = DEFAULT_PREFIX,
+                 stream_maxlen: int = STREAM_MAXLEN, owner: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.owner = owner
+        """Names this daemon in the stream entries it writes, so that it can skip them."""
+        self.stream_maxlen = stream_maxlen
+        names = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease")
+        self.keys = [prefix + name for name in names]
+        self.tasks_key, self.stream_key = self.keys[0], self.keys[4]
+        self._apply = client.register_script(redis_scripts.APPLY)
+        self._remove = client.register_script(redis_scripts.REMOVE)
+        self._remove_where = client.register_script(redis_scripts.REMOVE_WHERE)
+        self._sweep = client.register_script(redis_scripts.SWEEP)
+        self._import = client.register_script(redis_scripts.IMPORT)
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
+        """Apply validated events all or none; raise CapacityError when they do not fit."""
+        payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))
+        reply = await self._apply(keys=self.keys,
+                                  args=[repr(float(now)), max_tasks, self.stream_maxlen, payload,
+                                        self.owner])
+        if reply[0] == b"capacity":
+            raise CapacityError(int(reply[1]), max_tasks)
+        return decode_records(reply[1]), decode_ids(reply[2])
+
+    async def remove(self, task_id: str) -> List[str]:
+        reply = await self._remove(keys=self.keys, args=[self.stream_maxlen, fragment(task_id),
+                                                           self.owner])
+        return decode_ids(reply[2])
+
+    async def remove_where(self, now: float, statuses: Optional[Iterable[str]],
+                           older_than: Optional[float]) -> List[str]:
+        wanted = "" if statuses is None else json.dumps(sorted(statuses))
+        older = "" if older_than is None else repr(float(older_than))
+        reply = await self._remove_where(
+            keys=self.keys, args=[self.stream_maxlen, repr(float(now)), wanted, older, self.owner])
+        return decode_ids(reply[2])
+
+    async def sweep(self, now: float, policy: SweepPolicy, lease_seconds: float = 0.0,
+                    owner: str = "") -> Optional[Change]:
+        """One cleanup sweep, or None when another daemon holds the cleanup lease."""
+        reply = await self._sweep(keys=self.keys, args=[
+            self.stream_maxlen, repr(float(now)), repr(float(policy.retention_seconds)),
+            repr(float(policy.stale_seconds)), repr(float(policy.max_task_age)),
+            max(0, int(lease_seconds * 1000)), owner or self.owner,
+        ])
+        if reply[0] == b"busy":
+            return None
+        return decode_records(reply[1]), decode_ids(reply[2])
+
+    async def import_tasks(self, wires: Iterable[Mapping[str, Any]], now: float) -> int:
+        """Write tasks from a state file (replacing those with the same ids); all daemons resync."""
+        records = sorted((wire_to_record(wire, now) for wire in wires), key=lambda r: r["updated_at"])
+        await self._import(keys=self.keys, args=[self.stream_maxlen, json.dumps(records)])
+        return len(records)
+
+    async def get(self, task_id: str) -> Optional[Wire]:
+        raw = await self.client.hget(self.tasks_key, fragment(task_id))
+        return None if raw is None else record_to_wire(raw)
+
+    async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Wire]:
+        wanted = None if statuses is None else frozenset(statuses)
+        tasks = (record_to_wire(raw) for raw in await self.client.hvals(self.tasks_key))
+        return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
+
+    async def view(self) -> Tuple[Dict[str, PackedTask], str]:
+        """Every task and the id of the newest stream entry, read atomically."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hvals(self.tasks_key)
+            pipe.xrevrange(self.stream_key, count=1)
+            raws, newest = await pipe.execute()
+        tasks = {task.task_id: task for task in decode_records(b"".join(raws))}
+        return tasks, (newest[0][0].decode() if newest else "0-0")
+
+    async def read_changes(self, after: str, block_seconds: float,
+                           count: int) -> List[Tuple[str, Dict[bytes, bytes]]]:
+        """Stream entries after `after`, waiting up to `block_seconds` for the first one."""
+        reply = await self.client.xread({self.stream_key: after}, count=count,
+                                        block=max(1, int(block_seconds * 1000)))
+        return [(entry_id.decode(), fields) for entry_id, fields in reply[0][1]] if reply else []
+
+    async def has_entry(self, entry_id: str) -> bool:
+        """Whether the stream still holds `entry_id`, so reading after it misses nothing."""
+        return bool(await self.client.xrange(self.stream_key, entry_id, entry_id, count=1))
+
+    async def close(self) -> None:
+        closer = getattr(self.client, "aclose", None) or self.client.close
+        await closer()
+
+
+def decode_entry(fields: Mapping[bytes, bytes]) -> Optional[Change]:
+    """The change one stream entry carries, or None when it asks every daemon to resync."""
+    if b"resync" in fields:
+        return None
+    return decode_records(fields.get(b"t", b"")), decode_ids(fields.get(b"r", b""))

@@ -1,0 +1,223 @@
+"""The Lua scripts against the pure store: identical event sequences must give identical tasks.
+
+Needs a real redis-server (started by the session fixture); no daemon, no sockets of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+pytest.importorskip("redis")
+
+from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
+from progressistad.store import CapacityError, SweepPolicy, TaskStore  # noqa: E402
+
+
+class Pair:
+    """The pure store and a Redis store fed the same operations; each step compares both."""
+
+    def __init__(self, url: str, prefix: str, max_tasks: int = 10000) -> None:
+        self.memory = TaskStore(max_tasks=max_tasks)
+        self.url, self.prefix, self.max_tasks = url, prefix, max_tasks
+        self.steps = []
+
+    def apply(self, events, now):
+        self.steps.append(("apply", events, now))
+        return self
+
+    def sweep(self, now, **policy):
+        self.steps.append(("sweep", SweepPolicy(**policy), now))
+        return self
+
+    def remove(self, task_id):
+        self.steps.append(("remove", task_id))
+        return self
+
+    def remove_where(self, now, statuses=None, older_than=None):
+        self.steps.append(("remove_where", now, statuses, older_than))
+        return self
+
+    def run(self):
+        asyncio.run(self._run())
+
+    async def _run(self):
+        redis_store = RedisTaskStore(connect(self.url, 5.0), self.prefix)
+        try:
+            for index, step in enumerate(self.steps):
+                expected = self._memory_step(step)
+                got = await self._redis_step(redis_store, step)
+                assert got == expected, f"step {index} {step[0]}: changes differ"
+                snapshot = await redis_store.snapshot()
+                assert snapshot == self.memory.snapshot(), f"step {index} {step[0]}: tasks differ"
+        finally:
+            await redis_store.close()
+
+    def _memory_step(self, step):
+        kind = step[0]
+        try:
+            if kind == "apply":
+                changes = self.memory.apply(step[1], step[2])
+            elif kind == "sweep":
+                changes = self.memory.sweep(step[2], step[1])
+            elif kind == "remove":
+                changes = self.memory.remove(step[1])
+            else:
+                changes = self.memory.remove_where(step[1], step[2], step[3])
+        except CapacityError as error:
+            return ("capacity", error.needed)
+        return (sorted(changes.upserted), sorted(changes.removed))
+
+    async def _redis_step(self, store, step):
+        kind = step[0]
+        try:
+            if kind == "apply":
+                upserted, removed = await store.apply(step[1], step[2], self.max_tasks)
+            elif kind == "sweep":
+                upserted, removed = await store.sweep(step[2], step[1])
+            elif kind == "remove":
+                upserted, removed = [], await store.remove(step[1])
+            else:
+                upserted, removed = [], await store.remove_where(step[1], step[2], step[3])
+        except CapacityError as error:
+            return ("capacity", error.needed)
+        return (sorted(t.task_id for t in upserted), sorted(removed))
+
+
+@pytest.fixture
+def pair(redis_server, redis_prefix):
+    def make(max_tasks=10000):
+        return Pair(redis_server.url, redis_prefix, max_tasks)
+    return make
+
+
+def test_partial_updates_and_null_handling(pair):
+    (pair()
+     .apply([{"task_id": "a", "desc": "copy", "total": 10, "n": 0, "unit": "B", "status": "start",
+              "meta": {"host": "h1", "list": [], "nested": {"x": 1.5}}}], 1000.0)
+     .apply([{"task_id": "a", "n": 3}], 1001.0)
+     .apply([{"task_id": "a", "desc": "copy 2", "timestamp": 12.25}], 1001.5)
+     .apply([{"task_id": "a", "total": None, "n": 4}], 1002.0)
+     .apply([{"task_id": "a", "total": 20, "meta": {}}], 1003.0)
+     .run())
+
+
+def test_rate_smoothing_pauses_restarts_and_eta(pair):
+    events = [(1000.0, 0), (1001.0, 10), (1001.0, 12), (1003.0, 40), (1003.5, 41), (1010.0, 41),
+              (1011.0, 5), (1012.0, 30), (1012.7, 99), (1013.0, 100)]
+    steps = pair()
+    steps.apply([{"task_id": "r", "total": 100, "status": "start"}], 999.0)
+    for now, n in events:
+        steps.apply([{"task_id": "r", "n": n}], now)
+    steps.run()
+
+
+def test_restart_after_close_and_error_and_done_at(pair):
+    (pair()
+     .apply([{"task_id": "j", "n": 1, "total": 3, "status": "start"}], 10.0)
+     .apply([{"task_id": "j", "n": 3, "status": "close"}], 12.0)
+     .apply([{"task_id": "j", "status": "error"}], 13.0)
+     .apply([{"task_id": "j", "n": 0, "status": "start"}], 20.0)
+     .apply([{"task_id": "j", "n": 2}], 21.0)
+     .apply([{"task_id": "j", "status": "error"}], 22.0)
+     .apply([{"task_id": "j", "n": 1}], 23.0)
+     .run())
+
+
+def test_sweeps_stale_retention_and_max_age(pair):
+    (pair()
+     .apply([{"task_id": "old", "status": "start"}, {"task_id": "done", "status": "close"}], 100.0)
+     .apply([{"task_id": "new", "n": 1}], 150.0)
+     .sweep(160.0, retention_seconds=100, stale_seconds=30, max_task_age=0)
+     .sweep(161.0, retention_seconds=100, stale_seconds=30, max_task_age=0)
+     .apply([{"task_id": "old", "n": 2}], 170.0)
+     .sweep(205.0, retention_seconds=100, stale_seconds=30, max_task_age=0)
+     .sweep(260.0, retention_seconds=100, stale_seconds=30, max_task_age=0)
+     .sweep(300.0, retention_seconds=0, stale_seconds=0, max_task_age=120)
+     .sweep(400.0, retention_seconds=0, stale_seconds=0, max_task_age=0)
+     .run())
+
+
+def test_max_tasks_evicts_oldest_finished_else_capacity(pair):
+    (pair(max_tasks=3)
+     .apply([{"task_id": "f1", "status": "close"}], 1.0)
+     .apply([{"task_id": "f2", "status": "error"}], 2.0)
+     .apply([{"task_id": "a1", "status": "start"}], 3.0)
+     .apply([{"task_id": "f1", "n": 1, "status": "close"}], 4.0)
+     .apply([{"task_id": "a2"}], 5.0)
+     .apply([{"task_id": "a3"}, {"task_id": "f1", "status": "update"}], 6.0)
+     .apply([{"task_id": "x1"}, {"task_id": "x2"}], 7.0)
+     .apply([{"task_id": "f1", "status": "close"}, {"task_id": "a2", "status": "close"}], 8.0)
+     .apply([{"task_id": "y1"}, {"task_id": "y2"}], 9.0)
+     .apply([{"task_id": "z1"}], 10.0)
+     .run())
+
+
+def test_batches_repeating_a_task_and_deletions(pair):
+    (pair()
+     .apply([{"task_id": "b", "n": 1, "status": "start"}, {"task_id": "c", "status": "close"},
+             {"task_id": "b", "n": 5}, {"task_id": "b", "status": "close"}], 50.0)
+     .apply([{"task_id": "d", "status": "error"}, {"task_id": "e"}], 60.0)
+     .remove("c")
+     .remove("nope")
+     .remove_where(70.0, statuses=["error"])
+     .remove_where(70.0, older_than=15.0)
+     .remove_where(70.0, statuses=["update", "close"], older_than=5.0)
+     .remove_where(70.0)
+     .run())
+
+
+def test_any_text_round_trips(pair):
+    odd = ["naïve ✓ 🚀", "quote \" back \\ slash / tab", "\ud800 lone surrogate", "{not json}",
+           "null", "1e5"]
+    events = [{"task_id": text, "desc": text, "unit": text[:8], "meta": {text: [text, 1e300, -0.5]}}
+              for text in odd]
+    pair().apply(events, 5.0).apply([{"task_id": odd[0], "n": 2.5}], 6.0).remove(odd[1]).run()
+
+
+def test_random_sequences_agree(pair):
+    rng = random.Random(20261129)
+    steps = pair(max_tasks=8)
+    now = 1_700_000_000.0
+    statuses = [None, "start", "update", "close", "error"]
+    for _ in range(120):
+        now += rng.choice([0.0, 0.001, 0.3, 1.0, 7.0, 40.0])
+        roll = rng.random()
+        if roll < 0.8:
+            batch = []
+            for _ in range(rng.randint(1, 4)):
+                event = {"task_id": f"t{rng.randint(0, 11)}"}
+                if rng.random() < 0.7:
+                    event["n"] = rng.choice([0, 1, 2.5, 10, 55, 100, rng.uniform(0, 200)])
+                if rng.random() < 0.3:
+                    event["total"] = rng.choice([None, 100, 250.5])
+                status = rng.choice(statuses)
+                if status:
+                    event["status"] = status
+                batch.append(event)
+            steps.apply(batch, now)
+        elif roll < 0.93:
+            steps.sweep(now, retention_seconds=rng.choice([0, 30, 100]),
+                        stale_seconds=rng.choice([0, 10, 50]), max_task_age=rng.choice([0, 200]))
+        else:
+            steps.remove(f"t{rng.randint(0, 11)}")
+    steps.run()
+
+
+def test_cleanup_lease_lets_one_owner_sweep_until_it_expires(redis_server, redis_prefix):
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        policy = SweepPolicy(stale_seconds=1)
+        try:
+            assert await store.sweep(10.0, policy, 0.3, "a") is not None
+            assert await store.sweep(10.0, policy, 0.3, "b") is None, "b swept under a's lease"
+            assert await store.sweep(11.0, policy, 0.3, "a") is not None, "a lost its own lease"
+            await asyncio.sleep(0.5)
+            assert await store.sweep(12.0, policy, 0.3, "b") is not None, "a dead lease stuck"
+            assert await store.sweep(12.0, policy, 0.3, "a") is None
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
