@@ -25,6 +25,14 @@ CORS_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
 
 
+def allowed_methods(handler: tornado.web.RequestHandler) -> str:
+    """The `Allow` header of a 405 (RFC 9110): the methods this handler implements."""
+    base = tornado.web.RequestHandler
+    return ", ".join(method for method in handler.SUPPORTED_METHODS
+                     if getattr(type(handler), method.lower(), None)
+                     is not getattr(base, method.lower(), None))
+
+
 class ApiError(tornado.web.HTTPError):
     """An error answered as `{"error": message, **details}` with `status`."""
 
@@ -127,6 +135,8 @@ class ApiHandler(RequestAuth, tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         self.allow_listed_origin()
+        if status_code == 405:
+            self.set_header("Allow", allowed_methods(self))
         body: Dict[str, Any]
         if isinstance(error, ApiError):
             for name, value in error.headers.items():
@@ -363,5 +373,7 @@ class DashboardHandler(RequestAuth, tornado.web.StaticFileHandler):
             )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", allowed_methods(self))
         self.set_header("Content-Type", "application/json")
         self.finish({"error": "no such file" if status_code == 404 else self._reason.lower()})
