@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from progressistad import contract, metrics as prom
+from progressistad import contract, metrics as prom, openapi
 from progressistad.auth import Access, bearer_token
 from progressistad.context import AppContext
 from progressistad.schemas import InvalidInput, TaskQuery, load_events, parse_json
@@ -308,6 +308,15 @@ class MetricsHandler(ApiHandler):
     def get(self) -> None:
         self.set_header("Content-Type", prom.CONTENT_TYPE)
         self.finish(prom.render(self.ctx.metric_families()))
+
+
+class OpenApiHandler(ApiHandler):
+    """GET /openapi.json (no token): the OpenAPI 3 description of this API."""
+
+    access = {"GET": Access.NONE}
+
+    def get(self) -> None:
+        self.write_json(openapi.document(self.ctx.settings.base_path))
 
 
 class RootHandler(ApiHandler):

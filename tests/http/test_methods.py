@@ -9,6 +9,7 @@ CASES = [
     ("PATCH", "/tasks", {"GET", "DELETE", "OPTIONS"}),
     ("POST", "/tasks/t", {"GET", "DELETE", "OPTIONS"}),
     ("POST", "/health", {"GET", "OPTIONS"}),
+    ("DELETE", "/openapi.json", {"GET", "OPTIONS"}),
     ("POST", "/ws", {"GET"}),
     ("PUT", "/ws", {"GET"}),
     ("POST", "/static/index.html", {"GET", "HEAD"}),
