@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from progressistad import contract, metrics as prom
+from progressistad import contract, metrics as prom, openapi
 from progressistad.auth import Access, bearer_token
 from progressistad.context import AppContext
 from progressistad.schemas import InvalidInput, TaskQuery, load_events, parse_json
@@ -24,6 +24,14 @@ SECURITY_HEADERS = {
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
+
+
+def allowed_methods(handler: tornado.web.RequestHandler) -> str:
+    """The `Allow` header of a 405 (RFC 9110): the methods this handler implements."""
+    base = tornado.web.RequestHandler
+    return ", ".join(method for method in handler.SUPPORTED_METHODS
+                     if getattr(type(handler), method.lower(), None)
+                     is not getattr(base, method.lower(), None))
 
 
 class ApiError(tornado.web.HTTPError):
@@ -128,6 +136,8 @@ class ApiHandler(RequestAuth, tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         self.allow_listed_origin()
+        if status_code == 405:
+            self.set_header("Allow", allowed_methods(self))
         body: Dict[str, Any]
         if isinstance(error, ApiError):
             for name, value in error.headers.items():
@@ -309,6 +319,15 @@ class MetricsHandler(ApiHandler):
         self.finish(prom.render(self.ctx.metric_families()))
 
 
+class OpenApiHandler(ApiHandler):
+    """GET /openapi.json (no token): the OpenAPI 3 description of this API."""
+
+    access = {"GET": Access.NONE}
+
+    def get(self) -> None:
+        self.write_json(openapi.document(self.ctx.settings.base_path))
+
+
 class RootHandler(ApiHandler):
     """GET /: redirect to the dashboard, keeping the query string (so `/?token=T` works)."""
 
@@ -372,5 +391,7 @@ class DashboardHandler(RequestAuth, tornado.web.StaticFileHandler):
             )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", allowed_methods(self))
         self.set_header("Content-Type", "application/json")
         self.finish({"error": "no such file" if status_code == 404 else self._reason.lower()})

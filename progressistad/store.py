@@ -7,6 +7,7 @@ caller decides what to publish and persist.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
 
@@ -182,7 +183,7 @@ class Task:
         else:
             self.eta = self._estimate_eta()
             return
-        self.rate = self._avg_dn / self._avg_dt
+        self.rate = _finite_or_none(self._avg_dn / self._avg_dt)
         self._sample_n = self.n
         self._sample_t = now
         self.eta = self._estimate_eta()
@@ -195,7 +196,12 @@ class Task:
             return 0.0
         if not self.rate or self.rate <= 0:
             return None
-        return remaining / self.rate
+        return _finite_or_none(remaining / self.rate)
+
+
+def _finite_or_none(value: float) -> Optional[float]:
+    """Counts near the float limit overflow a ratio; JSON has no Infinity, so say nothing."""
+    return value if math.isfinite(value) else None
 
 
 class TaskStore:

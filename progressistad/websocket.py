@@ -9,7 +9,7 @@ import tornado.websocket
 from progressistad import contract
 from progressistad.auth import Access
 from progressistad.context import AppContext
-from progressistad.handlers import RequestAuth
+from progressistad.handlers import SECURITY_HEADERS, RequestAuth, allowed_methods
 from progressistad.hub import SendFailed
 
 
@@ -37,6 +37,17 @@ class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
             self._refuse(403, "origin not allowed; add it to --allow-origins")
             return
         await super().get(*args, **kwargs)
+
+    def set_default_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.set_header(name, value)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors tornado raises itself (a method other than GET) as JSON, like every route."""
+        if status_code == 405:
+            self.set_header("Allow", allowed_methods(self))
+        self.set_header("Content-Type", "application/json")
+        self.finish({"error": (self._reason or "error").lower()})
 
     def _refuse(self, status: int, message: str) -> None:
         self.set_status(status)

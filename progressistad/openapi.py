@@ -1,0 +1,204 @@
+"""The OpenAPI 3 description of the HTTP API, built from the wire contract's limits."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from progressistad import __version__, contract
+
+OPENAPI_VERSION = "3.0.3"
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+JSON = "application/json"
+
+
+def _ref(name: str) -> Dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable_number(minimum: Any = None) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "number", "nullable": True}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return schema
+
+
+def _text(max_length: int) -> Dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, "nullable": True}
+
+
+EVENT = {
+    "type": "object",
+    "description": "A progress event. Missing fields keep the task's previous values; "
+                   "unknown fields are ignored and named in the answer.",
+    "required": ["task_id"],
+    "properties": {
+        "task_id": {"type": "string", "minLength": 1, "maxLength": contract.TASK_ID_MAX_CHARS,
+                    "pattern": NO_CONTROL_CHARACTERS},
+        "desc": _text(contract.DESC_MAX_CHARS),
+        "total": _nullable_number(0),
+        "n": _nullable_number(0),
+        "unit": _text(contract.UNIT_MAX_CHARS),
+        "status": {"type": "string", "enum": list(contract.EVENT_STATUSES) + [None],
+                   "nullable": True},
+        "timestamp": _nullable_number(),
+        "meta": {"type": "object", "nullable": True,
+                 "description": f"Free-form, at most {contract.META_MAX_BYTES} bytes serialized; "
+                                f"`{contract.TOKEN_META_KEY}` is a credential, never stored."},
+    },
+}
+
+TASK = {
+    "type": "object",
+    "required": list(contract.TASK_FIELDS),
+    "properties": {
+        "task_id": {"type": "string"},
+        "desc": {"type": "string", "nullable": True},
+        "total": _nullable_number(),
+        "n": {"type": "number"},
+        "unit": {"type": "string", "nullable": True},
+        "status": {"type": "string", "enum": list(contract.STATUSES)},
+        "timestamp": _nullable_number(),
+        "meta": {"type": "object", "nullable": True},
+        "created_at": {"type": "number"},
+        "updated_at": {"type": "number"},
+        "done_at": _nullable_number(),
+        "stale_at": _nullable_number(),
+        "rate": _nullable_number(),
+        "eta": _nullable_number(),
+    },
+}
+
+SCHEMAS = {
+    "Event": EVENT,
+    "Batch": {"type": "array", "items": _ref("Event"), "minItems": 1,
+              "maxItems": contract.BATCH_MAX_EVENTS},
+    "Task": TASK,
+    "Tasks": {"type": "object", "required": ["tasks"],
+              "properties": {"tasks": {"type": "object", "additionalProperties": _ref("Task")}}},
+    "Accepted": {"type": "object", "required": ["ok", "accepted", "ignored"],
+                 "properties": {"ok": {"type": "boolean"}, "accepted": {"type": "integer"},
+                                "ignored": {"type": "array", "items": {"type": "string"}}}},
+    "Error": {"type": "object", "required": ["error"],
+              "properties": {"error": {"type": "string"}, "field": {"type": "string"},
+                             "index": {"type": "integer"}}},
+    "Health": {"type": "object", "required": ["status", "tasks", "auth"],
+               "properties": {
+                   "status": {"type": "string", "enum": ["ok", "degraded"]},
+                   "tasks": {"type": "integer"},
+                   "dashboards": {"type": "integer"},
+                   "version": {"type": "string"},
+                   "uptime": {"type": "number"},
+                   "auth": {"type": "object", "required": ["required", "access"],
+                            "properties": {"required": {"type": "boolean"},
+                                           "access": {"type": "string",
+                                                      "enum": ["none", "read", "write"]}}}}},
+}
+
+
+def _error(description: str, **headers: Dict[str, Any]) -> Dict[str, Any]:
+    response: Dict[str, Any] = {"description": description,
+                                "content": {JSON: {"schema": _ref("Error")}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _ok(description: str, schema: Dict[str, Any]) -> Dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+UNAUTHORIZED = _error("missing or wrong token",
+                      **{"WWW-Authenticate": {"schema": {"type": "string"}}})
+FORBIDDEN = _error("a read-only token where writing is asked, or a foreign CORS origin")
+BAD_REQUEST = _error("malformed JSON, a field that breaks the schema, or a bad query parameter")
+NOT_FOUND = _error("unknown task or path")
+READ_ERRORS = {"401": UNAUTHORIZED, "403": FORBIDDEN}
+WRITE_ERRORS = {"400": BAD_REQUEST, "401": UNAUTHORIZED, "403": FORBIDDEN}
+
+_STATUS = "(" + "|".join(contract.STATUSES) + ")"
+STATUS_FILTER = {"name": "status", "in": "query", "required": False,
+                 "description": "comma-separated statuses: " + ", ".join(contract.STATUSES),
+                 "schema": {"type": "string", "pattern": f"^{_STATUS}(,{_STATUS})*$"}}
+OLDER_THAN = {"name": "older_than", "in": "query", "required": False,
+              "description": "idle for more than this many seconds",
+              "schema": {"type": "number", "minimum": 0}}
+TASK_ID = {"name": "task_id", "in": "path", "required": True,
+           "schema": {"type": "string", "minLength": 1}}
+PUBLIC: List[Dict[str, List[str]]] = [{}]
+
+PATHS = {
+    "/progress": {"post": {
+        "summary": "Apply one event, or a batch applied all or none",
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "oneOf": [_ref("Event"), _ref("Batch")]}}}},
+        "responses": {
+            "200": _ok("applied", _ref("Accepted")), **WRITE_ERRORS,
+            "413": _error("body larger than --max-body-bytes"),
+            "503": _error("--max-tasks reached and no finished task can be evicted",
+                          **{"Retry-After": {"schema": {"type": "string"}}}),
+        },
+    }},
+    "/tasks": {
+        "get": {"summary": "Every task, optionally filtered by status",
+                "parameters": [STATUS_FILTER],
+                "responses": {"200": _ok("the snapshot", _ref("Tasks")), "400": BAD_REQUEST,
+                              **READ_ERRORS}},
+        "delete": {"summary": "Remove the tasks matching every given filter (at least one)",
+                   "parameters": [STATUS_FILTER, OLDER_THAN],
+                   "responses": {"200": _ok("removed", {
+                       "type": "object", "required": ["removed"],
+                       "properties": {"removed": {"type": "array", "items": {"type": "string"}}}}),
+                       **WRITE_ERRORS}},
+    },
+    "/tasks/{task_id}": {
+        "parameters": [TASK_ID],
+        "get": {"summary": "One task",
+                "responses": {"200": _ok("the task", _ref("Task")), "404": NOT_FOUND,
+                              **READ_ERRORS}},
+        "delete": {"summary": "Remove one task",
+                   "responses": {"200": _ok("whether it existed", {
+                       "type": "object", "required": ["removed"],
+                       "properties": {"removed": {"type": "boolean"}}}), **WRITE_ERRORS}},
+    },
+    "/health": {"get": {
+        "summary": "Liveness, task count and what the caller's credentials grant",
+        "security": PUBLIC,
+        "responses": {"200": _ok("ok", _ref("Health")), "503": _ok("degraded", _ref("Health"))},
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus text exposition",
+        "responses": {"200": {"description": "metrics",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      **READ_ERRORS},
+    }},
+    "/openapi.json": {"get": {
+        "summary": "This description",
+        "security": PUBLIC,
+        "responses": {"200": _ok("OpenAPI 3 document", {"type": "object"})},
+    }},
+}
+
+
+def document(base_path: str = "") -> Dict[str, Any]:
+    """The OpenAPI document, with the server URL under `base_path`."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "progressistad",
+            "version": __version__,
+            "description": "Push gateway for progress bars. With no token configured every route "
+                           "is open. Live state also streams over the WebSocket at /ws "
+                           "(?protocol=delta), which OpenAPI does not describe.",
+        },
+        "servers": [{"url": base_path or "/"}],
+        "security": [{"bearer": []}, {"query": []}, {"cookie": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "query": {"type": "apiKey", "in": "query", "name": contract.TOKEN_QUERY_PARAM},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": contract.TOKEN_COOKIE},
+            },
+        },
+    }
