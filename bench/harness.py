@@ -19,6 +19,8 @@ from typing import Dict, Iterator, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def free_port() -> int:
