@@ -31,8 +31,9 @@ END_TASK = "fanout-end"
 PROBE = re.compile(r'"probe":(-?\d+)')
 
 
-async def receive(url: str, how_many: int, limit: float) -> List[List[float]]:
-    """Connect `how_many` delta dashboards; record (probe, receive time) until the end probe."""
+async def receive(url: str, how_many: int, limit: float) -> List[List[List[float]]]:
+    """Connect `how_many` delta dashboards; record (probe, receive time) until the end probe,
+    one list per dashboard."""
     import tornado.websocket
 
     async def one(connection) -> List[List[float]]:
@@ -54,7 +55,7 @@ async def receive(url: str, how_many: int, limit: float) -> List[List[float]]:
                    for _ in range(how_many)]
     print("connected", flush=True)
     results = await asyncio.wait_for(asyncio.gather(*(one(c) for c in connections)), limit)
-    return [pair for result in results for pair in result]
+    return list(results)
 
 
 def post_probes(base_url: str, seconds: float) -> Dict[int, float]:
@@ -103,20 +104,37 @@ def measure(dashboards: int, tasks: int, seconds: float, load_connections: int,
             finally:
                 load_out, _ = load.communicate(timeout=seconds + 30)
             out, _ = receivers.communicate(timeout=seconds + 120)
-    received = json.loads(out)
-    latencies = [t - acked[int(k)] for k, t in received if int(k) in acked]
-    expected = len(acked) * dashboards
+    latencies, missed = freshness(json.loads(out), acked)
     match = re.search(r"BENCH requests=(\d+) .*seconds=([\d.]+)", load_out)
     load_rate = int(match.group(1)) / float(match.group(2)) if match else float("nan")
     return {
         "dashboards": dashboards, "tasks": tasks, "interval": interval,
-        "probes": len(acked), "samples": len(latencies), "missed": expected - len(latencies),
+        "probes": len(acked), "samples": len(latencies), "superseded": missed,
         "p50_ms": harness.percentile(latencies, 0.50) * 1000,
         "p99_ms": harness.percentile(latencies, 0.99) * 1000,
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
         "load_events_per_s": load_rate,
         "target_ms": interval * 1000 + 50,
     }
+
+
+def freshness(received: List[List[List[float]]], acked: Dict[int, float]):
+    """Per dashboard and probe: time from the probe's acknowledgement until that dashboard held
+    it or a later value of the same task (a busy dashboard is resynced with the latest state,
+    so a value can be superseded before it is seen). Returns the latencies and how many
+    probes were only seen superseded."""
+    latencies: List[float] = []
+    superseded = 0
+    for pairs in received:
+        seen = {int(k): t for k, t in pairs}
+        for k, ack in acked.items():
+            later = k
+            while later not in seen and later in acked:
+                later += PROBE_TASKS
+            if later in seen:
+                latencies.append(seen[later] - ack)
+                superseded += later != k
+    return latencies, superseded
 
 
 def _load_env(tasks: int, delay_ms: float) -> Dict[str, str]:

@@ -11,6 +11,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -85,15 +86,20 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def daemon(extra_args: Sequence[str] = ()) -> Iterator[Daemon]:
+def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Daemon]:
+    """The daemon as packaged: with a state file (in a temporary directory) unless not `persist`."""
     port = free_port()
     argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
             "--max-tasks", "200000", "--log-level", "warning", *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESSISTA_")}
-    with process(argv, cwd=REPO, env=env) as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/health")
-        yield Daemon(url, proc.pid)
+    env["PROGRESSISTA_CONFIG"] = ""
+    with tempfile.TemporaryDirectory(prefix="progressistad-bench-") as state_dir:
+        if persist:
+            argv += ["--storage-path", os.path.join(state_dir, "state.json")]
+        with process(argv, cwd=REPO, env=env) as proc:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/health")
+            yield Daemon(url, proc.pid)
 
 
 @contextlib.contextmanager
