@@ -47,10 +47,11 @@ class Changes:
         self.upserted.discard(task_id)
 
     def merge(self, other: "Changes") -> None:
-        for task_id in other.upserted:
-            self.add_upsert(task_id)
-        for task_id in other.removed:
-            self.add_removal(task_id)
+        """Apply `other`'s upserts then its removals, as set operations (the hot path of publish)."""
+        self.upserted |= other.upserted
+        self.removed -= other.upserted
+        self.removed |= other.removed
+        self.upserted -= other.removed
 
 
 @dataclass(frozen=True)
