@@ -77,8 +77,11 @@ test-oldest:
 screenshot: test-os-deps $(VENV_NEWEST)/.installed
 	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_scale.py -k screenshot
 
+# Benchmarks on loopback (bench/README.md): BENCH_ARGS=--quick for a couple of minutes.
+BENCH_ARGS ?=
 bench: $(VENV_NEWEST)/.installed
-	$(VENV_NEWEST)/bin/python bench/run.py
+	@bash .ci/os-deps wrk
+	$(VENV_NEWEST)/bin/python bench/run.py $(BENCH_ARGS)
 
 # Startup time to READY=1 with 100,000 tasks in the state file, and the write that follows.
 bench-startup: $(VENV_NEWEST)/.installed

@@ -1,7 +1,9 @@
 -- wrk script: POST progress events over keep-alive, cycling through TASKS task ids.
--- Environment: TASKS (distinct task ids), BATCH (events per request; 1 sends a single object).
+-- Environment: TASKS (distinct task ids), BATCH (events per request; 1 sends a single object),
+-- DELAY_MS (optional pause before each request on a connection, to offer a steady load).
 local tasks = tonumber(os.getenv("TASKS") or "1000")
 local batch = tonumber(os.getenv("BATCH") or "1")
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
 local counter = 0
 
 wrk.method = "POST"
@@ -23,6 +25,10 @@ request = function()
     body = "[" .. table.concat(parts, ",") .. "]"
   end
   return wrk.format(nil, nil, nil, body)
+end
+
+if delay_ms > 0 then
+  delay = function() return delay_ms end
 end
 
 done = function(summary, latency, requests)

@@ -1,0 +1,175 @@
+"""What every benchmark shares: free ports, the daemon and the bare server as subprocesses,
+dashboards, populating tasks, wrk, and reading a process's resident memory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def process(argv: Sequence[str], **kwargs) -> Iterator[subprocess.Popen]:
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    proc = subprocess.Popen(list(argv), **kwargs)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def bare_server() -> Iterator[str]:
+    port = free_port()
+    with process([sys.executable, str(HERE / "bare_server.py"), str(port)]):
+        wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}"
+
+
+class Daemon:
+    """A running progressistad subprocess: its URL and pid."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url = url
+        self.pid = pid
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
+
+    def health(self) -> Dict:
+        return json.load(urllib.request.urlopen(self.url + "/health", timeout=10))
+
+
+@contextlib.contextmanager
+def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Daemon]:
+    """The daemon as packaged: with a state file (in a temporary directory) unless not `persist`."""
+    port = free_port()
+    argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
+            "--max-tasks", "200000", "--log-level", "warning", *extra_args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESSISTA_")}
+    env["PROGRESSISTA_CONFIG"] = ""
+    with tempfile.TemporaryDirectory(prefix="progressistad-bench-") as state_dir:
+        if persist:
+            argv += ["--storage-path", os.path.join(state_dir, "state.json")]
+        with process(argv, cwd=REPO, env=env) as proc:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/health")
+            yield Daemon(url, proc.pid)
+
+
+@contextlib.contextmanager
+def dashboards(server: Daemon, how_many: int, timeout: float = 60.0) -> Iterator[None]:
+    """`how_many` delta-protocol WebSocket readers in one separate process."""
+    if how_many == 0:
+        yield
+        return
+    url = server.url.replace("http://", "ws://") + "/ws?protocol=delta"
+    with process([sys.executable, str(HERE / "dashboards.py"), url, str(how_many)]):
+        wait_for_dashboards(server, how_many, timeout)
+        yield
+
+
+def wait_for_dashboards(server: Daemon, how_many: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while server.health().get("dashboards", 0) < how_many:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {server.health().get('dashboards')} of {how_many} dashboards connected")
+        time.sleep(0.1)
+
+
+def bench_task(i: int) -> Dict:
+    """The first event of task number `i`: a realistic bar (description, total, unit)."""
+    return {"task_id": f"bench-{i}", "n": 0, "total": 1000000, "unit": "it",
+            "desc": f"bench job {i} epoch 1/10", "status": "start"}
+
+
+def post_json(url: str, payload) -> Dict:
+    request = urllib.request.Request(url + "/progress", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=60))
+
+
+def populate(url: str, tasks: int, first: int = 0) -> None:
+    for start in range(first, first + tasks, 1000):
+        post_json(url, [bench_task(i) for i in range(start, min(first + tasks, start + 1000))])
+
+
+def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
+        delay_ms: Optional[float] = None) -> Dict:
+    """Run wrk with bench/post.lua; requests and events per second, errors, latency p50/p99."""
+    env = dict(os.environ, TASKS=str(tasks), BATCH=str(batch))
+    if delay_ms:
+        env["DELAY_MS"] = str(delay_ms)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "post.lua"), url + "/progress"],
+        env=env, capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    match = re.search(r"BENCH requests=(\d+) errors=(\d+) non2xx=(\d+) seconds=([\d.]+) "
+                      r"p50_ms=([\d.]+) p99_ms=([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    requests, errors, non2xx, secs, p50, p99 = match.groups()
+    rps = int(requests) / float(secs)
+    return {"rps": rps, "events": rps * batch, "errors": int(errors) + int(non2xx),
+            "p50": float(p50), "p99": float(p99)}
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process `pid`, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
