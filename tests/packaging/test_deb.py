@@ -11,7 +11,7 @@ import pytest
 
 from progressistad import __version__
 from tests.packaging.helpers import SYSTEM_PYTHON, UNITS, require_root, ws_messages
-from tests.support import DaemonProcess, require_tool
+from tests.support import REPO, DaemonProcess, require_tool
 
 pytestmark = pytest.mark.packaging
 
@@ -62,6 +62,10 @@ def test_ships_commands_units_man_pages_dashboard_and_conffile(built_deb, tmp_pa
     files = deb_files(built_deb)
     for path in EXPECTED_FILES:
         assert path in files, path
+    dashboard = [p.relative_to(REPO / "static") for p in (REPO / "static").rglob("*") if p.is_file()]
+    assert dashboard
+    for path in dashboard:
+        assert f"{DIST_PACKAGES}/progressistad/static/{path}" in files, f"dashboard file {path} not shipped"
     subprocess.run(["dpkg-deb", "-e", str(built_deb), str(tmp_path)], check=True)
     assert (tmp_path / "conffiles").read_text().split() == ["/etc/progressista/progressistad.conf"]
     assert "deb-systemd-helper enable 'progressistad.service'" in (tmp_path / "postinst").read_text()
