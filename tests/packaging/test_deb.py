@@ -10,8 +10,15 @@ from typing import List
 import pytest
 
 from progressistad import __version__
-from tests.packaging.helpers import SYSTEM_PYTHON, UNITS, require_root, ws_messages
-from tests.support import DaemonProcess, require_tool
+from tests.packaging.helpers import (
+    SECCOMP_EXEC,
+    SYSTEM_PYTHON,
+    UNITS,
+    require_root,
+    require_system_python_module,
+    ws_messages,
+)
+from tests.support import REPO, DaemonProcess, require_tool
 
 pytestmark = pytest.mark.packaging
 
@@ -113,7 +120,10 @@ def test_installed_package_runs_on_debians_python(installed_deb, tmp_path):
     assert all(path.startswith(DIST_PACKAGES) for path in where.stdout.split()), where.stdout
     assert os.path.islink("/etc/systemd/system/multi-user.target.wants/progressistad.service")
 
-    with DaemonProcess(command=["/usr/bin/progressistad"], cwd=tmp_path) as proc:
+    # Under the TCP unit's seccomp filter and socket families, as systemd would run it.
+    require_system_python_module("seccomp", "python3-seccomp")
+    confined = [SYSTEM_PYTHON, str(SECCOMP_EXEC), "--families", "AF_INET,AF_INET6,AF_UNIX", "--"]
+    with DaemonProcess(command=confined + ["/usr/bin/progressistad"], cwd=tmp_path) as proc:
         assert os.readlink(f"/proc/{proc.proc.pid}/exe").startswith("/usr/bin/python3")
         status, _, health = proc.request("GET", "/health")
         assert status == 200 and health["status"] == "ok"
