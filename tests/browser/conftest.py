@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's package) driven by Playwright against the real daemon.
 
-One browser per test session; each test gets fresh contexts whose every request
+One browser for the package; each test gets fresh contexts whose every request
 is checked to stay on 127.0.0.1 and whose console errors fail the test.
 """
 
@@ -22,9 +22,13 @@ LOCAL_HOSTS = {"127.0.0.1"}
 ACTION_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
-    """The shared headless Chromium; skipped (failed under CI=true) when it is missing."""
+    """The headless Chromium shared by this package; skipped (failed under CI=true) when missing.
+
+    Package scope, not session: Playwright's sync API keeps an asyncio loop running
+    while it is open, which pytest-tornado's tests in later packages cannot share.
+    """
     executable = require_tool("chromium")
     try:
         from playwright.sync_api import sync_playwright

@@ -109,7 +109,7 @@ def test_groups_fold_with_an_aggregate_bar(daemon, dashboards):
     toggle = train.locator(".group-toggle")
     toggle.focus()
     page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-expanded") == "true"
+    page.wait_for_selector("li.group[data-group-key='active:train'] .group-toggle[aria-expanded=true]")
     page.wait_for_function("() => document.querySelectorAll('li.group .members li.task').length === 4")
     assert [i for i in visible_ids(page) if i.startswith("train:")] == [f"train:rank-{i}" for i in range(4)]
     post(daemon, {"task_id": "train:rank-0", "n": 100})
