@@ -167,8 +167,15 @@ class Dashboard {
     if (!button) return;
     const action = button.dataset.action;
     if (action === "discard") {
-      const taskId = button.closest(".task").dataset.taskId;
-      this.act(button, () => discardTask(taskId));
+      const row = button.closest(".task");
+      const taskId = row.dataset.taskId;
+      // Keyboard users keep their place: focus moves to the neighbouring bar's button.
+      const neighbour = row.nextElementSibling || row.previousElementSibling;
+      this.act(button, () => discardTask(taskId), () => {
+        const target = neighbour && neighbour.isConnected && neighbour.querySelector("button");
+        const focus = document.activeElement;
+        if (target && (focus === button || focus === document.body)) target.focus();
+      });
     } else if (action === "toggle-group") {
       this.board.toggleGroup(button.closest(".group").dataset.groupKey);
     } else if (action === "show-older") {
@@ -177,11 +184,14 @@ class Dashboard {
   }
 
   /** Run an API call for `button`; the result arrives through the socket like any change. */
-  act(button, call) {
+  act(button, call, done) {
     const notice = byId("notice");
     button.disabled = true;
     call()
-      .then(() => { notice.hidden = true; })
+      .then(() => {
+        notice.hidden = true;
+        if (done) done();
+      })
       .catch((error) => {
         notice.textContent = error.message;
         notice.hidden = false;

@@ -148,6 +148,13 @@ def test_search_status_filter_and_sort_live_in_the_hash(daemon, dashboards):
     assert second.locator("#sort").input_value() == "progress"
     assert not second.locator("input[name=status][value=close]").is_checked()
     assert "gamma" not in rows(second)
+    second.select_option("#sort", "updated")
+    post(daemon, {"task_id": "beta", "n": 2})
+    second.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
+                             "li.dataset.taskId).join() === 'beta,alpha'")
+    post(daemon, {"task_id": "alpha", "n": 10})
+    second.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
+                             "li.dataset.taskId).join() === 'alpha,beta'")
 
 
 def test_task_text_is_never_html(daemon, dashboards):

@@ -99,7 +99,8 @@ def test_light_and_dark_follow_the_system(daemon, dashboards):
 
 def test_everything_is_reachable_by_keyboard(daemon, dashboards):
     post(daemon, [{"task_id": "job:a", "n": 1, "total": 2}, {"task_id": "job:b", "n": 1, "total": 2},
-                  {"task_id": "solo", "n": 1, "total": 2, "status": "close"}])
+                  {"task_id": "solo", "n": 1, "total": 2, "status": "close"},
+                  {"task_id": "solo2", "n": 1, "total": 2, "status": "close"}])
     page = dashboards.open(daemon.url + DASHBOARD)
     wait_rows(page, lambda r: "solo" in r)
     reached = []
@@ -111,8 +112,11 @@ def test_everything_is_reachable_by_keyboard(daemon, dashboards):
             break
     for wanted in ("search", "sort", "status", "clear-completed", "clear-stale", "toggle-group", "discard"):
         assert wanted in reached, f"{wanted} not reached by Tab: {reached}"
+    assert page.evaluate("document.activeElement.closest('li').dataset.taskId") == "solo"
     page.keyboard.press("Enter")
     wait_rows(page, lambda r: "solo" not in r, message="discard by keyboard")
+    assert page.evaluate("document.activeElement.closest('li').dataset.taskId") == "solo2", \
+        "focus moves to the next bar"
     bars = page.evaluate("[...document.querySelectorAll('[role=progressbar]')].map(b => "
                          "[b.getAttribute('aria-label'), b.getAttribute('aria-valuemin'), "
                          "b.getAttribute('aria-valuemax'), b.getAttribute('aria-valuenow')])")
