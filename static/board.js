@@ -68,6 +68,7 @@ export class Board {
     this.reorderTimer = null;
     this.lastLayout = 0;
     this.tickNeeded = false;
+    this.renderStartedAt = 0;
     this.totals = { active: 0, attention: 0, completed: 0, all: 0, shown: 0 };
   }
 
@@ -105,6 +106,7 @@ export class Board {
 
   render() {
     this.frame = null;
+    this.renderStartedAt = performance.now();
     const changes = this.state.takeChanges();
     for (const id of changes.removed) this.rows.delete(id);
     const sinceLayout = performance.now() - this.lastLayout;

@@ -29,7 +29,10 @@ function sectionsOf(names) {
   return sections;
 }
 
-/** Timings of the last snapshot and delta, from arrival to DOM written and to the next frame. */
+/**
+ * Timings of the last snapshot and delta: from the message's arrival to the DOM written
+ * (`renderedMs`) and to the next frame (`paintedMs`); `scriptMs` is the render pass alone.
+ */
 const timings = { snapshot: null, delta: null, pending: null };
 window.progressistaTimings = timings;
 
@@ -38,7 +41,7 @@ function startTiming(kind, count, arrivedAt) {
   else timings.pending.tasks += count;
 }
 
-function finishTiming() {
+function finishTiming(renderStartedAt) {
   const pending = timings.pending;
   if (!pending) return;
   timings.pending = null;
@@ -46,6 +49,7 @@ function finishTiming() {
   requestAnimationFrame(() => setTimeout(() => {
     timings[pending.kind] = {
       tasks: pending.tasks,
+      scriptMs: rendered - renderStartedAt,
       renderedMs: rendered - pending.arrivedAt,
       paintedMs: performance.now() - pending.arrivedAt,
     };
@@ -86,7 +90,7 @@ class Dashboard {
   }
 
   rendered(totals) {
-    finishTiming();
+    finishTiming(this.board.renderStartedAt);
     const connected = this.connectionState === "connected";
     const empty = byId("empty");
     empty.hidden = !connected || totals.shown > 0;

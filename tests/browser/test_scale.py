@@ -42,8 +42,8 @@ def test_1000_bars_render_and_keep_updating(daemon, dashboards):
     page = dashboards.open(daemon.url + DASHBOARD, viewport={"width": 1280, "height": 900})
     snapshot = wait_timing(page, "snapshot", MANY)
     assert page.evaluate("document.querySelectorAll('li.task [role=progressbar]').length") == MANY
-    report = [f"\n1000 bars, snapshot: DOM written {snapshot['renderedMs']:.0f} ms after the message, "
-              f"next frame {snapshot['paintedMs']:.0f} ms"]
+    report = [f"\n1000 bars, snapshot: render pass {snapshot['scriptMs']:.0f} ms, DOM written "
+              f"{snapshot['renderedMs']:.0f} ms after the message, next frame {snapshot['paintedMs']:.0f} ms"]
     for n in (20, 50, 99):
         page.evaluate("window.progressistaTimings.delta = null")
         post(daemon, many_events(n))
@@ -51,8 +51,9 @@ def test_1000_bars_render_and_keep_updating(daemon, dashboards):
         page.wait_for_function(
             "n => [...document.querySelectorAll('li.task [role=progressbar]')]"
             ".every(bar => bar.getAttribute('aria-valuenow') === String(n))", arg=n, timeout=30_000)
-        report.append(f"1000 bars, delta updating all of them (n={n}): DOM written "
-                      f"{delta['renderedMs']:.0f} ms after the message, next frame {delta['paintedMs']:.0f} ms")
+        report.append(f"1000 bars, delta updating all of them (n={n}): render pass {delta['scriptMs']:.0f} ms, "
+                      f"DOM written {delta['renderedMs']:.0f} ms after the message, "
+                      f"next frame {delta['paintedMs']:.0f} ms")
     print("\n".join(report))
     last = rows(page)["load-0999"]
     assert last["amount"] == "99 / 100 MB" and last["percent"] == "99%"
