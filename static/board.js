@@ -65,8 +65,10 @@ export class Board {
     this.frame = null;
     this.layoutNeeded = true;
     this.reorderWanted = false;
+    this.reorderTimer = null;
     this.lastLayout = 0;
     this.tickNeeded = false;
+    this.renderStartedAt = 0;
     this.totals = { active: 0, attention: 0, completed: 0, all: 0, shown: 0 };
   }
 
@@ -88,6 +90,8 @@ export class Board {
   toggleGroup(key) {
     if (this.expanded.has(key)) this.expanded.delete(key);
     else this.expanded.add(key);
+    const group = this.groups.get(key);
+    if (group) group.setExpanded(this.expanded.has(key));
     this.relayout();
   }
 
@@ -102,14 +106,18 @@ export class Board {
 
   render() {
     this.frame = null;
+    this.renderStartedAt = performance.now();
     const changes = this.state.takeChanges();
     for (const id of changes.removed) this.rows.delete(id);
-    const reorderDue = performance.now() - this.lastLayout >= REORDER_INTERVAL_MS;
+    const sinceLayout = performance.now() - this.lastLayout;
     if (changes.changed.size && this.filters.sort !== "started") this.reorderWanted = true;
-    if (changes.structureChanged || this.layoutNeeded || (this.reorderWanted && reorderDue)) {
+    if (changes.structureChanged || this.layoutNeeded || (this.reorderWanted && sinceLayout >= REORDER_INTERVAL_MS)) {
       this.layout();
-    } else if (this.reorderWanted) {
-      this.schedule();
+    } else if (this.reorderWanted && this.reorderTimer === null) {
+      this.reorderTimer = setTimeout(() => {
+        this.reorderTimer = null;
+        this.schedule();
+      }, REORDER_INTERVAL_MS - sinceLayout);
     }
     const now = this.state.serverNow();
     const tick = this.tickNeeded;

@@ -29,7 +29,10 @@ function sectionsOf(names) {
   return sections;
 }
 
-/** Timings of the last snapshot and delta, from arrival to DOM written and to the next frame. */
+/**
+ * Timings of the last snapshot and delta: from the message's arrival to the DOM written
+ * (`renderedMs`) and to the next frame (`paintedMs`); `scriptMs` is the render pass alone.
+ */
 const timings = { snapshot: null, delta: null, pending: null };
 window.progressistaTimings = timings;
 
@@ -38,7 +41,7 @@ function startTiming(kind, count, arrivedAt) {
   else timings.pending.tasks += count;
 }
 
-function finishTiming() {
+function finishTiming(renderStartedAt) {
   const pending = timings.pending;
   if (!pending) return;
   timings.pending = null;
@@ -46,6 +49,7 @@ function finishTiming() {
   requestAnimationFrame(() => setTimeout(() => {
     timings[pending.kind] = {
       tasks: pending.tasks,
+      scriptMs: rendered - renderStartedAt,
       renderedMs: rendered - pending.arrivedAt,
       paintedMs: performance.now() - pending.arrivedAt,
     };
@@ -86,7 +90,7 @@ class Dashboard {
   }
 
   rendered(totals) {
-    finishTiming();
+    finishTiming(this.board.renderStartedAt);
     const connected = this.connectionState === "connected";
     const empty = byId("empty");
     empty.hidden = !connected || totals.shown > 0;
@@ -167,8 +171,15 @@ class Dashboard {
     if (!button) return;
     const action = button.dataset.action;
     if (action === "discard") {
-      const taskId = button.closest(".task").dataset.taskId;
-      this.act(button, () => discardTask(taskId));
+      const row = button.closest(".task");
+      const taskId = row.dataset.taskId;
+      // Keyboard users keep their place: focus moves to the neighbouring bar's button.
+      const neighbour = row.nextElementSibling || row.previousElementSibling;
+      this.act(button, () => discardTask(taskId), () => {
+        const target = neighbour && neighbour.isConnected && neighbour.querySelector("button");
+        const focus = document.activeElement;
+        if (target && (focus === button || focus === document.body)) target.focus();
+      });
     } else if (action === "toggle-group") {
       this.board.toggleGroup(button.closest(".group").dataset.groupKey);
     } else if (action === "show-older") {
@@ -177,11 +188,14 @@ class Dashboard {
   }
 
   /** Run an API call for `button`; the result arrives through the socket like any change. */
-  act(button, call) {
+  act(button, call, done) {
     const notice = byId("notice");
     button.disabled = true;
     call()
-      .then(() => { notice.hidden = true; })
+      .then(() => {
+        notice.hidden = true;
+        if (done) done();
+      })
       .catch((error) => {
         notice.textContent = error.message;
         notice.hidden = false;

@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's package) driven by Playwright against the real daemon.
 
-One browser per test session; each test gets fresh contexts whose every request
+One browser for the package; each test gets fresh contexts whose every request
 is checked to stay on 127.0.0.1 and whose console errors fail the test.
 """
 
@@ -22,12 +22,12 @@ LOCAL_HOSTS = {"127.0.0.1"}
 ACTION_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def chromium():
-    """Headless Chromium for one test module; skipped (failed under CI=true) when it is missing.
+    """The headless Chromium shared by this package; skipped (failed under CI=true) when missing.
 
-    Module scope, not session: Playwright's sync API keeps an asyncio loop marked running
-    on this thread while it is open, which would break the pytest-tornado tests after it.
+    Package scope, not session: Playwright's sync API keeps an asyncio loop running
+    while it is open, which pytest-tornado's tests in later packages cannot share.
     """
     executable = require_tool("chromium")
     try:

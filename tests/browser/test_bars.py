@@ -109,7 +109,7 @@ def test_groups_fold_with_an_aggregate_bar(daemon, dashboards):
     toggle = train.locator(".group-toggle")
     toggle.focus()
     page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-expanded") == "true"
+    page.wait_for_selector("li.group[data-group-key='active:train'] .group-toggle[aria-expanded=true]")
     page.wait_for_function("() => document.querySelectorAll('li.group .members li.task').length === 4")
     assert [i for i in visible_ids(page) if i.startswith("train:")] == [f"train:rank-{i}" for i in range(4)]
     post(daemon, {"task_id": "train:rank-0", "n": 100})
@@ -148,6 +148,13 @@ def test_search_status_filter_and_sort_live_in_the_hash(daemon, dashboards):
     assert second.locator("#sort").input_value() == "progress"
     assert not second.locator("input[name=status][value=close]").is_checked()
     assert "gamma" not in rows(second)
+    second.select_option("#sort", "updated")
+    post(daemon, {"task_id": "beta", "n": 2})
+    second.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
+                             "li.dataset.taskId).join() === 'beta,alpha'")
+    post(daemon, {"task_id": "alpha", "n": 10})
+    second.wait_for_function("() => [...document.querySelectorAll('#bucket-active li.task')].map(li => "
+                             "li.dataset.taskId).join() === 'alpha,beta'")
 
 
 def test_task_text_is_never_html(daemon, dashboards):

@@ -71,6 +71,27 @@ def test_daemon_restart_is_survived_with_a_resync(daemon_factory, dashboards):
         second.__exit__(None, None, None)
 
 
+def test_tasks_recovered_after_a_restart_need_attention(daemon_factory, dashboards, tmp_path):
+    dashboards.allow_errors(REFUSED)
+    state = str(tmp_path / "state.json")
+    first = daemon_factory(["--storage-path", state])
+    post(first, [{"task_id": "long-job", "n": 2, "total": 8}, {"task_id": "finished", "status": "close"}])
+    page = dashboards.open(first.url + DASHBOARD)
+    wait_rows(page, lambda r: r.get("long-job", {}).get("bucket") == "active")
+    assert first.stop() == 0
+    second = DaemonProcess(["--storage-path", state], port=first.port)
+    try:
+        second.start()
+        shown = wait_rows(page, lambda r: r.get("long-job", {}).get("status") == "recovered", timeout=30,
+                          message="the recovered task")
+        assert shown["long-job"]["bucket"] == "attention"
+        assert shown["finished"]["bucket"] == "completed"
+        post(second, {"task_id": "long-job", "n": 3})
+        wait_rows(page, lambda r: r["long-job"]["bucket"] == "active", message="back to active")
+    finally:
+        second.__exit__(None, None, None)
+
+
 def test_token_in_the_address_becomes_a_cookie_and_leaves(daemon_factory, dashboards):
     daemon = daemon_factory(env=TOKENS_ENV)
     post(daemon, {"task_id": "secret-job", "n": 1, "total": 2},
