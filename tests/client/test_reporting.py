@@ -112,7 +112,7 @@ def test_server_goes_down_mid_run_and_comes_back(tmp_path, daemon_factory):
         bar.close()
     """, first.url, args=[str(stop)])
     try:
-        wait_task(first, "survivor", status="start")
+        wait_task(first, "survivor")
         first.kill()
         time.sleep(0.5)
         assert program.poll() is None, "the program stopped when the daemon went away"
