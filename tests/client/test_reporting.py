@@ -88,7 +88,7 @@ def test_server_down_at_start_then_up(tmp_path):
         time.sleep(0.5)  # reporting into a closed port for a while
         assert program.poll() is None
         with DaemonProcess(port=port) as daemon:
-            wait_task(daemon, "late", status="start")
+            wait_task(daemon, "late")
             stop.touch()
             assert program.wait(30) == 0
             task = wait_task(daemon, "late", status="close")
