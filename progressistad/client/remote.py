@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import os
 import itertools
+import os
 import socket
 import threading
 from typing import Any, Dict, Optional, Type, TypeVar
@@ -18,7 +18,7 @@ from progressistad.client.settings import ClientSettings, auth_headers, progress
 
 _bar_numbers = itertools.count(1)
 _nesting = threading.local()
-REMOTE_OPTIONS = ("server_url", "task_id", "push_every", "request_timeout", "meta", "headers")
+_warned: set = set()
 
 
 def default_task_id() -> str:
@@ -56,8 +56,7 @@ class RemoteTqdmMixin:
 
     def _remote_options(self, **given: Any) -> Dict[str, Any]:
         defaults = self._remote_defaults
-        options = {k: (v if v is not None else defaults.get(k)) for k, v in given.items()}
-        return options
+        return {k: (v if v is not None else defaults.get(k)) for k, v in given.items()}
 
     def _remote_start(self, server_url: Optional[str], task_id: Optional[str],
                       push_every: Optional[float], request_timeout: Optional[float],
@@ -72,7 +71,9 @@ class RemoteTqdmMixin:
                 float(request_timeout or settings.request_timeout),
                 float(push_every or settings.push_interval), sent_meta)
         except Exception as error:  # a bad option must not break the user's loop
-            sender.log.warning("progressista: this bar is not reported: %s", error)
+            if str(error) not in _warned:
+                _warned.add(str(error))
+                sender.log.warning("progressista: bars are not reported: %s", error)
             return
         stack = getattr(_nesting, "stack", None)
         if stack is None:

@@ -235,3 +235,18 @@ def test_terminal_output_is_tqdms_own(daemon):
     remote = run_program(code, daemon.url, args=["remote"])
     assert plain.returncode == remote.returncode == 0, remote.stderr
     assert plain.stdout == remote.stdout and "same: 100%" in remote.stdout
+
+
+def test_a_bad_server_url_is_logged_once_and_the_loop_runs():
+    done = run_program("""
+        import logging
+        logging.basicConfig()
+        from progressistad.client import RemoteTqdm
+        for _ in range(3):
+            for _ in RemoteTqdm(range(10), disable=True):
+                pass
+        print("done")
+    """, "localhost:8000")
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert done.stderr.count("bars are not reported") == 1, done.stderr
+    assert "server URL must be http:// or https://" in done.stderr
