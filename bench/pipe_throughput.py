@@ -51,9 +51,16 @@ def main() -> int:
         for name, middle in (("cat", "cat"), ("progressista pipe", pipe)):
             elapsed = timed(f"{source} | {middle} | cat > /dev/null", env)
             best[name] = min(best.get(name, float("inf")), elapsed)
-    for name, elapsed in best.items():
+        startup = timed(f"{pipe} < /dev/null > /dev/null", env)
+        best["pipe startup"] = min(best.get("pipe startup", float("inf")), startup)
+    for name in ("cat", "progressista pipe"):
+        elapsed = best[name]
         print(f"{name:<18} {args.mib / elapsed:8.0f} MiB/s  ({elapsed:.3f} s for {args.mib} MiB)")
-    print(f"pipe/cat throughput ratio: {best['cat'] / best['progressista pipe']:.2f}")
+    copying = max(best["progressista pipe"] - best["pipe startup"], 1e-9)
+    print(f"pipe startup (empty input): {best['pipe startup']:.3f} s; "
+          f"copying alone: {args.mib / copying:.0f} MiB/s")
+    print(f"pipe/cat throughput ratio: {best['cat'] / best['progressista pipe']:.2f} "
+          f"(copying alone: {best['cat'] / copying:.2f})")
     return 0
 
 
