@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import sys
 import time
 
@@ -75,11 +76,12 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path, unstarted, notify_socke
     line = notify_socket.wait_for(lambda m: m.startswith("STATUS="), what="STATUS=")
     assert re.fullmatch(r"STATUS=3 tasks, 0 dashboards, \d+\.\d events/s", line), line
 
-    for _ in range(4):
+    for _ in range(5):
         notify_socket.wait_for(lambda m: m == "WATCHDOG=1", what="WATCHDOG=1")
     pings = [t for t, m in notify_socket.messages if m == "WATCHDOG=1"]
-    mean = (pings[-1] - pings[0]) / (len(pings) - 1)
-    assert 0.3 < mean < 0.95, f"WATCHDOG=1 every {mean:.2f}s, expected 0.5s (half of 1s)"
+    # the median interval, so that one late read on a busy machine does not decide
+    interval = statistics.median(b - a for a, b in zip(pings, pings[1:]))
+    assert 0.3 < interval < 0.95, f"WATCHDOG=1 every {interval:.2f}s, expected 0.5s (half of 1s)"
 
     assert daemon.request("GET", "/tasks", headers=bearer("old-token"))[0] == 200
     assert daemon.request("GET", "/tasks", headers=bearer("new-token"))[0] == 401
