@@ -63,12 +63,13 @@ def exposure(unit_path: Path) -> float:
 
 
 def require_root() -> None:
-    """Installing packages needs root: skip locally without it, fail under CI=true."""
+    """Installing packages and making namespaces need root: skip locally without it, fail under CI=true."""
     if os.geteuid() == 0:
         return
+    message = "this test installs a .deb or makes a network namespace, which needs root"
     if IN_CI:
-        pytest.fail("the package tests install a .deb and need root")
-    pytest.skip("the package tests install a .deb and need root")
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_system_python_module(module: str, package: str) -> None:

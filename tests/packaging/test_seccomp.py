@@ -23,6 +23,7 @@ from tests.packaging.helpers import (
     SECCOMP_EXEC,
     SYSTEM_PYTHON,
     SYSTEMD_DIR,
+    require_root,
     require_system_python_module,
     unit_values,
     ws_messages,
@@ -99,8 +100,7 @@ def test_daemon_runs_under_the_tcp_service_filter(tmp_path):
 def test_socket_activated_daemon_runs_without_network_and_only_af_unix(tmp_path):
     activate = require_tool("systemd-socket-activate")
     unshare = require_tool("unshare")
-    if os.geteuid() != 0:
-        pytest.skip("a private network namespace needs root")
+    require_root()  # for the private network namespace
     state = tmp_path / "state.json"
     notify = NotifySocket()
     port = free_port()
