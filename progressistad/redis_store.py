@@ -218,6 +218,13 @@ class RedisTaskStore:
     async def ping(self) -> None:
         await self.client.ping()
 
+    async def server_version(self) -> Tuple[int, ...]:
+        """The Redis server's version, e.g. (7, 0, 15)."""
+        info = await self.client.info("server")
+        raw = info.get("redis_version", b"0")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return tuple(int(part) for part in text.split(".") if part.isdigit())
+
     async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
         """Apply validated events all or none; raise CapacityError when they do not fit."""
         payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))

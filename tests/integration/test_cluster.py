@@ -238,3 +238,10 @@ def test_import_state_refuses_a_bad_file_with_one_line(tmp_path, redis_server):
         text=True, timeout=30)
     assert proc.returncode == 1 and "'n' must be a number" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_redis_url_that_is_not_one_is_a_configuration_error():
+    proc = subprocess.run([sys.executable, "-m", "progressistad", "--redis-url", "localhost:6379"],
+                          env=clean_env(), cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--redis-url" in proc.stderr and "redis://" in proc.stderr
