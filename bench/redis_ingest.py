@@ -32,7 +32,7 @@ from typing import List
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import ingest  # noqa: E402  (bench/ingest.py: daemons, dashboards, wrk)
+import harness  # noqa: E402  (bench/harness.py: processes, dashboards, wrk)
 
 
 def cpu_seconds(pids: List[int]) -> float:
@@ -47,25 +47,26 @@ def cpu_seconds(pids: List[int]) -> float:
 
 @contextlib.contextmanager
 def daemon(extra_args, pids: List[int]):
-    """One daemon as bench/ingest.py starts it; its pid is appended to `pids`."""
-    port = ingest.free_port()
+    """One daemon as bench/harness.py starts it; its pid is appended to `pids`."""
+    port = harness.free_port()
     argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
             "--max-tasks", "200000", "--log-level", "warning", *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESSISTA_")}
-    with ingest.process(argv, cwd=ingest.REPO, env=env) as proc:
+    env["PROGRESSISTA_CONFIG"] = ""
+    with harness.process(argv, cwd=harness.REPO, env=env) as proc:
         pids.append(proc.pid)
-        ingest.wait_http(f"http://127.0.0.1:{port}/health")
-        yield f"http://127.0.0.1:{port}"
+        harness.wait_http(f"http://127.0.0.1:{port}/health")
+        yield harness.Daemon(f"http://127.0.0.1:{port}", proc.pid)
 
 
 @contextlib.contextmanager
 def redis_server(pids: List[int]):
     """A throwaway redis-server on a free loopback port, no persistence."""
-    port = ingest.free_port()
+    port = harness.free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", workdir]
-    with ingest.process(argv) as proc:
+    with harness.process(argv) as proc:
         pids.append(proc.pid)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -85,8 +86,7 @@ def group(store: str, count: int, broadcast: float, pids: List[int]):
         if store == "redis":
             url = stack.enter_context(redis_server(pids))
             args += ["--redis-url", url]
-        urls = [stack.enter_context(daemon(args, pids)) for _ in range(count)]
-        yield urls
+        yield [stack.enter_context(daemon(args, pids)) for _ in range(count)]
 
 
 def wrk_all(urls: List[str], tasks: int, batch: int, seconds: float, connections: int,
@@ -96,7 +96,7 @@ def wrk_all(urls: List[str], tasks: int, batch: int, seconds: float, connections
     cpu_before = cpu_seconds(pids)
 
     def run(index: int) -> None:
-        results[index] = ingest.wrk(urls[index], tasks, batch, seconds, connections)
+        results[index] = harness.wrk(urls[index], tasks, batch, seconds, connections)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(urls))]
     for thread in threads:
@@ -157,11 +157,12 @@ def percentile(values: List[float], share: float) -> float:
 def measure(store: str, count: int, args) -> dict:
     row = {"store": store, "daemons": count}
     pids: List[int] = []
-    with group(store, count, args.broadcast, pids) as urls:
-        ingest.populate(urls[0], args.tasks)
+    with group(store, count, args.broadcast, pids) as daemons:
+        urls = [d.url for d in daemons]
+        harness.populate(urls[0], args.tasks)
         with contextlib.ExitStack() as stack:
-            for url in urls:
-                stack.enter_context(ingest.dashboards(url, args.dashboards))
+            for server in daemons:
+                stack.enter_context(harness.dashboards(server, args.dashboards))
             for batch in (1, 100):
                 row[f"batch{batch}"] = wrk_all(urls, args.tasks, batch, args.seconds,
                                                args.connections, pids)
@@ -182,7 +183,10 @@ def main(argv=None) -> int:
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--broadcast", type=float, default=0.1)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument("--quick", action="store_true", help="2 s measurements, 50 probes")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.probes = 2, 50
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
             print(f"{tool} is not installed: apt-get install {tool}", file=sys.stderr)

@@ -39,6 +39,8 @@ FOLLOW_BLOCK = 1.0
 """Seconds one stream read waits for news; also how soon a silent cut is noticed."""
 FOLLOW_BATCH = 500
 RECONNECT_DELAY = 0.5
+MINIMUM_REDIS = (5, 0)
+"""Streams (XADD, XREAD) came with Redis 5.0; Debian 12 ships 7.0."""
 LEASE_INTERVALS = 1.5
 """The cleanup lease lasts this many intervals: its holder renews it at each sweep, and
 another daemon takes over within that time when the holder dies."""
@@ -297,14 +299,18 @@ class Cluster:
         deadline = time.monotonic() + max(0.0, wait_seconds)
         while True:
             try:
-                await self.backend.ping()
-                return
+                version = await self.backend.server_version()
+                break
             except UNAVAILABLE_ERRORS as error:
                 if time.monotonic() >= deadline:
                     raise ConnectionError(
                         f"cannot reach Redis at {safe_url(self.url)}: {describe(error)}") from None
                 log.info("waiting for Redis at %s: %s", safe_url(self.url), describe(error))
                 await asyncio.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        if version < MINIMUM_REDIS:
+            raise ConnectionError(
+                f"Redis at {safe_url(self.url)} is version {'.'.join(map(str, version))}; "
+                f"progressistad needs {'.'.join(map(str, MINIMUM_REDIS))} or later (streams)")
 
     def build_service(self, policy: SweepPolicy, cleanup_interval: float) -> RedisTaskService:
         self.service = RedisTaskService(self.backend, self.mirror, self.link, self.clock, policy,

@@ -148,6 +148,14 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return convert
 
 
+def _redis_url(raw: str) -> Optional[str]:
+    value = raw.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://[:password@]host[:port][/db], rediss://... or "
+                         "unix:///path/to/redis.sock")
+    return value or None
+
+
 def _base_path(raw: str) -> str:
     value = raw.strip().strip("/")
     if any(c in value for c in "?#\\ ") or "//" in value:
@@ -234,7 +242,7 @@ OPTIONS: Tuple[Option, ...] = (
             "bundled copy", "DIR"),
     _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
             "e.g. /progress-dash (default: none)", "PATH"),
-    _option("redis-url", _optional_text, "share tasks with the other daemons of a group through "
+    _option("redis-url", _redis_url, "share tasks with the other daemons of a group through "
             "Redis, e.g. redis://redis.lan:6379/0 (default: none, tasks are kept in this "
             "process; needs python3-redis)", "URL", secret=True),
     _option("redis-prefix", _text, "prefix of every Redis key, so that several groups can share "

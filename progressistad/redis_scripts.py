@@ -7,9 +7,9 @@ reaches Lua as JSON fragments and is stored as such, never decoded, so any
 string Python accepts round-trips exactly.
 
 A record is packed with Redis's `struct` library, which Python's `struct`
-reads back: a status code, a mask of null fields, the id, desc, unit and meta
-fragments (NUL-terminated: JSON fragments never hold a raw NUL), then the
-numbers as IEEE doubles, so they round-trip exactly and cost no formatting.
+reads back: a status code, a mask of null fields, the numbers as IEEE doubles
+(exact, and no formatting to pay for), then the id, desc, unit and meta
+fragments, NUL-terminated (JSON fragments never hold a raw NUL).
 Replies and stream entries carry records back to back, removed ids joined by NUL.
 
 KEYS, in every script: tasks (hash: id fragment -> record), updated (zset:
@@ -49,7 +49,7 @@ local NUMBER_FIELDS = %(number_fields)s
 local STATUS_NAMES = %(status_names)s
 local STATUS_CODES = {}
 for code, name in ipairs(STATUS_NAMES) do STATUS_CODES[name] = code end
-local RECORD = "%(record_head)sssss" .. string.rep("d", #NUMBER_FIELDS)
+local RECORD = "%(record_head)s" .. string.rep("d", #NUMBER_FIELDS) .. "ssss"
 local TEXT_BIT = #NUMBER_FIELDS
 local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -59,36 +59,38 @@ local function is_null(x) return x == nil or x == NULL end
 local function num(x) return string.format("%%.17g", x) end
 
 local function encode(t)
-  local mask, numbers, texts = 0, {}, {}
+  local mask, values = 0, {RECORD, STATUS_CODES[t.status], 0}
   for i, name in ipairs(NUMBER_FIELDS) do
     if is_null(t[name]) then
       mask = mask + 2 ^ (i - 1)
-      numbers[i] = 0
+      values[#values + 1] = 0
     else
-      numbers[i] = t[name]
+      values[#values + 1] = t[name]
     end
   end
+  values[#values + 1] = t.id
   for j, name in ipairs(TEXT_FIELDS) do
     if is_null(t[name]) then
       mask = mask + 2 ^ (TEXT_BIT + j - 1)
-      texts[j] = ""
+      values[#values + 1] = ""
     else
-      texts[j] = t[name]
+      values[#values + 1] = t[name]
     end
   end
-  return struct.pack(RECORD, STATUS_CODES[t.status], mask, t.id, texts[1], texts[2], texts[3],
-                     unpack(numbers))
+  values[3] = mask
+  return struct.pack(unpack(values))
 end
 
 local function decode(raw)
   local fields = {struct.unpack(RECORD, raw)}
   local mask = fields[2]
-  local t = {status = STATUS_NAMES[fields[1]], id = fields[3]}
-  for j, name in ipairs(TEXT_FIELDS) do
-    if bit.band(mask, 2 ^ (TEXT_BIT + j - 1)) ~= 0 then t[name] = NULL else t[name] = fields[3 + j] end
-  end
+  local texts = 2 + #NUMBER_FIELDS
+  local t = {status = STATUS_NAMES[fields[1]], id = fields[texts + 1]}
   for i, name in ipairs(NUMBER_FIELDS) do
-    if bit.band(mask, 2 ^ (i - 1)) ~= 0 then t[name] = NULL else t[name] = fields[6 + i] end
+    if bit.band(mask, 2 ^ (i - 1)) ~= 0 then t[name] = NULL else t[name] = fields[2 + i] end
+  end
+  for j, name in ipairs(TEXT_FIELDS) do
+    if bit.band(mask, 2 ^ (TEXT_BIT + j - 1)) ~= 0 then t[name] = NULL else t[name] = fields[texts + 1 + j] end
   end
   return t
 end

@@ -35,12 +35,14 @@ Change = Tuple[List["PackedTask"], List[str]]
 SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
                   "rate", "eta")
 TEXT_FIELDS = redis_scripts.TEXT_FIELDS
-_HEAD = struct.Struct(redis_scripts.RECORD_HEAD)
-_NUMBERS = struct.Struct(">%dd" % len(redis_scripts.NUMBER_FIELDS))
-_VERSION = redis_scripts.NUMBER_FIELDS.index("v")
+_FIXED = struct.Struct(redis_scripts.RECORD_HEAD + "%dd" % len(redis_scripts.NUMBER_FIELDS))
+"""Status code, null mask and numbers; the NUL-terminated texts follow."""
+_VERSION_AT = struct.Struct(">d")
+_VERSION_OFFSET = _FIXED.size - 8 * (len(redis_scripts.NUMBER_FIELDS)
+                                     - redis_scripts.NUMBER_FIELDS.index("v"))
 _TEXT_BIT = len(redis_scripts.NUMBER_FIELDS)
-_INTEGRAL = frozenset(("total", "n", "timestamp"))
-"""Event fields clients usually send as integers: served as integers when they are whole."""
+_DESC_NULL, _UNIT_NULL, _META_NULL = (1 << (_TEXT_BIT + j) for j in range(3))
+_SERVED_MASK = (1 << len(SERVED_NUMBERS)) - 1
 
 
 def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
@@ -80,27 +82,37 @@ def event_for_lua(event: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _read_record(blob: bytes, pos: int) -> Tuple[Wire, int, int]:
-    """The task packed at `pos` (as the scripts pack it), its version, and where the next starts."""
-    code, mask = _HEAD.unpack_from(blob, pos)
-    pos += _HEAD.size
-    texts = []
-    for _ in range(1 + len(TEXT_FIELDS)):
-        stop = blob.index(b"\0", pos)
-        texts.append(blob[pos:stop])
-        pos = stop + 1
-    numbers = _NUMBERS.unpack_from(blob, pos)
-    pos += _NUMBERS.size
-    wire: Wire = {"task_id": _unfragment(texts[0])}
-    for j, name in enumerate(TEXT_FIELDS):
-        wire[name] = None if mask >> (_TEXT_BIT + j) & 1 else _unfragment(texts[1 + j])
-    wire["status"] = contract.STATUSES[code - 1]
-    for i, name in enumerate(SERVED_NUMBERS):
-        value = None if mask >> i & 1 else numbers[i]
-        if name in _INTEGRAL and value is not None and value.is_integer() and abs(value) < 2 ** 53:
-            value = int(value)
-        wire[name] = value
-    return {name: wire[name] for name in contract.TASK_FIELDS}, int(numbers[_VERSION]), pos
+def _whole(value: float) -> Any:
+    return int(value) if value.is_integer() and -2 ** 53 < value < 2 ** 53 else value
+
+
+def _read_record(raw: bytes) -> Wire:
+    """The served form of one record as the scripts pack it (see `redis_scripts`)."""
+    fields = _FIXED.unpack_from(raw)
+    code, mask = fields[0], fields[1]
+    task_id, desc, unit, meta, _ = raw[_FIXED.size:].split(b"\0")
+    (total, n, timestamp, created_at, updated_at, done_at, stale_at, rate,
+     eta) = fields[2:2 + len(SERVED_NUMBERS)]
+    if mask & _SERVED_MASK:
+        (total, n, timestamp, created_at, updated_at, done_at, stale_at, rate, eta) = [
+            None if mask >> i & 1 else value for i, value in
+            enumerate((total, n, timestamp, created_at, updated_at, done_at, stale_at, rate, eta))]
+    return {
+        "task_id": _unfragment(task_id),
+        "desc": None if mask & _DESC_NULL else _unfragment(desc),
+        "total": None if total is None else _whole(total),
+        "n": None if n is None else _whole(n),
+        "unit": None if mask & _UNIT_NULL else _unfragment(unit),
+        "status": contract.STATUSES[code - 1],
+        "timestamp": None if timestamp is None else _whole(timestamp),
+        "meta": None if mask & _META_NULL else _unfragment(meta),
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "done_at": done_at,
+        "stale_at": stale_at,
+        "rate": rate,
+        "eta": eta,
+    }
 
 
 class PackedTask:
@@ -124,7 +136,7 @@ class PackedTask:
 
     def to_wire(self) -> Wire:
         if self._wire is None:
-            self._wire = _read_record(self.raw, 0)[0]
+            self._wire = _read_record(self.raw)
         return self._wire
 
     def __eq__(self, other: object) -> bool:
@@ -133,27 +145,22 @@ class PackedTask:
     __hash__ = None  # type: ignore[assignment]
 
 
-_VERSION_AT_END = struct.Struct(">d")
-
-
 def decode_records(blob: bytes) -> List[PackedTask]:
     """Tasks packed back to back; only their ids and versions are read now."""
     records, pos, size = [], 0, len(blob)
+    find = blob.index
     while pos < size:
-        id_end = blob.index(b"\0", pos + _HEAD.size)
-        stop = id_end
-        for _ in TEXT_FIELDS:
-            stop = blob.index(b"\0", stop + 1)
-        end = stop + 1 + _NUMBERS.size
-        version = _VERSION_AT_END.unpack_from(blob, end - _VERSION_AT_END.size)[0]
-        records.append(PackedTask(_unfragment(blob[pos + _HEAD.size:id_end]), int(version),
-                                  blob[pos:end]))
+        texts = pos + _FIXED.size
+        id_end = find(b"\0", texts)
+        end = find(b"\0", find(b"\0", find(b"\0", id_end + 1) + 1) + 1) + 1
+        version = _VERSION_AT.unpack_from(blob, pos + _VERSION_OFFSET)[0]
+        records.append(PackedTask(_unfragment(blob[texts:id_end]), int(version), blob[pos:end]))
         pos = end
     return records
 
 
-def record_to_wire(blob: bytes) -> Wire:
-    return _read_record(blob, 0)[0]
+def record_to_wire(raw: bytes) -> Wire:
+    return _read_record(raw)
 
 
 def decode_ids(blob: bytes) -> List[str]:
@@ -210,6 +217,13 @@ class RedisTaskStore:
 
     async def ping(self) -> None:
         await self.client.ping()
+
+    async def server_version(self) -> Tuple[int, ...]:
+        """The Redis server's version, e.g. (7, 0, 15)."""
+        info = await self.client.info("server")
+        raw = info.get("redis_version", b"0")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return tuple(int(part) for part in text.split(".") if part.isdigit())
 
     async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
         """Apply validated events all or none; raise CapacityError when they do not fit."""

@@ -15,7 +15,9 @@ redis = pytest.importorskip("redis")
 from progressistad.redis_store import decode_entry  # noqa: E402
 from tests.dashboard_client import Dashboard  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
-from tests.support import REPO, DaemonProcess, clean_env, free_port, wait_for  # noqa: E402
+from tests.support import (  # noqa: E402
+    REPO, DaemonProcess, NotifySocket, clean_env, free_port, wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -136,9 +138,11 @@ def test_daemon_a_killed_b_keeps_serving_everything(group, dashboards):
 
 def test_redis_lost_then_back_degrades_then_recovers_and_resyncs(daemon_factory, dashboards):
     server = RedisServer().start()
+    notify = NotifySocket()
     try:
         args = ["--redis-url", server.url, "--broadcast-interval", "0.05"]
-        a, b = daemon_factory(args), daemon_factory(args)
+        a = daemon_factory(args, {"NOTIFY_SOCKET": notify.path})
+        b = daemon_factory(args)
         on_a, on_b = dashboards(a), dashboards(b, "")
         a.request("POST", "/progress", {"task_id": "before", "n": 1})
         on_b.wait_until(lambda s: "before" in s, what="first task")
@@ -149,9 +153,13 @@ def test_redis_lost_then_back_degrades_then_recovers_and_resyncs(daemon_factory,
             assert report["redis"]["ok"] is False and "Redis" in report["redis"]["error"]
         status, headers, body = a.request("POST", "/progress", {"task_id": "lost"})
         assert status == 503 and int(headers["Retry-After"]) >= 1 and "error" in body
+        notify.wait_for(lambda m: m.startswith("STATUS=") and "Redis unreachable" in m,
+                        what="STATUS= naming Redis")
         server.start()
         for daemon in (a, b):
             wait_for(lambda d=daemon: health(d)[0] == 200, timeout=20, message="recovered /health")
+        notify.wait_for(lambda m: m.startswith("STATUS=") and "Redis" not in m,
+                        what="STATUS= without the problem")
         # Redis came back empty: the dashboards drop the task it no longer has.
         on_a.wait_until(lambda s: "before" not in s, what="resync on A")
         on_b.wait_until(lambda s: "before" not in s, what="resync on B")
@@ -160,6 +168,7 @@ def test_redis_lost_then_back_degrades_then_recovers_and_resyncs(daemon_factory,
         assert "lost" not in b.request("GET", "/tasks")[2]["tasks"]
     finally:
         server.stop()
+        notify.close()
 
 
 def _degraded(daemon):
@@ -229,3 +238,10 @@ def test_import_state_refuses_a_bad_file_with_one_line(tmp_path, redis_server):
         text=True, timeout=30)
     assert proc.returncode == 1 and "'n' must be a number" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_redis_url_that_is_not_one_is_a_configuration_error():
+    proc = subprocess.run([sys.executable, "-m", "progressistad", "--redis-url", "localhost:6379"],
+                          env=clean_env(), cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--redis-url" in proc.stderr and "redis://" in proc.stderr
