@@ -62,6 +62,15 @@ def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
     ]
 
 
+def ping_timeout(interval: float) -> float:
+    """Seconds without a pong before a WebSocket peer is closed as dead.
+
+    Tornado before 6.5 checks only when it sends the next ping, so it needs more than one
+    period; 6.5 and later refuse more than one period (warning at every start).
+    """
+    return interval if tornado.version_info >= (6, 5) else 3 * interval
+
+
 def make_app(ctx: AppContext, static_path: Optional[str] = None) -> tornado.web.Application:
     settings = ctx.settings
     return tornado.web.Application(
@@ -70,7 +79,7 @@ def make_app(ctx: AppContext, static_path: Optional[str] = None) -> tornado.web.
         default_handler_args={"ctx": ctx},
         log_function=log_request,
         websocket_ping_interval=settings.ws_ping_interval,
-        websocket_ping_timeout=settings.ws_ping_interval * 3,
+        websocket_ping_timeout=ping_timeout(settings.ws_ping_interval),
         websocket_max_message_size=WS_MAX_INCOMING_BYTES,
         static_hash_cache=True,
     )

@@ -232,8 +232,9 @@ OPTIONS: Tuple[Option, ...] = (
             "# comments", "FILE"),
     _option("broadcast-interval", _seconds(False), "at most one WebSocket message per this many "
             "seconds (default %(default)s)", "SEC"),
-    _option("ws-ping-interval", _seconds(True), "WebSocket ping period; dead peers are closed "
-            "after three missed pings (default %(default)s)", "SEC"),
+    _option("ws-ping-interval", _seconds(True), "WebSocket ping period; a peer that stops "
+            "answering is closed after one period, three on tornado < 6.5 "
+            "(default %(default)s)", "SEC"),
     _option("ws-stall-timeout", _seconds(True), "close a dashboard that has not read a message "
             "for this long (default %(default)s)", "SEC"),
     _option("log-level", _choice(*LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS)

@@ -244,11 +244,19 @@ class Daemon:
         asyncio.ensure_future(self.shutdown())
 
     async def shutdown(self) -> None:
-        """STOPPING=1, stop listening, close dashboards with 1001, write the state, stop timers."""
+        """STOPPING=1, stop listening, close HTTP connections and dashboards (1001), write the
+        state, stop timers."""
         log.info("stopping")
         self.notifier.stopping()
         if self.server is not None:
             self.server.stop()
+            # Before the final write: a keep-alive connection left open would still get
+            # events applied and acknowledged after the state was written, then lost.
+            try:
+                await asyncio.wait_for(self.server.close_all_connections(),
+                                       CLOSE_CONNECTIONS_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("closed with HTTP requests still in flight")
         self.ctx.hub.close_all(contract.WS_CLOSE_GOING_AWAY, "server shutting down")
         if self.persister is not None and not await self.persister.close():
             self._exit_status = EXIT_RUNTIME
@@ -256,12 +264,6 @@ class Daemon:
             timer.stop()
         if self.cluster is not None:
             await self.cluster.close()
-        if self.server is not None:
-            try:
-                await asyncio.wait_for(self.server.close_all_connections(),
-                                       CLOSE_CONNECTIONS_TIMEOUT)
-            except asyncio.TimeoutError:
-                log.warning("closed with HTTP requests still in flight")
         log.info("stopped")
         if self._stopped is not None:
             self._stopped.set()

@@ -248,6 +248,7 @@ def test_half_open_dashboards_are_reaped_by_pings(daemon_factory):
             alive.close()
 
     asyncio.run(scenario())
+    assert "websocket_ping_timeout" not in daemon.logs(), "tornado refused the ping timeout"
 
 
 # ---- connections that send nothing
