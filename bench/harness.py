@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -157,6 +157,24 @@ def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
     rps = int(requests) / float(secs)
     return {"rps": rps, "events": rps * batch, "errors": int(errors) + int(non2xx),
             "p50": float(p50), "p99": float(p99)}
+
+
+def wrk_side_by_side(urls: Sequence[str], tasks: int, batch: int, seconds: int,
+                     connections: int) -> List[Dict]:
+    """wrk against each of `urls` in alternating one-second rounds, `seconds` rounds each, so
+    that load from elsewhere on a shared machine falls on both alike. Per URL: events and
+    requests per second over all rounds, errors, the median round's p50 and the worst p99."""
+    rounds: List[List[Dict]] = [[] for _ in urls]
+    for _ in range(max(1, seconds)):
+        for index, url in enumerate(urls):
+            rounds[index].append(wrk(url, tasks, batch, 1, connections))
+    results = []
+    for per_url in rounds:
+        rps = sum(r["rps"] for r in per_url) / len(per_url)
+        results.append({"rps": rps, "events": rps * batch, "errors": sum(r["errors"] for r in per_url),
+                        "p50": sorted(r["p50"] for r in per_url)[len(per_url) // 2],
+                        "p99": max(r["p99"] for r in per_url)})
+    return results
 
 
 def rss_bytes(pid: int) -> int:

@@ -1,10 +1,10 @@
 """Ingest throughput: progressistad against a bare Tornado handler doing the same JSON parse.
 
 Runs wrk (Debian's package) on loopback with bench/post.lua. The bare server runs for the
-whole matrix and is measured right before each daemon measurement, so each ratio compares
-two figures taken under the same machine load. One daemon per task count; dashboards
+whole matrix and is measured in one-second rounds alternating with the daemon's, so each
+ratio compares two figures taken under the same machine load (the machine is shared). One daemon per task count; dashboards
 (delta-protocol WebSocket readers in a separate process) are connected for each row.
-Bounded in time: every measurement lasts --seconds.
+Bounded in time: each side of a row gets --seconds one-second rounds.
 
     python bench/ingest.py                       # 1000 tasks, 5 dashboards
     python bench/ingest.py --tasks 1 1000 10000 --dashboards 0 5 100
@@ -35,8 +35,8 @@ def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches:
                 for watchers in dashboard_counts:
                     with harness.dashboards(server, watchers):
                         for batch in batches:
-                            bare = harness.wrk(bare_url, tasks, batch, seconds, connections)
-                            ours = harness.wrk(server.url, tasks, batch, seconds, connections)
+                            bare, ours = harness.wrk_side_by_side(
+                                [bare_url, server.url], tasks, batch, seconds, connections)
                             yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
                                    "bare": bare, "ours": ours,
                                    "ratio": ours["events"] / bare["events"]}
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 1
     harness.raise_file_limit()
-    print(f"# ingest: wrk -t1 -c{args.connections} -d{args.seconds}s, loopback, {os.cpu_count()} cores, "
+    print(f"# ingest: wrk -t1 -c{args.connections}, {args.seconds} alternating 1-s rounds per side, loopback, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}")
     if not args.json:
         print(HEADER)
