@@ -104,6 +104,7 @@ def test_everything_is_reachable_by_keyboard(daemon, dashboards):
                   {"task_id": "solo2", "n": 1, "total": 2, "status": "close"}])
     page = dashboards.open(daemon.url + DASHBOARD)
     wait_rows(page, lambda r: "solo" in r)
+    page.wait_for_selector("body.can-write", state="attached")  # actions show once /health says so
     reached = []
     for _ in range(30):
         page.keyboard.press("Tab")
