@@ -65,10 +65,17 @@ def process(argv: Sequence[str], **kwargs) -> Iterator[subprocess.Popen]:
 
 @contextlib.contextmanager
 def bare_server() -> Iterator[str]:
+    with bare_server_process() as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def bare_server_process() -> Iterator["Daemon"]:
+    """The bare Tornado handler, with its pid for CPU accounting."""
     port = free_port()
-    with process([sys.executable, str(HERE / "bare_server.py"), str(port)]):
+    with process([sys.executable, str(HERE / "bare_server.py"), str(port)]) as proc:
         wait_http(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}"
+        yield Daemon(f"http://127.0.0.1:{port}", proc.pid)
 
 
 class Daemon:
@@ -155,26 +162,40 @@ def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     requests, errors, non2xx, secs, p50, p99 = match.groups()
     rps = int(requests) / float(secs)
-    return {"rps": rps, "events": rps * batch, "errors": int(errors) + int(non2xx),
+    return {"rps": rps, "events": rps * batch, "requests": int(requests), "errors": int(errors) + int(non2xx),
             "p50": float(p50), "p99": float(p99)}
 
 
-def wrk_side_by_side(urls: Sequence[str], tasks: int, batch: int, seconds: int,
+def wrk_side_by_side(servers: Sequence["Daemon"], tasks: int, batch: int, seconds: int,
                      connections: int) -> List[Dict]:
-    """wrk against each of `urls` in alternating one-second rounds, `seconds` rounds each, so
-    that load from elsewhere on a shared machine falls on both alike. Per URL: events and
-    requests per second over all rounds, errors, the median round's p50 and the worst p99."""
-    rounds: List[List[Dict]] = [[] for _ in urls]
+    """wrk against each server in alternating one-second rounds, `seconds` rounds each, so
+    that load from elsewhere on a shared machine falls on both alike. Per server: events and
+    requests per second over all rounds, errors, the median round's p50, the worst p99, and
+    the server process's CPU time per event (`cpu_us`), which other work on the machine
+    hardly changes."""
+    rounds: List[List[Dict]] = [[] for _ in servers]
+    cpu = [0.0 for _ in servers]
     for _ in range(max(1, seconds)):
-        for index, url in enumerate(urls):
-            rounds[index].append(wrk(url, tasks, batch, 1, connections))
+        for index, server in enumerate(servers):
+            before = cpu_seconds(server.pid)
+            rounds[index].append(wrk(server.url, tasks, batch, 1, connections))
+            cpu[index] += cpu_seconds(server.pid) - before
     results = []
-    for per_url in rounds:
-        rps = sum(r["rps"] for r in per_url) / len(per_url)
-        results.append({"rps": rps, "events": rps * batch, "errors": sum(r["errors"] for r in per_url),
-                        "p50": sorted(r["p50"] for r in per_url)[len(per_url) // 2],
-                        "p99": max(r["p99"] for r in per_url)})
+    for per_server, used in zip(rounds, cpu):
+        rps = sum(r["rps"] for r in per_server) / len(per_server)
+        events = sum(r["requests"] for r in per_server) * batch
+        results.append({"rps": rps, "events": rps * batch, "errors": sum(r["errors"] for r in per_server),
+                        "p50": sorted(r["p50"] for r in per_server)[len(per_server) // 2],
+                        "p99": max(r["p99"] for r in per_server),
+                        "cpu_us": used / events * 1e6 if events else float("nan")})
     return results
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:

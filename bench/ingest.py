@@ -28,7 +28,7 @@ TARGET_BATCH_EVENTS = 50000
 def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
            seconds: float, connections: int) -> Iterator[Dict]:
     """One row per (tasks, dashboards, batch): bare and ours events per second, side by side."""
-    with harness.bare_server() as bare_url:
+    with harness.bare_server_process() as bare_server:
         for tasks in task_counts:
             with harness.daemon() as server:
                 harness.populate(server.url, tasks)
@@ -36,21 +36,23 @@ def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches:
                     with harness.dashboards(server, watchers):
                         for batch in batches:
                             bare, ours = harness.wrk_side_by_side(
-                                [bare_url, server.url], tasks, batch, seconds, connections)
+                                [bare_server, server], tasks, batch, seconds, connections)
                             yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
                                    "bare": bare, "ours": ours,
-                                   "ratio": ours["events"] / bare["events"]}
+                                   "ratio": ours["events"] / bare["events"],
+                                   "cpu_ratio": bare["cpu_us"] / ours["cpu_us"]}
 
 
 HEADER = (f"{'tasks':>6} {'dash':>5} {'batch':>5} | {'bare ev/s':>10} | {'ours ev/s':>10} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | {'bare us/ev':>10} {'ours us/ev':>10} {'cpu ratio':>9}")
 
 
 def format_row(row: Dict) -> str:
     bare, ours = row["bare"], row["ours"]
     return (f"{row['tasks']:>6} {row['dashboards']:>5} {row['batch']:>5} | {bare['events']:>10.0f} | "
             f"{ours['events']:>10.0f} {ours['p50']:>7.2f} {ours['p99']:>7.2f} "
-            f"{ours['errors']:>6} | {row['ratio']:>5.2f}")
+            f"{ours['errors']:>6} | {row['ratio']:>5.2f} | {bare['cpu_us']:>10.1f} {ours['cpu_us']:>10.1f} "
+            f"{row['cpu_ratio']:>9.2f}")
 
 
 def main(argv=None) -> int:

@@ -57,3 +57,14 @@ def test_startup_and_client_output_become_rows():
     assert [row[6] for row in table.rows] == ["yes", "yes"]
     with pytest.raises(ValueError):
         run.parse_startup(run.Table(), "no figures\n")
+
+
+def test_cpu_seconds_counts_this_process_working():
+    import os
+    import time
+
+    before = harness.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert harness.cpu_seconds(os.getpid()) >= before + 0.03
