@@ -27,8 +27,9 @@ class Subscriber(Protocol):
 
     protocol: str
 
-    def send(self, text: str) -> Any:
-        """Queue `text`; return None or a future that completes once it is written out."""
+    def send(self, message: bytes) -> Any:
+        """Queue one UTF-8 JSON text message; return None or a future that completes once it is
+        written out."""
 
     def abort(self, code: int, reason: str) -> None:
         """Close the connection now, without waiting for the peer."""
@@ -87,7 +88,9 @@ class Hub:
         self._flush_scheduled = False
         self._last_flush = float("-inf")
         self._seq = 0
-        self._snapshot_cache: Optional[tuple] = None
+        self._tasks_json: Optional[bytes] = None
+        self._snapshot_cache: Dict[str, bytes] = {}
+        """Snapshot messages by protocol, for the current state and seq: built once, sent to many."""
         self.stats = HubStats()
 
     def __len__(self) -> int:
@@ -110,7 +113,8 @@ class Hub:
         if not changes:
             return
         self._pending.merge(changes)
-        self._snapshot_cache = None
+        self._tasks_json = None
+        self._snapshot_cache.clear()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             delay = max(0.0, self._last_flush + self.interval - self._clock())
@@ -125,6 +129,7 @@ class Hub:
         if not changes:
             return
         self._seq += 1
+        self._snapshot_cache.clear()
         if self._watchers:
             self._broadcast(changes)
         self.stats.flushes += 1
@@ -145,7 +150,7 @@ class Hub:
             watcher.subscriber.abort(code, reason)
 
     def _broadcast(self, changes: Changes) -> None:
-        delta_text: Optional[str] = None
+        delta: Optional[bytes] = None
         for watcher in list(self._watchers.values()):
             if watcher.busy_since is not None:
                 watcher.needs_snapshot = True
@@ -154,12 +159,12 @@ class Hub:
             if watcher.needs_snapshot or watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
                 self._send_snapshot(watcher)
                 continue
-            if delta_text is None:
-                delta_text = self._delta_text(changes)
-            self._send(watcher, delta_text)
+            if delta is None:
+                delta = self._delta_message(changes)
+            self._send(watcher, delta)
         self.reap()
 
-    def _delta_text(self, changes: Changes) -> str:
+    def _delta_message(self, changes: Changes) -> bytes:
         tasks = {}
         for task_id in changes.upserted:
             task = self._source.get(task_id)
@@ -172,25 +177,27 @@ class Hub:
                 "tasks": tasks,
                 "removed": sorted(changes.removed),
             }
-        )
+        ).encode()
 
-    def _tasks_text(self) -> str:
-        if self._snapshot_cache is None:
-            self._snapshot_cache = (dumps(self._source.snapshot()),)
-        return self._snapshot_cache[0]
+    def _snapshot_message(self, protocol: str) -> bytes:
+        message = self._snapshot_cache.get(protocol)
+        if message is None:
+            if self._tasks_json is None:
+                self._tasks_json = dumps(self._source.snapshot()).encode()
+            if protocol == contract.WS_PROTOCOL_DELTA:
+                head = '{"type":"%s","seq":%d,"tasks":' % (contract.WS_MESSAGE_SNAPSHOT, self._seq)
+            else:
+                head = '{"tasks":'
+            message = self._snapshot_cache[protocol] = head.encode() + self._tasks_json + b"}"
+        return message
 
     def _send_snapshot(self, watcher: _Watcher) -> None:
         watcher.needs_snapshot = False
-        tasks = self._tasks_text()
-        if watcher.subscriber.protocol == contract.WS_PROTOCOL_DELTA:
-            text = '{"type":"%s","seq":%d,"tasks":%s}' % (contract.WS_MESSAGE_SNAPSHOT, self._seq, tasks)
-        else:
-            text = '{"tasks":%s}' % tasks
-        self._send(watcher, text)
+        self._send(watcher, self._snapshot_message(watcher.subscriber.protocol))
 
-    def _send(self, watcher: _Watcher, text: str) -> None:
+    def _send(self, watcher: _Watcher, message: bytes) -> None:
         try:
-            written = watcher.subscriber.send(text)
+            written = watcher.subscriber.send(message)
         except SendFailed:
             self._drop(watcher)
             return

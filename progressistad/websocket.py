@@ -75,9 +75,9 @@ class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
         if self._subscribed:
             self.ctx.hub.unsubscribe(self)
 
-    def send(self, text: str) -> Any:
+    def send(self, message: bytes) -> Any:
         try:
-            return self.write_message(text)
+            return self.write_message(message)
         except tornado.websocket.WebSocketClosedError:
             raise SendFailed() from None
 
