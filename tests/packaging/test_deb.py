@@ -39,6 +39,7 @@ EXPECTED_FILES = [
     "/usr/share/doc/progressistad/copyright",
     "/usr/share/doc/progressistad/examples/Caddyfile",
     "/usr/share/doc/progressistad/examples/Caddyfile.path-prefix",
+    "/usr/share/doc/progressistad/examples/Caddyfile.cluster",
 ]
 
 
