@@ -72,7 +72,7 @@ test-oldest:
 	  echo "== leg: oldest SKIPPED (no Python 3.9 under $(PYENV_ROOT))"; exit 0; fi
 	@$(MAKE) --no-print-directory $(VENV_OLDEST)/.installed
 	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado;from importlib.metadata import version as v;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",v("marshmallow"))'))"
-	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging" tests
+	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging and not schemathesis" tests
 
 screenshot: test-os-deps $(VENV_NEWEST)/.installed
 	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_scale.py -k screenshot
