@@ -142,9 +142,13 @@ def run_costs(table: Table, raw: Dict, repeat: int) -> None:
     where = "at 1k / 10k / 100k tasks"
     table.add("cost", f"sweep, nothing due, {where}", series("sweep_nothing_due_ms", "{:.3f}") + " ms",
               "", "", "< 50 ms at 100k", big["sweep_nothing_due_ms"] < 50)
-    table.add("cost", f"sweep, every task due (all marked stale), {where}",
-              series("sweep_all_due_ms", "{:.1f}") + " ms", "", "", "< 50 ms at 100k",
-              big["sweep_all_due_ms"] < 50)
+    table.add("cost", f"sweep, every task due (all marked stale), longest step, {where}",
+              series("sweep_all_due_step_ms", "{:.1f}") + " ms",
+              series("sweep_all_due_ms", "{:.1f}") + " ms in all", "", "< 50 ms at 100k",
+              big["sweep_all_due_step_ms"] < 50)
+    table.add("cost", f"sweep again, every task stale and kept, {where}",
+              series("sweep_all_kept_ms", "{:.3f}") + " ms", "", "", "< 50 ms at 100k",
+              big["sweep_all_kept_ms"] < 50)
     table.add("cost", f"snapshot (store.snapshot) {where}", series("snapshot_ms", "{:.1f}") + " ms")
     table.add("cost", f"snapshot JSON (hub.dumps) {where}", series("dumps_ms", "{:.1f}") + " ms",
               series("snapshot_bytes", "{:,}") + " bytes")

@@ -8,11 +8,15 @@ the same calls; this in-memory one never waits.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from progressistad.store import Changes, SweepPolicy, TaskStore
 
 Listener = Callable[[Changes], None]
+
+SWEEP_CHUNK = 5000
+"""Most tasks one step of a sweep acts on before the loop serves other work (a few ms)."""
 
 
 class StoreUnavailable(Exception):
@@ -55,9 +59,15 @@ class TaskService:
         return sorted(changes.removed)
 
     async def sweep(self) -> Changes:
-        changes = self.store.sweep(self._clock(), self.policy)
-        self._announce(changes)
-        return changes
+        """Mark stale and remove expired tasks, in steps that never hold the loop for long."""
+        done = Changes()
+        while True:
+            changes = self.store.sweep(self._clock(), self.policy, SWEEP_CHUNK)
+            self._announce(changes)
+            done.merge(changes)
+            if len(changes.upserted) + len(changes.removed) < SWEEP_CHUNK:
+                return done
+            await asyncio.sleep(0)
 
     async def get(self, task_id: str) -> Optional[Dict[str, Any]]:
         """The served form of one task, or None."""

@@ -55,6 +55,21 @@ class Changes:
         self.upserted -= other.removed
 
 
+QUEUE_ACTIVE = "active"
+QUEUE_FINISHED = "finished"
+QUEUE_STALE = "stale"
+SWEEP_QUEUES = (QUEUE_ACTIVE, QUEUE_STALE, QUEUE_FINISHED)
+
+
+def sweep_queue(status: str) -> str:
+    """The sweep queue a task with `status` waits in: the rules that can touch it differ."""
+    if status in contract.FINISHED_STATUSES:
+        return QUEUE_FINISHED
+    if status in contract.ACTIVE_STATUSES:
+        return QUEUE_ACTIVE
+    return QUEUE_STALE
+
+
 @dataclass(frozen=True)
 class SweepPolicy:
     """What a cleanup sweep does; a value of 0 disables that rule."""
@@ -63,9 +78,14 @@ class SweepPolicy:
     stale_seconds: float = 0.0
     max_task_age: float = 0.0
 
-    def horizon(self) -> Optional[float]:
-        """Idle time below which no rule can touch a task, or None when every rule is off."""
-        limits = [s for s in (self.retention_seconds, self.stale_seconds, self.max_task_age) if s > 0]
+    def horizon(self, queue: str) -> Optional[float]:
+        """Idle time below which no rule touches a task in sweep `queue`, or None when none can."""
+        rules = {
+            QUEUE_ACTIVE: (self.stale_seconds, self.max_task_age),
+            QUEUE_FINISHED: (self.retention_seconds, self.max_task_age),
+            QUEUE_STALE: (self.max_task_age,),
+        }[queue]
+        limits = [seconds for seconds in rules if seconds > 0]
         return min(limits) if limits else None
 
 
@@ -206,13 +226,19 @@ def _finite_or_none(value: float) -> Optional[float]:
 
 
 class TaskStore:
-    """Every task, kept in order of last update so that sweeps read only the idle end."""
+    """Every task, and per sweep queue its ids in order of last update.
+
+    A sweep reads each queue from its idle end and stops at the first task no rule
+    touches yet, and every task it reads leaves its queue (marked stale or removed): a
+    sweep costs what it does, not the number of tasks kept.
+    """
 
     def __init__(self, max_tasks: int = 10000) -> None:
         self.max_tasks = max_tasks
         self._tasks: Dict[str, Task] = {}
-        self._finished: Dict[str, None] = {}
-        """Finished task ids, least recently updated first: the eviction order."""
+        self._queues: Dict[str, Dict[str, None]] = {queue: {} for queue in SWEEP_QUEUES}
+        self._finished = self._queues[QUEUE_FINISHED]
+        """Finished task ids, least recently updated first: also the eviction order."""
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -255,8 +281,9 @@ class TaskStore:
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()
-        if self._tasks.pop(task_id, None) is not None:
-            self._finished.pop(task_id, None)
+        task = self._tasks.pop(task_id, None)
+        if task is not None:
+            self._queues[sweep_queue(task.status)].pop(task_id, None)
             changes.add_removal(task_id)
         return changes
 
@@ -279,41 +306,64 @@ class TaskStore:
             changes.merge(self.remove(task_id))
         return changes
 
-    def sweep(self, now: float, policy: SweepPolicy) -> Changes:
-        """Mark idle active tasks stale and remove expired ones, as `policy` says."""
-        horizon = policy.horizon()
-        if horizon is None:
-            return Changes()
+    def sweep(self, now: float, policy: SweepPolicy, limit: Optional[int] = None) -> Changes:
+        """Mark idle active tasks stale and remove expired ones, as `policy` says.
+
+        With `limit`, act on at most that many tasks: a caller that gets `limit` changes
+        back calls again (after letting other work run) until it gets fewer.
+        """
+        budget = len(self._tasks) if limit is None else limit
+        stale: List[Task] = []
+        doomed: List[Task] = []
+        for queue in SWEEP_QUEUES:
+            horizon = policy.horizon(queue)
+            if horizon is not None and budget > 0:
+                budget -= self._collect_due(queue, now, horizon, policy, budget, stale, doomed)
         # Ids are collected in lists and the sets built once: a sweep that finds every
         # one of 100,000 tasks due must stay well under the 50 ms budget (bench/costs.py).
-        stale: List[str] = []
-        doomed: List[str] = []
-        for task_id, task in self._tasks.items():
+        for task in stale:
+            del self._queues[QUEUE_ACTIVE][task.task_id]
+            task.mark_stale(now)
+            self._queues[QUEUE_STALE][task.task_id] = None
+        for task in doomed:
+            del self._tasks[task.task_id]
+            del self._queues[sweep_queue(task.status)][task.task_id]
+        return Changes(upserted={t.task_id for t in stale}, removed={t.task_id for t in doomed})
+
+    def _collect_due(self, queue: str, now: float, horizon: float, policy: SweepPolicy,
+                     budget: int, stale: List[Task], doomed: List[Task]) -> int:
+        """Append up to `budget` tasks of `queue` that a rule touches; return how many."""
+        taken = 0
+        for task_id in self._queues[queue]:
+            task = self._tasks[task_id]
             idle = now - task.updated_at
-            if idle <= horizon:
+            if idle <= horizon or taken == budget:
                 break
             action = sweep_action(task.status, idle, policy)
             if action == SWEEP_STALE:
-                task.mark_stale(now)
-                stale.append(task_id)
+                stale.append(task)
             elif action == SWEEP_REMOVE:
-                doomed.append(task_id)
-        for task_id in doomed:
-            del self._tasks[task_id]
-            self._finished.pop(task_id, None)
-        return Changes(upserted=set(stale), removed=set(doomed))
+                doomed.append(task)
+            taken += 1
+        return taken
 
     def load(self, tasks: Iterable[Task]) -> None:
-        """Add tasks restored from disk, keeping the order of their last update."""
+        """Add tasks restored from disk, keeping the order of their last update.
+
+        A restored stale task may be more recent than an active one that a later sweep
+        marks stale behind it; max-task-age then removes the older no earlier than the newer.
+        """
         for task in sorted(tasks, key=lambda t: t.updated_at):
             self._tasks.pop(task.task_id, None)
             self._insert(task)
 
     def _insert(self, task: Task) -> None:
-        self._tasks[task.task_id] = task
-        self._finished.pop(task.task_id, None)
-        if task.status in contract.FINISHED_STATUSES:
-            self._finished[task.task_id] = None
+        """Put `task` at the recent end of the store and of its sweep queue."""
+        task_id = task.task_id
+        self._tasks[task_id] = task
+        for queue in self._queues.values():
+            queue.pop(task_id, None)
+        self._queues[sweep_queue(task.status)][task_id] = None
 
     def _make_room(self, task_ids: Set[str], changes: Changes) -> None:
         needed = len(self._tasks) + sum(1 for t in task_ids if t not in self._tasks) - self.max_tasks
