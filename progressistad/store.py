@@ -61,13 +61,16 @@ QUEUE_STALE = "stale"
 SWEEP_QUEUES = (QUEUE_ACTIVE, QUEUE_STALE, QUEUE_FINISHED)
 
 
+_QUEUE_OF_STATUS = {
+    **dict.fromkeys(contract.ACTIVE_STATUSES, QUEUE_ACTIVE),
+    **dict.fromkeys(contract.FINISHED_STATUSES, QUEUE_FINISHED),
+    contract.STALE: QUEUE_STALE,
+}
+
+
 def sweep_queue(status: str) -> str:
     """The sweep queue a task with `status` waits in: the rules that can touch it differ."""
-    if status in contract.FINISHED_STATUSES:
-        return QUEUE_FINISHED
-    if status in contract.ACTIVE_STATUSES:
-        return QUEUE_ACTIVE
-    return QUEUE_STALE
+    return _QUEUE_OF_STATUS[status]
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ class TaskStore:
         self._make_room({event["task_id"] for event in events}, changes)
         for event in events:
             task_id = event["task_id"]
-            task = self._tasks.pop(task_id, None) or Task(task_id, now)
+            task = self._detach(task_id) or Task(task_id, now)
             task.apply(event, now)
             self._insert(task)
             changes.add_upsert(task_id)
@@ -281,9 +284,7 @@ class TaskStore:
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()
-        task = self._tasks.pop(task_id, None)
-        if task is not None:
-            self._queues[sweep_queue(task.status)].pop(task_id, None)
+        if self._detach(task_id) is not None:
             changes.add_removal(task_id)
         return changes
 
@@ -354,16 +355,20 @@ class TaskStore:
         marks stale behind it; max-task-age then removes the older no earlier than the newer.
         """
         for task in sorted(tasks, key=lambda t: t.updated_at):
-            self._tasks.pop(task.task_id, None)
+            self._detach(task.task_id)
             self._insert(task)
 
     def _insert(self, task: Task) -> None:
         """Put `task` at the recent end of the store and of its sweep queue."""
-        task_id = task.task_id
-        self._tasks[task_id] = task
-        for queue in self._queues.values():
-            queue.pop(task_id, None)
-        self._queues[sweep_queue(task.status)][task_id] = None
+        self._tasks[task.task_id] = task
+        self._queues[_QUEUE_OF_STATUS[task.status]][task.task_id] = None
+
+    def _detach(self, task_id: str) -> Optional[Task]:
+        """Take a task out of the store and its sweep queue; None when there is none."""
+        task = self._tasks.pop(task_id, None)
+        if task is not None:
+            del self._queues[_QUEUE_OF_STATUS[task.status]][task_id]
+        return task
 
     def _make_room(self, task_ids: Set[str], changes: Changes) -> None:
         needed = len(self._tasks) + sum(1 for t in task_ids if t not in self._tasks) - self.max_tasks

@@ -53,8 +53,7 @@ def test_explicit_null_total_makes_total_unknown():
 @pytest.mark.parametrize("status", contract.EVENT_STATUSES)
 def test_any_event_on_any_task_takes_the_event_status(previous, status):
     store = TaskStore()
-    apply(store, T0, task_id="a", n=1)
-    store.get("a").status = previous
+    store.load([Task.from_wire({"task_id": "a", "n": 1, "status": previous, "updated_at": T0}, T0)])
     apply(store, T0 + 1, task_id="a", status=status)
     assert store.get("a").status == status
 
