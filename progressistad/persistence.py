@@ -3,7 +3,7 @@
 Writes are debounced (at most one per persist interval), atomic (temporary
 file in the same directory, fsync, rename, fsync of the directory), mode 0600,
 and done by one worker thread: the IOLoop only copies the served form of the
-tasks that changed. A failed write (disk full, read-only directory) keeps the
+tasks that changed, and the thread encodes only those again. A failed write (disk full, read-only directory) keeps the
 state in memory, is logged once, reported in /health and retried until the
 disk takes it again. A file that cannot be parsed is moved aside, never
 overwritten.
@@ -124,8 +124,10 @@ class StatePersister:
         self._metrics = metrics
         self._clock = clock
         self._on_health_change = on_health_change
-        self._wire: Dict[str, Dict[str, Any]] = {}
-        """Served form of every task as last copied: what the next write contains."""
+        self._entries: Dict[str, Any] = {}
+        """Every task's entry in the file as last written (`statefile.encode_entry`); after a
+        load, served forms until the first write encodes them. Only the writer thread writes it."""
+        self._entries_encoded = True
         self._changed: Set[str] = set()
         self._dirty = False
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -167,7 +169,8 @@ class StatePersister:
                         self.path, len(decoded.skipped), decoded.skipped[0])
         tasks = self._within_limit(decoded.tasks)
         self._store.load(tasks)
-        self._wire = {task.task_id: decoded.wire[task.task_id] for task in tasks}
+        self._entries = {task.task_id: decoded.wire[task.task_id] for task in tasks}
+        self._entries_encoded = False
         # Long-lived from here on: keep the cyclic collector from rescanning them all.
         gc.freeze()
         log.info("loaded %d tasks from %s", len(tasks), self.path)
@@ -230,16 +233,14 @@ class StatePersister:
             return self.interval
         return min(RETRY_MAX_SECONDS, max(self.interval, 1.0) * 2 ** min(self.failures - 1, 8))
 
-    def _snapshot(self) -> Dict[str, Dict[str, Any]]:
-        """Copy the served form of changed tasks; a shallow copy the writer thread owns."""
+    def _snapshot(self) -> Dict[str, Optional[Dict[str, Any]]]:
+        """The served form of each task changed since the last write; None for removed ones."""
+        changed = {}
         for task_id in self._changed:
             task = self._store.get(task_id)
-            if task is None:
-                self._wire.pop(task_id, None)
-            else:
-                self._wire[task_id] = task.to_wire()
+            changed[task_id] = None if task is None else task.to_wire()
         self._changed = set()
-        return dict(self._wire)
+        return changed
 
     def _start_write(self) -> None:
         self._timer = None
@@ -256,9 +257,20 @@ class StatePersister:
             self._executor, self._timed_write, snapshot, self._clock())
         self._writing.add_done_callback(self._write_done)
 
-    def _timed_write(self, snapshot: Dict[str, Dict[str, Any]], saved_at: float) -> float:
+    def _timed_write(self, changed: Dict[str, Optional[Dict[str, Any]]], saved_at: float) -> float:
+        """On the writer thread: encode the changed tasks again and write every entry."""
         started = time.perf_counter()
-        write_atomically(self.path, statefile.encode_chunks(snapshot, saved_at))
+        entries = self._entries
+        if not self._entries_encoded:
+            for task_id, wire in entries.items():
+                entries[task_id] = statefile.encode_entry(task_id, wire)
+            self._entries_encoded = True
+        for task_id, wire in changed.items():
+            if wire is None:
+                entries.pop(task_id, None)
+            else:
+                entries[task_id] = statefile.encode_entry(task_id, wire)
+        write_atomically(self.path, statefile.encode_chunks(entries.values(), saved_at))
         return time.perf_counter() - started
 
     def _write_done(self, future: "asyncio.Future[float]") -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional
 
 from progressistad import contract
 from progressistad.store import Task
 
 ENCODE_CHUNK_TASKS = 500
-"""Tasks encoded per chunk: small enough that a writer thread gives the GIL back often."""
+"""Tasks per piece of the file's text handed to the writer."""
 
 KEPT_STATUSES = frozenset((contract.CLOSE, contract.ERROR, contract.STALE))
 """Statuses a task keeps across a restart; any other becomes `recovered`."""
@@ -25,18 +25,29 @@ class StateFileError(Exception):
     """The file is not a state file (not JSON, wrong layout); the message says why."""
 
 
-def encode_chunks(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> Iterator[str]:
-    """The state file's text in pieces, so that a large snapshot never holds the GIL for long."""
+def encode_entry(task_id: str, wire: Mapping[str, Any]) -> str:
+    """One task as it stands in the file's "tasks" object: `"id":{...}`."""
+    return json.dumps(task_id) + ":" + json.dumps(wire, separators=(",", ":"))
+
+
+def encode_chunks(entries: Iterable[str], saved_at: float) -> Iterator[str]:
+    """The state file's text in pieces, from entries made by `encode_entry`."""
     yield '{"version":%d,"saved_at":%s,"tasks":{' % (contract.STATE_FILE_VERSION, json.dumps(saved_at))
-    items = list(tasks.items())
-    for start in range(0, len(items), ENCODE_CHUNK_TASKS):
-        piece = json.dumps(dict(items[start:start + ENCODE_CHUNK_TASKS]), separators=(",", ":"))
-        yield ("," if start else "") + piece[1:-1]
+    pending: List[str] = []
+    separator = ""
+    for entry in entries:
+        pending.append(entry)
+        if len(pending) == ENCODE_CHUNK_TASKS:
+            yield separator + ",".join(pending)
+            pending, separator = [], ","
+    if pending:
+        yield separator + ",".join(pending)
     yield "}}\n"
 
 
 def encode(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> str:
-    return "".join(encode_chunks(tasks, saved_at))
+    entries = (encode_entry(task_id, wire) for task_id, wire in tasks.items())
+    return "".join(encode_chunks(entries, saved_at))
 
 
 class Decoded(NamedTuple):

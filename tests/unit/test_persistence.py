@@ -131,3 +131,31 @@ def test_leftover_temporary_files_are_removed_at_load(tmp_path):
     _, _, persister = make(tmp_path)
     persister.load()
     assert sorted(os.listdir(tmp_path)) == ["unrelated.tmp"]
+
+
+def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encoded(tmp_path):
+    """Loaded, updated, added and removed tasks: after each write the file is the store."""
+    async def settled(metrics, persister, writes):
+        await until(lambda: metrics.persist.count >= writes and persister._writing is None
+                    and not persister._dirty)
+
+    async def scenario():
+        store, metrics, persister = make(tmp_path)
+        for i in range(5):
+            apply(store, persister, {"task_id": f"t{i}", "n": i, "desc": "é\u2028"})
+        assert await persister.close()
+        store, metrics, persister = make(tmp_path)
+        persister.load()
+        steps = [
+            lambda: apply(store, persister, {"task_id": "t1", "n": 50}),
+            lambda: apply(store, persister, {"task_id": "new", "status": "close"}),
+            lambda: persister.on_changes(store.remove("t3")),
+            lambda: apply(store, persister, {"task_id": "t3", "n": 1}),
+        ]
+        for writes, step in enumerate(steps, start=1):
+            step()
+            await settled(metrics, persister, writes)
+            assert saved(persister.path) == json.loads(json.dumps(store.snapshot()))
+        assert await persister.close()
+
+    run(scenario())
