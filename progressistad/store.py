@@ -345,6 +345,8 @@ class TaskStore:
                 stale.append(task)
             elif action == SWEEP_REMOVE:
                 doomed.append(task)
+            else:
+                continue  # not counted: a stepped sweep must never come back full of kept tasks
             taken += 1
         return taken
 
