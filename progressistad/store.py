@@ -229,7 +229,7 @@ def _finite_or_none(value: float) -> Optional[float]:
 
 
 class TaskStore:
-    """Every task, and per sweep queue its ids in order of last update.
+    """Every task, and per sweep queue its tasks in order of last update.
 
     A sweep reads each queue from its idle end and stops at the first task no rule
     touches yet, and every task it reads leaves its queue (marked stale or removed): a
@@ -239,9 +239,9 @@ class TaskStore:
     def __init__(self, max_tasks: int = 10000) -> None:
         self.max_tasks = max_tasks
         self._tasks: Dict[str, Task] = {}
-        self._queues: Dict[str, Dict[str, None]] = {queue: {} for queue in SWEEP_QUEUES}
+        self._queues: Dict[str, Dict[str, Task]] = {queue: {} for queue in SWEEP_QUEUES}
         self._finished = self._queues[QUEUE_FINISHED]
-        """Finished task ids, least recently updated first: also the eviction order."""
+        """Finished tasks, least recently updated first: also the eviction order."""
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -322,23 +322,22 @@ class TaskStore:
                 budget -= self._collect_due(queue, now, horizon, policy, budget, stale, doomed)
         # Ids are collected in lists and the sets built once: a sweep that finds every
         # one of 100,000 tasks due must stay well under the 50 ms budget (bench/costs.py).
+        active, stale_queue = self._queues[QUEUE_ACTIVE], self._queues[QUEUE_STALE]
         for task in stale:
-            del self._queues[QUEUE_ACTIVE][task.task_id]
+            del active[task.task_id]
             task.mark_stale(now)
-            self._queues[QUEUE_STALE][task.task_id] = None
+            stale_queue[task.task_id] = task
         for task in doomed:
-            del self._tasks[task.task_id]
-            del self._queues[sweep_queue(task.status)][task.task_id]
+            self._detach(task.task_id)
         return Changes(upserted={t.task_id for t in stale}, removed={t.task_id for t in doomed})
 
     def _collect_due(self, queue: str, now: float, horizon: float, policy: SweepPolicy,
                      budget: int, stale: List[Task], doomed: List[Task]) -> int:
         """Append up to `budget` tasks of `queue` that a rule touches; return how many."""
         taken = 0
-        for task_id in self._queues[queue]:
-            task = self._tasks[task_id]
+        for task in self._queues[queue].values():
             idle = now - task.updated_at
-            if idle <= horizon or taken == budget:
+            if idle <= horizon:
                 break
             action = sweep_action(task.status, idle, policy)
             if action == SWEEP_STALE:
@@ -348,6 +347,8 @@ class TaskStore:
             else:
                 continue  # not counted: a stepped sweep must never come back full of kept tasks
             taken += 1
+            if taken == budget:
+                break
         return taken
 
     def load(self, tasks: Iterable[Task]) -> None:
@@ -363,7 +364,7 @@ class TaskStore:
     def _insert(self, task: Task) -> None:
         """Put `task` at the recent end of the store and of its sweep queue."""
         self._tasks[task.task_id] = task
-        self._queues[_QUEUE_OF_STATUS[task.status]][task.task_id] = None
+        self._queues[_QUEUE_OF_STATUS[task.status]][task.task_id] = task
 
     def _detach(self, task_id: str) -> Optional[Task]:
         """Take a task out of the store and its sweep queue; None when there is none."""
