@@ -1,0 +1,112 @@
+"""The Redis sweep reads per-status queues in limited steps; together they must do exactly what
+`sweep_action` says of every task. Real redis-server (session fixture), no daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytest.importorskip("redis")
+
+from progressistad import contract  # noqa: E402
+from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
+from progressistad.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, sweep_action  # noqa: E402
+from tests import redis_layout  # noqa: E402
+
+T0 = 1_700_000_000.0
+
+seconds = st.sampled_from([0, 5, 10, 30])
+sweeps = st.tuples(st.builds(SweepPolicy, retention_seconds=seconds, stale_seconds=seconds,
+                             max_task_age=seconds),
+                   st.sampled_from([None, 1, 2, 3]))
+batches = st.lists(st.fixed_dictionaries({
+    "task_id": st.sampled_from("abcdefgh"),
+    "status": st.sampled_from(contract.EVENT_STATUSES),
+}), min_size=1, max_size=3)
+steps = st.lists(st.tuples(st.integers(0, 12),
+                           st.one_of(batches, sweeps, st.just("previous layout"))),
+                 max_size=30)
+
+
+def expected_sweep(tasks, now, policy):
+    """What the sweep must do, decided task by task over the whole store."""
+    actions = {i: sweep_action(t["status"], now - t["updated_at"], policy) for i, t in tasks.items()}
+    return ({i for i, a in actions.items() if a == SWEEP_STALE},
+            {i for i, a in actions.items() if a == SWEEP_REMOVE})
+
+
+async def sweep_in_steps(store, now, policy, limit):
+    """Script calls of at most `limit` tasks until one comes back short, as the service does."""
+    stale, removed = set(), set()
+    while True:
+        upserted, gone = await store.sweep(now, policy, limit=limit)
+        assert limit is None or len(upserted) + len(gone) <= limit
+        stale |= {task.task_id for task in upserted}
+        removed |= set(gone)
+        if limit is None or len(upserted) + len(gone) < limit:
+            return stale, removed
+
+
+async def play(url, steps):
+    prefix = f"prop-{uuid.uuid4().hex[:12]}:"
+    store = RedisTaskStore(connect(url, 5.0), prefix)
+    now = T0
+    try:
+        await store.upgrade_layout()
+        for pause, step in steps:
+            now += pause
+            if step == "previous layout":
+                await redis_layout.as_previous_layout(store.client, prefix)
+            elif isinstance(step, tuple):
+                policy, limit = step
+                before = await store.snapshot()
+                assert await sweep_in_steps(store, now, policy, limit) == \
+                    expected_sweep(before, now, policy)
+                assert await redis_layout.layout_problems(store.client, prefix) == []
+            else:
+                await store.apply(step, now, 100)
+    finally:
+        await store.client.delete(*store.keys)
+        await store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=steps)
+def test_sweep_steps_act_on_exactly_the_tasks_a_full_scan_would(redis_server, steps):
+    asyncio.run(play(redis_server.url, steps))
+
+
+def test_a_sweep_step_acts_on_at_most_limit_tasks_idlest_first(redis_server, redis_prefix):
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        try:
+            await store.upgrade_layout()
+            for i in range(10):
+                await store.apply([{"task_id": f"t{i}"}], T0 + i, 100)
+            policy = SweepPolicy(stale_seconds=1)
+            first, _ = await store.sweep(T0 + 100, policy, limit=4)
+            assert {task.task_id for task in first} == {"t0", "t1", "t2", "t3"}
+            rest, _ = await store.sweep(T0 + 100, policy, limit=100)
+            assert {task.task_id for task in rest} == {f"t{i}" for i in range(4, 10)}
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_start_files_the_tasks_of_the_previous_layout_once(redis_server, redis_prefix):
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        try:
+            await store.apply([{"task_id": f"t{i}", "status": "close"} for i in range(5)], T0, 100)
+            await redis_layout.as_previous_layout(store.client, redis_prefix)
+            assert await store.upgrade_layout() == 5
+            assert await redis_layout.layout_problems(store.client, redis_prefix) == []
+            assert await store.upgrade_layout() == 0
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
