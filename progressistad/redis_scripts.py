@@ -35,7 +35,13 @@ NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at
 RECORD_HEAD = ">BI"
 """Status code (1-based index in contract.STATUSES) and the null mask (bit i: number i,
 bit 15 + j: text j)."""
-UPDATED_AT_OFFSET = struct.calcsize(RECORD_HEAD + "d" * NUMBER_FIELDS.index("updated_at"))
+
+
+def number_at(name: str) -> int:
+    """Where number `name` starts in a record, 1-based as Lua's string functions count."""
+    return struct.calcsize(RECORD_HEAD + "d" * NUMBER_FIELDS.index(name)) + 1
+
+
 LAYOUT_VERSION = "2"
 """Version 2 added the per-queue sweep sets; the previous layout had no version key."""
 
@@ -60,7 +66,8 @@ local STATUS_CODES = {}
 for code, name in ipairs(STATUS_NAMES) do STATUS_CODES[name] = code end
 local RECORD = "%(record_head)s" .. string.rep("d", #NUMBER_FIELDS) .. "ssss"
 local TEXT_BIT = #NUMBER_FIELDS
-local UPDATED_AT_AT = %(updated_at_at)d
+local UPDATED_AT_AT, STALE_AT_AT, ETA_AT, V_AT = %(updated_at_at)d, %(stale_at_at)d, %(eta_at)d, %(v_at)d
+local STALE_AT_BIT, ETA_BIT = %(stale_at_bit)d, %(eta_bit)d
 local LAYOUT = "%(layout)s"
 local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE, K_LAYOUT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -205,17 +212,15 @@ local function remove(id)
   return gone == 1
 end
 
-local function publish(maxlen, records, removed, origin, resync)
+-- Publish what changed and return it: the records back to back, removed ids joined by NUL,
+-- each joined once (a sweep step's records run to hundreds of kilobytes).
+local function publish(maxlen, records, removed, origin)
   -- origin: the daemon that made the change (it has applied it already and skips it).
-  if #records == 0 and #removed == 0 and not resync then return end
-  local args = {"XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", "o", origin or "",
-                "t", table.concat(records), "r", table.concat(removed, "\\0")}
-  if resync then args[#args + 1] = "resync"; args[#args + 1] = "1" end
-  redis.call(unpack(args))
-end
-
-local function result(records, removed)
-  return {"ok", table.concat(records), table.concat(removed, "\\0")}
+  local blob, ids = table.concat(records), table.concat(removed, "\\0")
+  if blob ~= "" or ids ~= "" then
+    redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", "o", origin or "", "t", blob, "r", ids)
+  end
+  return {"ok", blob, ids}
 end
 """ % {
     "smoothing": RATE_SMOOTHING,
@@ -225,7 +230,12 @@ end
     "record_head": RECORD_HEAD,
     "finished": _lua_set(contract.FINISHED_STATUSES),
     "active": _lua_set(contract.ACTIVE_STATUSES),
-    "updated_at_at": UPDATED_AT_OFFSET + 1,
+    "updated_at_at": number_at("updated_at"),
+    "stale_at_at": number_at("stale_at"),
+    "eta_at": number_at("eta"),
+    "v_at": number_at("v"),
+    "stale_at_bit": NUMBER_FIELDS.index("stale_at"),
+    "eta_bit": NUMBER_FIELDS.index("eta"),
     "layout": LAYOUT_VERSION,
 }
 
@@ -366,16 +376,14 @@ for _, key in ipairs(QUEUES) do
 end
 if #finished > 0 then redis.call("ZADD", K_FINISHED, unpack(finished)) end
 if #unfinished > 0 then redis.call("ZREM", K_FINISHED, unpack(unfinished)) end
-publish(maxlen, records, removed, ARGV[5])
-return result(records, removed)
+return publish(maxlen, records, removed, ARGV[5])
 """
 
 REMOVE = PRELUDE + """
 -- ARGV: maxlen, id, origin
 local removed = {}
 if remove(ARGV[2]) then removed[1] = ARGV[2] end
-publish(ARGV[1], {}, removed, ARGV[3])
-return result({}, removed)
+return publish(ARGV[1], {}, removed, ARGV[3])
 """
 
 REMOVE_WHERE = PRELUDE + """
@@ -413,8 +421,7 @@ for i = 1, #candidates, 2 do
   end
   if not keep and remove(id) then removed[#removed + 1] = id end
 end
-publish(maxlen, {}, removed, ARGV[5])
-return result({}, removed)
+return publish(maxlen, {}, removed, ARGV[5])
 """
 
 SWEEP = PRELUDE + """
@@ -449,16 +456,28 @@ local function doomed(status, idle)
   return (max_age > 0 and idle > max_age) or (FINISHED[status] and retention > 0 and idle > retention)
 end
 
-local function mark_stale(raws)
+-- A record marked stale at `now` with version `v`: what encode gives for the decoded task
+-- with status, stale_at, eta and v changed, made by replacing those bytes only.
+local function as_stale(raw, v)
+  local _, mask = struct.unpack(">BI", raw)
+  mask = bit.bor(bit.band(mask, bit.bnot(2 ^ STALE_AT_BIT)), 2 ^ ETA_BIT)
+  return struct.pack(">BI", STATUS_CODES.stale, mask) .. raw:sub(6, STALE_AT_AT - 1)
+    .. struct.pack(">d", now) .. raw:sub(STALE_AT_AT + 8, ETA_AT - 1) .. struct.pack(">d", 0)
+    .. raw:sub(ETA_AT + 8, V_AT - 1) .. struct.pack(">d", v) .. raw:sub(V_AT + 8)
+end
+
+-- Mark active tasks stale: `due` holds their ids, records and scores (updated_at), in turn.
+local function mark_stale(due)
   local hash, scores, ids = {}, {}, {}
-  for _, raw in ipairs(raws) do
-    local t = decode(raw)
-    t.status, t.stale_at, t.eta = "stale", now, NULL
-    local encoded = stamp(t)
+  local count = #due / 3
+  local base = redis.call("INCRBY", K_SEQ, count) - count
+  for k = 1, count do
+    local id, raw, score = due[3 * k - 2], due[3 * k - 1], due[3 * k]
+    local encoded = as_stale(raw, base + k)
     records[#records + 1] = encoded
-    hash[#hash + 1], hash[#hash + 2] = t.id, encoded
-    scores[#scores + 1], scores[#scores + 2] = num(t.updated_at), t.id
-    ids[#ids + 1] = t.id
+    hash[2 * k - 1], hash[2 * k] = id, encoded
+    scores[2 * k - 1], scores[2 * k] = score, id
+    ids[k] = id
   end
   redis.call("HSET", K_TASKS, unpack(hash))
   redis.call("ZREM", K_ACTIVE, unpack(ids))
@@ -490,7 +509,8 @@ local function sweep_queue(key, limit)
     for i, id in ipairs(ids) do
       local raw, status, updated_at = raws[i], nil, nil
       if raw then status, updated_at = peek(raw) end
-      if not raw or queue_of(status) ~= key or updated_at ~= tonumber(entries[2 * i]) then
+      local score = entries[2 * i]
+      if not raw or queue_of(status) ~= key or updated_at ~= tonumber(score) then
         misfiled[#misfiled + 1] = id
       elseif now - updated_at <= limit then
         finished_reading = true
@@ -498,12 +518,12 @@ local function sweep_queue(key, limit)
       elseif doomed(status, now - updated_at) then
         gone[#gone + 1] = id
       else
-        staled[#staled + 1] = raw
+        staled[#staled + 1], staled[#staled + 2], staled[#staled + 3] = id, raw, score
       end
     end
     if #gone > 0 then drop(key, gone) end
     if #staled > 0 then mark_stale(staled) end
-    done = done + #gone + #staled
+    done = done + #gone + #staled / 3
     if #misfiled > 0 then
       refile(misfiled)
     elseif finished_reading then
@@ -518,8 +538,7 @@ for _, queue in ipairs({{K_ACTIVE, {stale, max_age}}, {K_STALE, {max_age}},
   local limit = horizon(queue[2])
   if limit and budget > 0 then budget = budget - sweep_queue(queue[1], limit) end
 end
-publish(maxlen, records, removed, ARGV[7])
-return result(records, removed)
+return publish(maxlen, records, removed, ARGV[7])
 """
 
 UPGRADE = PRELUDE + """
@@ -533,6 +552,7 @@ local records = {}
 for i, t in ipairs(cjson.decode(ARGV[2])) do
   records[i] = save(t)
 end
-publish(ARGV[1], {}, {}, "", true)
-return result(records, {})
+-- Every daemon reloads all tasks rather than reading the records from the stream.
+redis.call("XADD", K_STREAM, "MAXLEN", "~", ARGV[1], "*", "o", "", "t", "", "r", "", "resync", "1")
+return {"ok", table.concat(records), ""}
 """
