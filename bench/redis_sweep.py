@@ -13,7 +13,8 @@ For each: the number of sweep script calls, the longest one and their sum as Red
 them (the EVALSHA line of INFO commandstats, read before and after each call: the same
 microseconds SLOWLOG gives, without its length limit, which the commands a script runs
 would overflow) and as the client saw them (EVALSHA round trip, reply decoding included). Also the Redis time per event of the APPLY calls that loaded the
-tasks (batches of 1,000 new tasks), as a check on the write path.
+tasks (batches of 1,000 new tasks), as a check on the write path, and where the code has
+sweep queues, the calls that file the tasks of a keyspace of the previous layout.
 
 The code measured is the `progressistad` package of this checkout, and with `--baseline DIR`
 also the one in DIR, alternating, each in its own process:
@@ -68,17 +69,41 @@ async def sweep(store, now: float, policy) -> Dict[str, float]:
         before = await script_seconds(store.client)
         started = time.perf_counter()
         if stepped:
-            upserted, removed = await store.sweep(now, policy, limit=limit)
+            upserted, removed, more = await store.sweep(now, policy, limit=limit)
         else:
-            upserted, removed = await store.sweep(now, policy)
+            (upserted, removed), more = await store.sweep(now, policy), False
         round_trips.append(time.perf_counter() - started)
         inside.append(await script_seconds(store.client) - before)
         acted += len(upserted) + len(removed)
-        if not stepped or len(upserted) + len(removed) < limit:
+        if not more:
             break
     return {"calls": len(round_trips), "acted": acted,
             "redis_max": max(inside), "redis_sum": sum(inside),
             "client_max": max(round_trips), "client_sum": sum(round_trips)}
+
+
+async def upgrade(store) -> Dict[str, float]:
+    """Turn the keyspace into the previous layout's (no sweep queues, every task in `updated`),
+    then time the calls that file its tasks, as the first upgraded daemon makes at start."""
+    from progressistad.redis_store import record_to_wire
+    from progressistad.service import SWEEP_CHUNK
+
+    client, prefix = store.client, store.prefix
+    await client.delete(*(prefix + name for name in ("layout", "sweep:active", "sweep:stale",
+                                                     "sweep:finished")))
+    raws = await client.hgetall(prefix + "tasks")
+    await client.zadd(prefix + "updated",
+                      {member: record_to_wire(raw)["updated_at"] for member, raw in raws.items()})
+    inside, round_trips, filed, settled = [], [], 0, False
+    while not settled:
+        before = await script_seconds(client)
+        started = time.perf_counter()
+        count, settled = await store.upgrade_layout(SWEEP_CHUNK)
+        round_trips.append(time.perf_counter() - started)
+        inside.append(await script_seconds(client) - before)
+        filed += count
+    return {"filed": filed, "calls": len(inside), "redis_max": max(inside),
+            "redis_sum": sum(inside), "client_max": max(round_trips)}
 
 
 async def child(url: str, tasks: int) -> Dict[str, object]:
@@ -98,6 +123,8 @@ async def child(url: str, tasks: int) -> Dict[str, object]:
             if hasattr(store, "upgrade_layout"):
                 await store.upgrade_layout()
             result[f"{case}_apply_us"] = 1e6 * await load(store, tasks, status)
+            if case == "kept" and hasattr(store, "upgrade_layout"):
+                result["upgrade"] = await upgrade(store)
             result[case] = await sweep(store, T0 + later, policy)
         await client.flushdb()
     finally:
@@ -125,6 +152,13 @@ def report(label: str, rows: List[Dict[str, object]]) -> None:
     print(f"\n{label}: {rows[0]['code']}")
     apply_us = [r[f"{c}_apply_us"] for r in rows for c in ("kept", "expire", "stale")]
     print(f"  APPLY, batches of {BATCH} new tasks: Redis {spread(apply_us, 1, '.1f')} us per event")
+    if "upgrade" in rows[0]:
+        cells = [r["upgrade"] for r in rows]
+        print(f"  upgrade: {cells[0]['filed']} tasks of the previous layout filed in "
+              f"{cells[0]['calls']} calls; longest call: "
+              f"Redis {spread([c['redis_max'] for c in cells], 1e3, '.2f')} ms, "
+              f"client {spread([c['client_max'] for c in cells], 1e3, '.2f')} ms; all calls: "
+              f"Redis {spread([c['redis_sum'] for c in cells], 1e3, '.1f')} ms")
     for case in ("kept", "expire", "stale"):
         cells = [r[case] for r in rows]
         calls = sorted({c["calls"] for c in cells})

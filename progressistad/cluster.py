@@ -160,8 +160,9 @@ class RedisTaskService:
                 self.cleanup_leader = False
                 return done
             self.cleanup_leader = True
-            done.merge(self._mirror(*result))
-            if len(result[0]) + len(result[1]) < SWEEP_CHUNK:
+            upserted, removed, more = result
+            done.merge(self._mirror(upserted, removed))
+            if not more:
                 self.sweeps_run += 1
                 return done
             await asyncio.sleep(0)
@@ -334,12 +335,19 @@ class Cluster:
     async def start(self) -> None:
         """File an earlier layout's tasks for sweeping, load the group's tasks, follow the stream."""
         assert self.follower is not None
-        refiled = await self.backend.upgrade_layout()
-        if refiled:
-            log.info("filed %d task(s) of the previous Redis key layout in the sweep queues",
-                     refiled)
+        await self._upgrade_layout()
         await self.follower.resync()
         self.follower.start()
+
+    async def _upgrade_layout(self) -> None:
+        """File the tasks of a keyspace the previous release wrote, in steps of SWEEP_CHUNK."""
+        total, settled = 0, False
+        while not settled:
+            filed, settled = await self.backend.upgrade_layout(SWEEP_CHUNK)
+            total += filed
+            await asyncio.sleep(0)
+        if total:
+            log.info("filed %d task(s) of the previous Redis key layout in the sweep queues", total)
 
     def problem(self) -> Optional[str]:
         """What systemd's STATUS= line should say about Redis, or None when all is well."""

@@ -73,6 +73,8 @@ local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE, K_LAYOUT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_ACTIVE, K_STALE, K_DONE = KEYS[8], KEYS[9], KEYS[10]
 local QUEUES = {K_ACTIVE, K_STALE, K_DONE}
+local PAGE = 1000
+-- Entries one command reads or writes, at most: bounds a script's memory and Lua's unpack.
 
 local function is_null(x) return x == nil or x == NULL end
 -- Scores as strings with 17 digits: Redis would format a Lua number with only 14.
@@ -144,46 +146,53 @@ end
 
 -- File each of `ids` as its record says; ids no longer in the hash leave every queue.
 local function refile(ids)
-  for first = 1, #ids, 1000 do
-    local chunk = {unpack(ids, first, math.min(first + 999, #ids))}
-    local members = {}
-    for _, key in ipairs(QUEUES) do members[key] = {} end
+  for first = 1, #ids, PAGE do
+    local chunk = {unpack(ids, first, math.min(first + PAGE - 1, #ids))}
+    local added, others = {}, {}
+    for _, key in ipairs(QUEUES) do added[key], others[key] = {}, {} end
     for i, raw in ipairs(redis.call("HMGET", K_TASKS, unpack(chunk))) do
       local home = nil
       if raw then
         local status, updated_at = peek(raw)
         home = queue_of(status)
-        local added = members[home]
-        added[#added + 1] = num(updated_at)
-        added[#added + 1] = chunk[i]
+        local members = added[home]
+        members[#members + 1] = num(updated_at)
+        members[#members + 1] = chunk[i]
       end
       for _, key in ipairs(QUEUES) do
-        if key ~= home then redis.call("ZREM", key, chunk[i]) end
+        if key ~= home then others[key][#others[key] + 1] = chunk[i] end
       end
     end
-    for key, added in pairs(members) do
-      if #added > 0 then redis.call("ZADD", key, unpack(added)) end
+    for _, key in ipairs(QUEUES) do
+      if #others[key] > 0 then redis.call("ZREM", key, unpack(others[key])) end
+      if #added[key] > 0 then redis.call("ZADD", key, unpack(added[key])) end
     end
   end
 end
 
--- Bring tasks written by the previous layout into the sweep queues. That layout kept
+-- Bring tasks written by the previous layout into the sweep queues, at most `budget`
+-- (math.huge: all); return how many it filed and whether none is left. That layout set
 -- no version key and added every task it wrote to K_UPDATED, which this one never
--- writes: a missing version means file every task, a K_UPDATED present afterwards
--- (a daemon of the previous release still running in the group) the tasks it holds.
-local function upgrade_layout()
+-- writes: K_UPDATED lists the tasks to file, those of a keyspace not upgraded yet or
+-- those a daemon of the previous release, still in the group, wrote since.
+local function upgrade_layout(budget)
   local ids
-  if redis.call("GET", K_LAYOUT) ~= LAYOUT then
+  if redis.call("EXISTS", K_UPDATED) == 1 then
+    ids = redis.call("ZRANGE", K_UPDATED, 0, budget == math.huge and -1 or budget - 1)
+    refile(ids)
+    for first = 1, #ids, PAGE do
+      redis.call("ZREM", K_UPDATED, unpack(ids, first, math.min(first + PAGE - 1, #ids)))
+    end
+    if redis.call("EXISTS", K_UPDATED) == 1 then return #ids, false end
+  elseif redis.call("GET", K_LAYOUT) ~= LAYOUT then
+    -- A new keyspace, or one that lost its version key: file every task there is.
     ids = redis.call("HKEYS", K_TASKS)
-  elseif redis.call("EXISTS", K_UPDATED) == 1 then
-    ids = redis.call("ZRANGE", K_UPDATED, 0, -1)
+    refile(ids)
   else
-    return 0
+    return 0, true
   end
-  refile(ids)
-  redis.call("DEL", K_UPDATED)
   redis.call("SET", K_LAYOUT, LAYOUT)
-  return #ids
+  return #ids, true
 end
 
 local function stamp(t)
@@ -397,7 +406,7 @@ end
 local older = tonumber(ARGV[4])
 local candidates
 if older then
-  upgrade_layout()
+  upgrade_layout(math.huge)
   candidates = {}
   for _, key in ipairs(QUEUES) do
     for _, item in ipairs(redis.call("ZRANGEBYSCORE", key, "-inf", num(now - older), "WITHSCORES")) do
@@ -436,11 +445,10 @@ if lease_ms > 0 then
   redis.call("SET", K_LEASE, ARGV[7], "PX", lease_ms)
 end
 if budget <= 0 then budget = math.huge end
-upgrade_layout()
+-- Filing counts against the budget; while tasks are left to file, it takes all of it.
+budget = budget - upgrade_layout(budget)
 
 local records, removed = {}, {}
-local PAGE = 1000
--- Entries read per command: bounds the script's memory and Lua's unpack.
 
 local function horizon(limits)
   local least = nil
@@ -538,12 +546,18 @@ for _, queue in ipairs({{K_ACTIVE, {stale, max_age}}, {K_STALE, {max_age}},
   local limit = horizon(queue[2])
   if limit and budget > 0 then budget = budget - sweep_queue(queue[1], limit) end
 end
-return publish(maxlen, records, removed, ARGV[7])
+local reply = publish(maxlen, records, removed, ARGV[7])
+-- Whether this call stopped at its limit: the sweep goes on in another call.
+reply[4] = budget == 0 and "more" or "done"
+return reply
 """
 
 UPGRADE = PRELUDE + """
--- ARGV: none. Returns how many tasks of an earlier layout were filed in the sweep queues.
-return upgrade_layout()
+-- ARGV: limit (0: no limit). Returns how many tasks of the previous layout it filed, and
+-- 1 when none is left.
+local budget = tonumber(ARGV[1])
+local filed, settled = upgrade_layout(budget > 0 and budget or math.huge)
+return {filed, settled and 1 or 0}
 """
 
 IMPORT = PRELUDE + """

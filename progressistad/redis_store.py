@@ -34,6 +34,8 @@ UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 Wire = Dict[str, Any]
 Change = Tuple[List["PackedTask"], List[str]]
 """Tasks upserted and task ids removed by one mutation."""
+SweepStep = Tuple[List["PackedTask"], List[str], bool]
+"""A sweep call's change, and whether it stopped at its limit (the sweep goes on)."""
 
 SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
                   "rate", "eta")
@@ -252,11 +254,11 @@ class RedisTaskStore:
         return decode_ids(reply[2])
 
     async def sweep(self, now: float, policy: SweepPolicy, lease_seconds: float = 0.0,
-                    owner: str = "", limit: Optional[int] = None) -> Optional[Change]:
+                    owner: str = "", limit: Optional[int] = None) -> Optional[SweepStep]:
         """One cleanup sweep, or None when another daemon holds the cleanup lease.
 
-        With `limit`, act on at most that many tasks, the idlest first: a caller that gets
-        `limit` changes back calls again until it gets fewer, as with `TaskStore.sweep`.
+        With `limit`, one step of it that acts on (or files, see `upgrade_layout`) at most
+        that many tasks, the idlest first; its `more` says whether to call again.
         """
         reply = await self._sweep(keys=self.keys, args=[
             self.stream_maxlen, repr(float(now)), repr(float(policy.retention_seconds)),
@@ -265,11 +267,13 @@ class RedisTaskStore:
         ])
         if reply[0] == b"busy":
             return None
-        return decode_records(reply[1]), decode_ids(reply[2])
+        return decode_records(reply[1]), decode_ids(reply[2]), reply[3] == b"more"
 
-    async def upgrade_layout(self) -> int:
-        """File tasks written by the previous key layout in the sweep queues; how many."""
-        return int(await self._upgrade(keys=self.keys, args=[]))
+    async def upgrade_layout(self, limit: Optional[int] = None) -> Tuple[int, bool]:
+        """File at most `limit` tasks the previous key layout wrote in the sweep queues: how
+        many, and whether that was the last of them."""
+        filed, settled = await self._upgrade(keys=self.keys, args=[limit or 0])
+        return int(filed), bool(settled)
 
     async def import_tasks(self, wires: Iterable[Mapping[str, Any]], now: float) -> int:
         """Write tasks from a state file (replacing those with the same ids); all daemons resync."""

@@ -142,13 +142,14 @@ class Pair:
         """Script calls of at most `limit` tasks, each acting on no more, as RedisTaskService does."""
         changes = Changes()
         while True:
-            upserted, removed = await store.sweep(now, policy, limit=limit)
+            upserted, removed, more = await store.sweep(now, policy, limit=limit)
             assert limit is None or len(upserted) + len(removed) <= limit
+            assert limit is not None or not more
             for task in upserted:
                 changes.add_upsert(task.task_id)
             for task_id in removed:
                 changes.add_removal(task_id)
-            if limit is None or len(upserted) + len(removed) < limit:
+            if not more:
                 return (sorted(changes.upserted), sorted(changes.removed))
 
 

@@ -42,11 +42,11 @@ async def sweep_in_steps(store, now, policy, limit):
     """Script calls of at most `limit` tasks until one comes back short, as the service does."""
     stale, removed = set(), set()
     while True:
-        upserted, gone = await store.sweep(now, policy, limit=limit)
+        upserted, gone, more = await store.sweep(now, policy, limit=limit)
         assert limit is None or len(upserted) + len(gone) <= limit
         stale |= {task.task_id for task in upserted}
         removed |= set(gone)
-        if limit is None or len(upserted) + len(gone) < limit:
+        if not more:
             return stale, removed
 
 
@@ -87,25 +87,27 @@ def test_a_sweep_step_acts_on_at_most_limit_tasks_idlest_first(redis_server, red
             for i in range(10):
                 await store.apply([{"task_id": f"t{i}"}], T0 + i, 100)
             policy = SweepPolicy(stale_seconds=1)
-            first, _ = await store.sweep(T0 + 100, policy, limit=4)
-            assert {task.task_id for task in first} == {"t0", "t1", "t2", "t3"}
-            rest, _ = await store.sweep(T0 + 100, policy, limit=100)
+            first, _, more = await store.sweep(T0 + 100, policy, limit=4)
+            assert {task.task_id for task in first} == {"t0", "t1", "t2", "t3"} and more
+            rest, _, more = await store.sweep(T0 + 100, policy, limit=100)
             assert {task.task_id for task in rest} == {f"t{i}" for i in range(4, 10)}
+            assert not more
         finally:
             await store.close()
 
     asyncio.run(scenario())
 
 
-def test_start_files_the_tasks_of_the_previous_layout_once(redis_server, redis_prefix):
+def test_the_tasks_of_the_previous_layout_are_filed_once_in_limited_steps(redis_server,
+                                                                         redis_prefix):
     async def scenario():
         store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
         try:
             await store.apply([{"task_id": f"t{i}", "status": "close"} for i in range(5)], T0, 100)
             await redis_layout.as_previous_layout(store.client, redis_prefix)
-            assert await store.upgrade_layout() == 5
+            steps = [await store.upgrade_layout(limit=2) for _ in range(4)]
+            assert steps == [(2, False), (2, False), (1, True), (0, True)]
             assert await redis_layout.layout_problems(store.client, redis_prefix) == []
-            assert await store.upgrade_layout() == 0
         finally:
             await store.close()
 
