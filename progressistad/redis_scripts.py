@@ -1,6 +1,6 @@
 """The Lua scripts that apply task changes inside Redis, atomically, as `store.py` does in memory.
 
-Each script is one transaction: it reads and writes the task hash and its two
+Each script is one transaction: it reads and writes the task hash and its
 indexes, then appends what changed to the group's stream, so every daemon sees
 changes in the order they were made. User text (task ids, desc, unit, meta)
 reaches Lua as JSON fragments and is stored as such, never decoded, so any
