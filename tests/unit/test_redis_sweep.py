@@ -112,3 +112,90 @@ def test_the_tasks_of_the_previous_layout_are_filed_once_in_limited_steps(redis_
             await store.close()
 
     asyncio.run(scenario())
+
+
+def service_on(url, prefix, clock):
+    from progressistad.cluster import Link, RedisTaskService
+    from progressistad.mirror import TaskMirror
+
+    backend = RedisTaskStore(connect(url, 5.0), prefix, owner="me")
+    return RedisTaskService(backend, TaskMirror(), Link(clock), clock,
+                            SweepPolicy(stale_seconds=10), lease_seconds=30)
+
+
+def test_the_group_sweep_runs_in_steps_each_announced(redis_server, redis_prefix, monkeypatch):
+    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+    now = [T0]
+
+    async def scenario():
+        service = service_on(redis_server.url, redis_prefix, lambda: now[0])
+        steps = []
+        service.add_listener(lambda changes: steps.append(sorted(changes.upserted)))
+        try:
+            await service.backend.upgrade_layout()
+            await service.ingest([{"task_id": f"t{i}"} for i in range(7)])
+            steps.clear()
+            now[0] += 60
+            changes = await service.sweep()
+            assert changes.upserted == {f"t{i}" for i in range(7)}
+            assert [len(step) for step in steps] == [3, 3, 1]
+            assert service.cleanup_leader and service.sweeps_run == 1
+            assert {t["status"] for t in service.store.snapshot().values()} == {"stale"}
+        finally:
+            await service.backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_group_sweep_that_loses_the_lease_between_steps_stops(redis_server, redis_prefix,
+                                                                 monkeypatch):
+    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+    now = [T0]
+
+    async def scenario():
+        service = service_on(redis_server.url, redis_prefix, lambda: now[0])
+        backend = service.backend
+        one_step = backend.sweep
+
+        async def step_then_lose_the_lease(*args, **kwargs):
+            result = await one_step(*args, **kwargs)
+            await backend.client.set(redis_prefix + "cleanup-lease", "another daemon")
+            return result
+
+        try:
+            await backend.upgrade_layout()
+            await service.ingest([{"task_id": f"t{i}"} for i in range(7)])
+            now[0] += 60
+            backend.sweep = step_then_lose_the_lease
+            changes = await service.sweep()
+            assert changes.upserted == {"t0", "t1", "t2"}
+            assert not service.cleanup_leader and service.sweeps_run == 0
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_daemon_joining_files_the_previous_layout_in_steps(redis_server, redis_prefix,
+                                                             monkeypatch, caplog):
+    from progressistad.cluster import Cluster
+
+    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        cluster = Cluster(redis_server.url, redis_prefix)
+        try:
+            await store.apply([{"task_id": f"t{i}", "status": "error"} for i in range(7)], T0, 100)
+            await redis_layout.as_previous_layout(store.client, redis_prefix)
+            cluster.build_service(SweepPolicy(), 5.0)
+            await cluster.start()
+            assert await redis_layout.layout_problems(store.client, redis_prefix) == []
+            assert len(cluster.mirror) == 7
+        finally:
+            await cluster.close()
+            await store.close()
+
+    with caplog.at_level("INFO", logger="progressistad.cluster"):
+        asyncio.run(scenario())
+    assert "filed 7 task(s) of the previous Redis key layout" in caplog.text
