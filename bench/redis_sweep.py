@@ -12,9 +12,11 @@ each with `--tasks` tasks (100,000 by default) in a fresh keyspace:
 For each: the number of sweep script calls, the longest one and their sum as Redis measured
 them (the EVALSHA line of INFO commandstats, read before and after each call: the same
 microseconds SLOWLOG gives, without its length limit, which the commands a script runs
-would overflow) and as the client saw them (EVALSHA round trip, reply decoding included). Also the Redis time per event of the APPLY calls that loaded the
-tasks (batches of 1,000 new tasks), as a check on the write path, and where the code has
-sweep queues, the calls that file the tasks of a keyspace of the previous layout.
+would overflow) and as the client saw them (EVALSHA round trip, reply decoding included).
+Also, as a check on the write path, the Redis time per event of the APPLY calls that loaded
+the tasks (batches of 1,000 new tasks) and of 10,000 progress events for existing tasks
+(batches of 100); and where the code has sweep queues, the calls that file the tasks of a
+keyspace of the previous layout.
 
 The code measured is the `progressistad` package of this checkout, and with `--baseline DIR`
 also the one in DIR, alternating, each in its own process:
@@ -55,6 +57,17 @@ async def load(store, count: int, status: str) -> float:
         events = [{"task_id": f"t{i}", "status": status} for i in range(first, min(count, first + BATCH))]
         await store.apply(events, T0, count + BATCH)
     return (await script_seconds(store.client) - before) / count
+
+
+async def update(store, count: int) -> float:
+    """Progress events for tasks that exist, batches of 100 at T0 + 1: Redis seconds per event."""
+    before = await script_seconds(store.client)
+    events = 0
+    for first in range(0, min(count, 10000), 100):
+        await store.apply([{"task_id": f"t{i}", "n": 1} for i in range(first, first + 100)],
+                          T0 + 1, count + BATCH)
+        events += 100
+    return (await script_seconds(store.client) - before) / events
 
 
 async def sweep(store, now: float, policy) -> Dict[str, float]:
@@ -123,6 +136,8 @@ async def child(url: str, tasks: int) -> Dict[str, object]:
             if hasattr(store, "upgrade_layout"):
                 await store.upgrade_layout()
             result[f"{case}_apply_us"] = 1e6 * await load(store, tasks, status)
+            if case == "stale":
+                result["update_us"] = 1e6 * await update(store, tasks)
             if case == "kept" and hasattr(store, "upgrade_layout"):
                 result["upgrade"] = await upgrade(store)
             result[case] = await sweep(store, T0 + later, policy)
@@ -151,7 +166,8 @@ def spread(values: List[float], scale: float, fmt: str) -> str:
 def report(label: str, rows: List[Dict[str, object]]) -> None:
     print(f"\n{label}: {rows[0]['code']}")
     apply_us = [r[f"{c}_apply_us"] for r in rows for c in ("kept", "expire", "stale")]
-    print(f"  APPLY, batches of {BATCH} new tasks: Redis {spread(apply_us, 1, '.1f')} us per event")
+    print(f"  APPLY, batches of {BATCH} new tasks: Redis {spread(apply_us, 1, '.1f')} us per event;"
+          f" batches of 100 updates: {spread([r['update_us'] for r in rows], 1, '.1f')} us per event")
     if "upgrade" in rows[0]:
         cells = [r["upgrade"] for r in rows]
         print(f"  upgrade: {cells[0]['filed']} tasks of the previous layout filed in "
