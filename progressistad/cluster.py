@@ -28,7 +28,7 @@ from progressistad.redis_store import (
     connect,
     decode_entry,
 )
-from progressistad.service import Listener, StoreUnavailable
+from progressistad.service import SWEEP_CHUNK, Listener, StoreUnavailable
 from progressistad.store import Changes, SweepPolicy
 
 log = logging.getLogger("progressistad.cluster")
@@ -142,17 +142,30 @@ class RedisTaskService:
         return sorted(removed)
 
     async def sweep(self) -> Changes:
-        """One sweep for the whole group, by whichever daemon takes the lease first this interval."""
-        try:
-            result = await self._call(self.backend.sweep(
-                self._clock(), self.policy, self.lease_seconds))
-        except StoreUnavailable:
-            return Changes()
-        self.cleanup_leader = result is not None
-        if result is None:
-            return Changes()
-        self.sweeps_run += 1
-        return self._mirror(*result)
+        """One sweep for the whole group, by whichever daemon takes the lease first this interval.
+
+        It runs in script calls of at most SWEEP_CHUNK tasks, so that Redis serves the
+        group between them; each call checks and renews the lease, and a sweep that
+        loses it (or Redis) stops there, the rest left to the next holder.
+        """
+        done = Changes()
+        now = self._clock()
+        while True:
+            try:
+                result = await self._call(self.backend.sweep(
+                    now, self.policy, self.lease_seconds, limit=SWEEP_CHUNK))
+            except StoreUnavailable:
+                return done
+            if result is None:
+                self.cleanup_leader = False
+                return done
+            self.cleanup_leader = True
+            upserted, removed, more = result
+            done.merge(self._mirror(upserted, removed))
+            if not more:
+                self.sweeps_run += 1
+                return done
+            await asyncio.sleep(0)
 
     async def get(self, task_id: str) -> Optional[Dict[str, Any]]:
         return await self._call(self.backend.get(task_id))
@@ -320,10 +333,21 @@ class Cluster:
         return self.service
 
     async def start(self) -> None:
-        """Load the group's tasks into the mirror, then follow the stream."""
+        """File an earlier layout's tasks for sweeping, load the group's tasks, follow the stream."""
         assert self.follower is not None
+        await self._upgrade_layout()
         await self.follower.resync()
         self.follower.start()
+
+    async def _upgrade_layout(self) -> None:
+        """File the tasks of a keyspace the previous release wrote, in steps of SWEEP_CHUNK."""
+        total, settled = 0, False
+        while not settled:
+            filed, settled = await self.backend.upgrade_layout(SWEEP_CHUNK)
+            total += filed
+            await asyncio.sleep(0)
+        if total:
+            log.info("filed %d task(s) of the previous Redis key layout in the sweep queues", total)
 
     def problem(self) -> Optional[str]:
         """What systemd's STATUS= line should say about Redis, or None when all is well."""

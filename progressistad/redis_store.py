@@ -21,6 +21,9 @@ from progressistad import contract, redis_scripts
 from progressistad.store import CapacityError, SweepPolicy
 
 DEFAULT_PREFIX = "progressista:"
+KEY_NAMES = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease", "layout",
+             "sweep:active", "sweep:stale", "sweep:finished")
+"""The keys under the prefix, in the order the scripts take them (see `redis_scripts`)."""
 STREAM_MAXLEN = 10000
 """Changes kept in the stream: how far behind a daemon may fall and still catch up."""
 
@@ -31,6 +34,8 @@ UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 Wire = Dict[str, Any]
 Change = Tuple[List["PackedTask"], List[str]]
 """Tasks upserted and task ids removed by one mutation."""
+SweepStep = Tuple[List["PackedTask"], List[str], bool]
+"""A sweep call's change, and whether it stopped at its limit (the sweep goes on)."""
 
 SERVED_NUMBERS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
                   "rate", "eta")
@@ -206,14 +211,14 @@ class RedisTaskStore:
         self.owner = owner
         """Names this daemon in the stream entries it writes, so that it can skip them."""
         self.stream_maxlen = stream_maxlen
-        names = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease")
-        self.keys = [prefix + name for name in names]
+        self.keys = [prefix + name for name in KEY_NAMES]
         self.tasks_key, self.stream_key = self.keys[0], self.keys[4]
         self._apply = client.register_script(redis_scripts.APPLY)
         self._remove = client.register_script(redis_scripts.REMOVE)
         self._remove_where = client.register_script(redis_scripts.REMOVE_WHERE)
         self._sweep = client.register_script(redis_scripts.SWEEP)
         self._import = client.register_script(redis_scripts.IMPORT)
+        self._upgrade = client.register_script(redis_scripts.UPGRADE)
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -249,16 +254,26 @@ class RedisTaskStore:
         return decode_ids(reply[2])
 
     async def sweep(self, now: float, policy: SweepPolicy, lease_seconds: float = 0.0,
-                    owner: str = "") -> Optional[Change]:
-        """One cleanup sweep, or None when another daemon holds the cleanup lease."""
+                    owner: str = "", limit: Optional[int] = None) -> Optional[SweepStep]:
+        """One cleanup sweep, or None when another daemon holds the cleanup lease.
+
+        With `limit`, one step of it that acts on (or files, see `upgrade_layout`) at most
+        that many tasks, the idlest first; its `more` says whether to call again.
+        """
         reply = await self._sweep(keys=self.keys, args=[
             self.stream_maxlen, repr(float(now)), repr(float(policy.retention_seconds)),
             repr(float(policy.stale_seconds)), repr(float(policy.max_task_age)),
-            max(0, int(lease_seconds * 1000)), owner or self.owner,
+            max(0, int(lease_seconds * 1000)), owner or self.owner, limit or 0,
         ])
         if reply[0] == b"busy":
             return None
-        return decode_records(reply[1]), decode_ids(reply[2])
+        return decode_records(reply[1]), decode_ids(reply[2]), reply[3] == b"more"
+
+    async def upgrade_layout(self, limit: Optional[int] = None) -> Tuple[int, bool]:
+        """File at most `limit` tasks the previous key layout wrote in the sweep queues: how
+        many, and whether that was the last of them."""
+        filed, settled = await self._upgrade(keys=self.keys, args=[limit or 0])
+        return int(filed), bool(settled)
 
     async def import_tasks(self, wires: Iterable[Mapping[str, Any]], now: float) -> int:
         """Write tasks from a state file (replacing those with the same ids); all daemons resync."""

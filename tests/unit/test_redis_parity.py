@@ -13,7 +13,14 @@ import pytest
 pytest.importorskip("redis")
 
 from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
-from progressistad.store import CapacityError, SweepPolicy, TaskStore  # noqa: E402
+from progressistad.store import CapacityError, Changes, SweepPolicy, TaskStore  # noqa: E402
+from tests import redis_layout  # noqa: E402
+
+PREVIOUS_RELEASE = {
+    "wrote": redis_layout.as_previous_release_wrote,
+    "removed": redis_layout.as_previous_release_removed,
+    "marked_stale": redis_layout.as_previous_release_marked_stale,
+}
 
 
 class Pair:
@@ -28,8 +35,26 @@ class Pair:
         self.steps.append(("apply", events, now))
         return self
 
-    def sweep(self, now, **policy):
-        self.steps.append(("sweep", SweepPolicy(**policy), now))
+    def sweep(self, now, limit=None, **policy):
+        """A sweep; with `limit`, Redis sweeps in steps of that many tasks until one comes back
+        short, and the steps together must do what one full sweep of the pure store does."""
+        self.steps.append(("sweep", SweepPolicy(**policy), now, limit))
+        return self
+
+    def previous_layout(self):
+        """Redis only: the keyspace as the previous release would hold it (a daemon upgraded)."""
+        self.steps.append(("previous_layout",))
+        return self
+
+    def check_layout(self):
+        """Redis only: the layout's invariant must hold here (it is checked after every step
+        but while entries a previous release left may remain)."""
+        self.steps.append(("check_layout",))
+        return self
+
+    def previous_release(self, what, task_id):
+        """Redis only: what a daemon of the previous release, still in the group, leaves."""
+        self.steps.append(("previous_release", what, task_id))
         return self
 
     def remove(self, task_id):
@@ -45,15 +70,43 @@ class Pair:
 
     async def _run(self):
         redis_store = RedisTaskStore(connect(self.url, 5.0), self.prefix)
+        await redis_store.upgrade_layout()  # as a daemon does when it joins the group
+        left = set()
+        """What the previous release left since the layout's invariant last held."""
         try:
             for index, step in enumerate(self.steps):
-                expected = self._memory_step(step)
-                got = await self._redis_step(redis_store, step)
-                assert got == expected, f"step {index} {step[0]}: changes differ"
-                snapshot = await redis_store.snapshot()
-                assert snapshot == self.memory.snapshot(), f"step {index} {step[0]}: tasks differ"
+                kind = step[0]
+                if kind in ("previous_layout", "previous_release"):
+                    await self._downgrade(redis_store.client, step)
+                    left.add(kind)
+                    continue
+                if kind != "check_layout":
+                    await self._compare(redis_store, index, step)
+                # Sweeps file the tasks of a previous layout at once; entries a previous
+                # release still in the group leaves are set right as sweeps reach them.
+                upgrades = kind == "sweep" or kind == "remove_where" and step[3] is not None
+                if kind == "check_layout" or upgrades and left == {"previous_layout"}:
+                    left.clear()
+                if not left:
+                    problems = await redis_layout.layout_problems(redis_store.client, self.prefix)
+                    assert not problems, f"step {index} {kind}: {problems}"
         finally:
             await redis_store.close()
+
+    async def _compare(self, redis_store, index, step):
+        expected = self._memory_step(step)
+        got = await self._redis_step(redis_store, step)
+        assert got == expected, f"step {index} {step[0]}: changes differ"
+        snapshot = await redis_store.snapshot()
+        assert snapshot == self.memory.snapshot(), f"step {index} {step[0]}: tasks differ"
+
+    async def _downgrade(self, client, step):
+        if step[0] == "previous_layout":
+            await redis_layout.as_previous_layout(client, self.prefix)
+            return
+        await PREVIOUS_RELEASE[step[1]](client, self.prefix, step[2])
+        if step[1] == "removed":
+            self.memory.remove(step[2])
 
     def _memory_step(self, step):
         kind = step[0]
@@ -61,7 +114,7 @@ class Pair:
             if kind == "apply":
                 changes = self.memory.apply(step[1], step[2])
             elif kind == "sweep":
-                changes = self.memory.sweep(step[2], step[1])
+                changes = self.memory.sweep(step[2], step[1])  # one full sweep
             elif kind == "remove":
                 changes = self.memory.remove(step[1])
             else:
@@ -76,7 +129,7 @@ class Pair:
             if kind == "apply":
                 upserted, removed = await store.apply(step[1], step[2], self.max_tasks)
             elif kind == "sweep":
-                upserted, removed = await store.sweep(step[2], step[1])
+                return await self._redis_sweep(store, step[2], step[1], step[3])
             elif kind == "remove":
                 upserted, removed = [], await store.remove(step[1])
             else:
@@ -84,6 +137,20 @@ class Pair:
         except CapacityError as error:
             return ("capacity", error.needed)
         return (sorted(t.task_id for t in upserted), sorted(removed))
+
+    async def _redis_sweep(self, store, now, policy, limit):
+        """Script calls of at most `limit` tasks, each acting on no more, as RedisTaskService does."""
+        changes = Changes()
+        while True:
+            upserted, removed, more = await store.sweep(now, policy, limit=limit)
+            assert limit is None or len(upserted) + len(removed) <= limit
+            assert limit is not None or not more
+            for task in upserted:
+                changes.add_upsert(task.task_id)
+            for task_id in removed:
+                changes.add_removal(task_id)
+            if not more:
+                return (sorted(changes.upserted), sorted(changes.removed))
 
 
 @pytest.fixture
@@ -137,6 +204,73 @@ def test_sweeps_stale_retention_and_max_age(pair):
      .sweep(260.0, retention_seconds=100, stale_seconds=30, max_task_age=0)
      .sweep(300.0, retention_seconds=0, stale_seconds=0, max_task_age=120)
      .sweep(400.0, retention_seconds=0, stale_seconds=0, max_task_age=0)
+     .run())
+
+
+def test_finished_tasks_kept_with_stale_on_are_not_in_the_way(pair):
+    """Finished tasks idle past stale-seconds but inside retention: each sweep step still
+    reaches the idle active task behind them, and they go once retention ends."""
+    steps = pair()
+    for i in range(6):
+        steps.apply([{"task_id": f"done{i}", "status": "close" if i % 2 else "error"}], 100.0 + i)
+    (steps
+     .apply([{"task_id": "running", "n": 1}], 110.0)
+     .apply([{"task_id": "fresh", "n": 1}], 150.0)
+     .sweep(160.0, limit=1, retention_seconds=100, stale_seconds=30)
+     .sweep(161.0, limit=1, retention_seconds=100, stale_seconds=30)
+     .sweep(203.5, limit=2, retention_seconds=100, stale_seconds=30)
+     .sweep(240.0, limit=2, retention_seconds=100, stale_seconds=30, max_task_age=125)
+     .sweep(300.0, retention_seconds=100, stale_seconds=30)
+     .run())
+
+
+def test_sweeps_in_steps_do_what_one_full_sweep_does(pair):
+    steps = pair()
+    statuses = ["start", "update", "close", "error"]
+    for i in range(40):
+        steps.apply([{"task_id": f"t{i}", "n": i, "status": statuses[i % 4]}], 1000.0 + i // 3)
+    steps.apply([{"task_id": f"t{i}", "n": 99} for i in range(0, 40, 5)], 1020.0)
+    for now, limit in ((1030.0, 1), (1031.0, 3), (1045.0, 7), (1060.0, 2), (1100.0, 5)):
+        steps.sweep(now, limit=limit, retention_seconds=25, stale_seconds=12, max_task_age=70)
+    steps.run()
+
+
+def test_restart_on_a_keyspace_of_the_previous_layout(pair):
+    """Tasks the previous release wrote (no sweep queues) are swept all the same."""
+    steps = pair()
+    for i in range(12):
+        steps.apply([{"task_id": f"t{i}", "status": ["start", "close", "error"][i % 3]}], 10.0 + i)
+    (steps
+     .sweep(40.0, stale_seconds=25)
+     .apply([{"task_id": "t0", "n": 5}], 41.0)
+     .previous_layout()
+     .apply([{"task_id": "t1", "n": 5}], 42.0)  # a write before the first sweep
+     .sweep(45.0, limit=2, retention_seconds=30, stale_seconds=20)
+     .previous_layout()
+     .remove_where(60.0, statuses=["stale"], older_than=40.0)
+     .sweep(100.0, limit=3, retention_seconds=30, stale_seconds=20, max_task_age=80)
+     .run())
+
+
+def test_a_daemon_of_the_previous_release_still_in_the_group(pair):
+    """A daemon not yet upgraded writes tasks the queues do not hold, removes tasks it
+    cannot take out of them, and marks tasks stale in place: the sweep still agrees."""
+    steps = pair()
+    for i in range(10):
+        steps.apply([{"task_id": f"t{i}", "status": ["start", "close"][i % 2]}], 10.0 + i)
+    (steps
+     .sweep(30.0, stale_seconds=15)
+     .previous_release("marked_stale", "t0")
+     .previous_release("marked_stale", "t2")
+     .apply([{"task_id": "new", "n": 1}], 31.0)
+     .previous_release("wrote", "new")
+     .apply([{"task_id": "t3", "status": "start"}], 32.0)
+     .previous_release("wrote", "t3")
+     .previous_release("removed", "t4")
+     .previous_release("removed", "t1")
+     .sweep(50.0, limit=1, retention_seconds=25, stale_seconds=15, max_task_age=38)
+     .sweep(90.0, limit=2, retention_seconds=25, stale_seconds=15, max_task_age=50)
+     .check_layout()
      .run())
 
 
