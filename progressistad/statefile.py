@@ -56,20 +56,23 @@ def decode(raw: bytes, now: float) -> Decoded:
     """
     try:
         document = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise StateFileError("not a state file: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise StateFileError(f"not valid JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         raise StateFileError('not a state file: no "tasks" object at the top level')
     saved_at = _number(document.get("saved_at"))
     decoded = Decoded([], {}, [])
+    tasks, wire, skipped = decoded
     for key, entry in document["tasks"].items():
         clean = restore_entry(key, entry, now, saved_at)
         if clean is None:
-            decoded.skipped.append(str(key)[:80])
+            skipped.append(str(key)[:80])
         else:
-            decoded.tasks.append(Task.from_wire(clean, now))
-            decoded.wire[clean["task_id"]] = clean
-    if len(decoded.wire) < len(decoded.tasks):
+            tasks.append(Task.from_wire(clean, now))
+            wire[clean["task_id"]] = clean
+    if len(wire) < len(tasks):
         _serve_latest_of_duplicates(decoded)
     return decoded
 
