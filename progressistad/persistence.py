@@ -171,7 +171,10 @@ class StatePersister:
                         self.path, len(decoded.skipped), decoded.skipped[0])
         tasks = self._within_limit(decoded.tasks)
         self._store.load(tasks)
-        self._wire = {task.task_id: decoded.wire[task.task_id] for task in tasks}
+        if tasks is decoded.tasks:
+            self._wire = decoded.wire
+        else:
+            self._wire = {task.task_id: decoded.wire[task.task_id] for task in tasks}
         # Long-lived from here on: frozen before the collector runs again, it never scans
         # them (its first pass over the young objects alone took 47 ms at 100,000 tasks).
         gc.freeze()
