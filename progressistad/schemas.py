@@ -1,7 +1,8 @@
-"""Marshmallow schemas for what clients send: progress events and query strings.
+"""Validation of what clients send: progress events and query strings.
 
-Works on marshmallow 3.18 through 4.x: no `missing=`/`default=`, no `context`,
-no `pass_many`, and validators raise instead of returning False.
+An event goes through a fast path of plain type checks; one that the fast path does
+not take goes to the marshmallow schema of record (`eventschema.py`), which decides
+and explains.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from progressistad import contract
 
@@ -27,66 +26,18 @@ class InvalidInput(Exception):
         self.details = details
 
 
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-class FiniteNumber(fields.Field):
-    """A JSON number that is finite: no strings, booleans, NaN or infinities."""
-
-    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValidationError("must be a number")
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:
-            finite = False
-        if not finite:
-            raise ValidationError("must be a finite number")
-        return value
-
-
-class JsonString(fields.String):
-    """A string field that rejects non-string JSON values instead of coercing them."""
-
-    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValidationError("must be a string")
-        return value
-
-
-def _no_control_characters(value: str) -> None:
-    if _CONTROL_CHARACTERS.search(value):
-        raise ValidationError("must not contain control characters")
-
-
-def _meta_fits(value: Mapping[str, Any]) -> None:
+def _meta_problem(value: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with a `meta` object that passed the type checks, or None."""
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > contract.META_MAX_BYTES:
-        raise ValidationError(
-            f"must be at most {contract.META_MAX_BYTES} bytes serialized (got {size})"
-        )
+        return f"must be at most {contract.META_MAX_BYTES} bytes serialized (got {size})"
+    return None
 
 
-class EventSchema(Schema):
-    """One progress event. `null` means "keep the previous value", except for `total`."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    task_id = JsonString(
-        required=True,
-        validate=[validate.Length(min=1, max=contract.TASK_ID_MAX_CHARS), _no_control_characters],
-    )
-    desc = JsonString(allow_none=True, validate=validate.Length(max=contract.DESC_MAX_CHARS))
-    total = FiniteNumber(allow_none=True, validate=validate.Range(min=0))
-    n = FiniteNumber(allow_none=True, validate=validate.Range(min=0))
-    unit = JsonString(allow_none=True, validate=validate.Length(max=contract.UNIT_MAX_CHARS))
-    status = JsonString(allow_none=True, validate=validate.OneOf(contract.EVENT_STATUSES))
-    timestamp = FiniteNumber(allow_none=True)
-    meta = fields.Dict(keys=fields.String(), allow_none=True)
-
-
-_EVENT_SCHEMA = EventSchema()
+_EVENT_FIELDS = frozenset(contract.EVENT_FIELDS)
 _NULL_CLEARS = frozenset(("total",))
 
 
@@ -149,14 +100,19 @@ def _load_one(raw: Any, index: Optional[int]) -> Tuple[Dict[str, Any], Optional[
     if event is None:
         event = _schema_event(raw, where, index)
     token = _pop_meta_token(event, where, index)
-    unknown = [str(key) for key in raw if key not in _EVENT_SCHEMA.fields]
+    unknown = [str(key) for key in raw if key not in _EVENT_FIELDS]
     return event, token, unknown
 
 
 def _schema_event(raw: Dict[str, Any], where: str, index: Optional[int]) -> Dict[str, Any]:
     """The event as EventSchema loads it, or the InvalidInput that says what is wrong."""
+    # Imported here, not at start: marshmallow takes ~50 ms to import, and only events
+    # that the fast path does not take (in practice, invalid ones) need the schema.
+    from marshmallow import ValidationError
+
+    from progressistad.eventschema import EVENT_SCHEMA
     try:
-        loaded = _EVENT_SCHEMA.load(raw)
+        loaded = EVENT_SCHEMA.load(raw)
     except ValidationError as exc:
         raise _field_error(exc.messages, where, index) from None
     return {k: v for k, v in loaded.items() if v is not None or k in _NULL_CLEARS}
@@ -196,7 +152,7 @@ def fast_event(raw: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     or None to let the schema (the schema of record) decide and explain."""
     task_id = raw.get("task_id")
     if type(task_id) is not str or not 0 < len(task_id) <= contract.TASK_ID_MAX_CHARS \
-            or _CONTROL_CHARACTERS.search(task_id):
+            or CONTROL_CHARACTERS.search(task_id):
         return None
     event = {"task_id": task_id}
     for name, value in raw.items():
@@ -222,12 +178,9 @@ def _pop_meta_token(event: Dict[str, Any], where: str, index: Optional[int]) -> 
         meta = dict(meta)
         token = meta.pop(contract.TOKEN_META_KEY)
         event["meta"] = meta
-    try:
-        _meta_fits(meta)
-    except ValidationError as exc:
-        raise InvalidInput(
-            f"{where}field 'meta': {exc.messages[0]}", field="meta", **_index(index)
-        ) from None
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise InvalidInput(f"{where}field 'meta': {problem}", field="meta", **_index(index))
     return token if isinstance(token, str) else None
 
 

@@ -8,7 +8,6 @@ statuses and extra keys (`recovered`, `recovered_at`); they load too.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional
 
 from progressistad import contract
@@ -19,6 +18,9 @@ ENCODE_CHUNK_TASKS = 500
 
 KEPT_STATUSES = frozenset((contract.CLOSE, contract.ERROR, contract.STALE))
 """Statuses a task keeps across a restart; any other becomes `recovered`."""
+
+_INT_OVERFLOW = 2 ** 1024 - 2 ** 970
+"""The smallest integer too large for a float (it rounds up to 2 ** 1024)."""
 
 
 class StateFileError(Exception):
@@ -65,63 +67,83 @@ def decode(raw: bytes, now: float) -> Decoded:
     """
     try:
         document = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise StateFileError("not a state file: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise StateFileError(f"not valid JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         raise StateFileError('not a state file: no "tasks" object at the top level')
     saved_at = _number(document.get("saved_at"))
     decoded = Decoded([], {}, [])
+    tasks, wire, skipped = decoded
     for key, entry in document["tasks"].items():
         clean = restore_entry(key, entry, now, saved_at)
         if clean is None:
-            decoded.skipped.append(str(key)[:80])
+            skipped.append(str(key)[:80])
         else:
-            decoded.tasks.append(Task.from_wire(clean, now))
-            decoded.wire[clean["task_id"]] = clean
+            tasks.append(Task.from_wire(clean, now))
+            wire[clean["task_id"]] = clean
+    if len(wire) < len(tasks):
+        _serve_latest_of_duplicates(decoded)
     return decoded
+
+
+def _serve_latest_of_duplicates(decoded: Decoded) -> None:
+    """Keep in `wire` the entry of a repeated task id that TaskStore.load keeps (the latest
+    update, the later entry on a tie), not simply the last in the file."""
+    for task in sorted(decoded.tasks, key=lambda task: task.updated_at):
+        decoded.wire[task.task_id] = task.to_wire()
 
 
 def restore_entry(key: str, entry: Any, now: float,
                   saved_at: Optional[float]) -> Optional[Dict[str, Any]]:
-    """One entry in served form with sane field types and its restored status, or None."""
-    if not isinstance(entry, dict):
+    """One entry (as json.loads made it) in served form with sane field types and its
+    restored status, or None when it cannot be a task."""
+    if type(entry) is not dict:
         return None
-    task_id = entry.get("task_id", key)
-    if not isinstance(task_id, str) or not task_id or len(task_id) > contract.TASK_ID_MAX_CHARS:
+    get = entry.get
+    task_id = get("task_id", key)
+    if type(task_id) is not str or not 0 < len(task_id) <= contract.TASK_ID_MAX_CHARS:
         return None
-    updated_at = _number(entry.get("updated_at"))
+    updated_at = _number(get("updated_at"))
     if updated_at is None:
         updated_at = saved_at if saved_at is not None else now
-    created_at = _number(entry.get("created_at"))
-    clean: Dict[str, Any] = {
+    created_at = _number(get("created_at"))
+    status = _restored_status(get("status"))
+    meta = get("meta")
+    return {
         "task_id": task_id,
-        "desc": _text(entry.get("desc"), contract.DESC_MAX_CHARS),
-        "total": _non_negative(entry.get("total")),
-        "n": _non_negative(entry.get("n")) or 0,
-        "unit": _text(entry.get("unit"), contract.UNIT_MAX_CHARS),
-        "status": _restored_status(entry.get("status")),
-        "timestamp": _number(entry.get("timestamp")),
-        "meta": entry.get("meta") if isinstance(entry.get("meta"), dict) else None,
+        "desc": _text(get("desc"), contract.DESC_MAX_CHARS),
+        "total": _non_negative(get("total")),
+        "n": _non_negative(get("n")) or 0,
+        "unit": _text(get("unit"), contract.UNIT_MAX_CHARS),
+        "status": status,
+        "timestamp": _number(get("timestamp")),
+        "meta": meta if type(meta) is dict else None,
         "created_at": created_at if created_at is not None else updated_at,
         "updated_at": updated_at,
-        "done_at": _number(entry.get("done_at")),
-        "stale_at": _number(entry.get("stale_at")),
-        "rate": None,
+        "done_at": _number(get("done_at")),
+        "stale_at": _number(get("stale_at")),
+        "rate": _number(get("rate")) if status in contract.FINISHED_STATUSES else None,
         "eta": None,
     }
-    if clean["status"] in contract.FINISHED_STATUSES:
-        clean["rate"] = _number(entry.get("rate"))
-    return clean
 
+
+# The checks below run a dozen times per entry, 100,000 entries at a start: they test
+# the exact types json.loads makes (so a bool is no number) rather than isinstance.
 
 def _restored_status(status: Any) -> str:
-    return status if status in KEPT_STATUSES else contract.RECOVERED
+    return status if type(status) is str and status in KEPT_STATUSES else contract.RECOVERED
 
 
 def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
+    """A finite JSON number, else None; an integer too large for a float is not finite."""
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0.0 else None
+    if kind is int:
+        return value if -_INT_OVERFLOW < value < _INT_OVERFLOW else None
+    return None
 
 
 def _non_negative(value: Any) -> Optional[float]:
@@ -130,4 +152,4 @@ def _non_negative(value: Any) -> Optional[float]:
 
 
 def _text(value: Any, limit: int) -> Optional[str]:
-    return value[:limit] if isinstance(value, str) else None
+    return value[:limit] if type(value) is str else None

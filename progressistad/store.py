@@ -8,6 +8,7 @@ caller decides what to publish and persist.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
 
@@ -142,14 +143,33 @@ class Task:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], now: float) -> "Task":
-        """Rebuild a task from its served form (a state file entry); unknown keys are dropped."""
-        task = cls(str(data["task_id"]), now)
-        for name in contract.TASK_FIELDS:
-            if name in data and name != "task_id":
-                setattr(task, name, data[name])
-        task.n = task.n if task.n is not None else 0
+        """Rebuild a task from its served form (a state file entry); unknown keys are dropped.
+
+        A field missing from `data` takes the value a new task at `now` has.
+        """
+        # Field by field rather than __init__ then a setattr loop: a start restores
+        # 100,000 tasks through here and this takes a third of the time.
+        get = data.get
+        task = cls.__new__(cls)
+        task.task_id = str(data["task_id"])
+        task.desc = get("desc")
+        task.total = get("total")
+        n = get("n")
+        task.n = n if n is not None else 0
+        task.unit = get("unit")
+        task.status = get("status", contract.START)
+        task.timestamp = get("timestamp")
+        task.meta = get("meta")
+        task.created_at = get("created_at", now)
+        task.updated_at = get("updated_at", now)
+        task.done_at = get("done_at")
+        task.stale_at = get("stale_at")
+        task.rate = get("rate")
+        task.eta = get("eta")
         task._sample_n = task.n
         task._sample_t = task.updated_at
+        task._avg_dn = task._avg_dt = None
+        task._weight = 1.0
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
@@ -226,6 +246,9 @@ class Task:
 def _finite_or_none(value: float) -> Optional[float]:
     """Counts near the float limit overflow a ratio; JSON has no Infinity, so say nothing."""
     return value if math.isfinite(value) else None
+
+
+_BY_LAST_UPDATE = operator.attrgetter("updated_at")
 
 
 class TaskStore:
@@ -357,7 +380,7 @@ class TaskStore:
         A restored stale task may be more recent than an active one that a later sweep
         marks stale behind it; max-task-age then removes the older no earlier than the newer.
         """
-        for task in sorted(tasks, key=lambda t: t.updated_at):
+        for task in sorted(tasks, key=_BY_LAST_UPDATE):
             self._detach(task.task_id)
             self._insert(task)
 

@@ -149,3 +149,23 @@ def test_integer_too_large_for_a_float_is_not_finite():
 def test_integer_with_too_many_digits_is_malformed_json_said_plainly():
     with pytest.raises(InvalidInput, match="too many digits"):
         parse_json(b'{"n": ' + b"9" * 5000 + b"}")
+
+
+def test_the_schema_of_record_knows_the_fields_the_fast_path_knows():
+    from progressistad.eventschema import EVENT_SCHEMA
+
+    assert set(EVENT_SCHEMA.fields) == set(contract.EVENT_FIELDS)
+
+
+def test_the_daemon_starts_without_marshmallow_and_takes_it_for_an_invalid_event():
+    import subprocess
+    import sys
+
+    code = ("import sys; import progressistad.daemon;"
+            "from progressistad.schemas import InvalidInput, load_events;"
+            "print('marshmallow' in sys.modules); load_events({'task_id': 'a', 'n': 1});"
+            "print('marshmallow' in sys.modules)\n"
+            "try: load_events({'task_id': 'a', 'n': 'x'})\n"
+            "except InvalidInput as exc: print(exc.message)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:3] == ["False", "False", "field 'n': must be a number"]

@@ -71,7 +71,7 @@ def test_earlier_build_file_loads():
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"[1, 2]", b'{"version": 2}', b'{"tasks": []}',
-                                 b"\xff\xfe garbage"])
+                                 b"\xff\xfe garbage", b'{"tasks": {"a": ' + b"[" * 100_000])
 def test_corrupt_files_raise(raw):
     with pytest.raises(StateFileError):
         decode(raw, NOW)
