@@ -548,7 +548,7 @@ for _, queue in ipairs({{K_ACTIVE, {stale, max_age}}, {K_STALE, {max_age}},
 end
 local reply = publish(maxlen, records, removed, ARGV[7])
 -- Whether this call stopped at its limit: the sweep goes on in another call.
-reply[4] = budget == 0 and "more" or "done"
+reply[4] = budget <= 0 and "more" or "done"
 return reply
 """
 

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 pytest.importorskip("redis")
 
@@ -75,6 +75,11 @@ async def play(url, steps):
 
 @settings(max_examples=40, deadline=None)
 @given(steps=steps)
+@example(steps=[  # filing a keyspace without a version key used up a step's whole limit
+    (0, "previous layout"),
+    (0, [{"task_id": "a", "status": "start"}, {"task_id": "b", "status": "start"}]),
+    (6, (SweepPolicy(retention_seconds=0, stale_seconds=0, max_task_age=5), 1)),
+])
 def test_sweep_steps_act_on_exactly_the_tasks_a_full_scan_would(redis_server, steps):
     asyncio.run(play(redis_server.url, steps))
 
