@@ -27,9 +27,13 @@ class StateFileError(Exception):
     """The file is not a state file (not JSON, wrong layout); the message says why."""
 
 
+_encode_compact = json.JSONEncoder(separators=(",", ":")).encode
+"""json.dumps with separators builds an encoder per call: a third of the time of an entry."""
+
+
 def encode_entry(task_id: str, wire: Mapping[str, Any]) -> str:
     """One task as it stands in the file's "tasks" object: `"id":{...}`."""
-    return json.dumps(task_id) + ":" + json.dumps(wire, separators=(",", ":"))
+    return json.dumps(task_id) + ":" + _encode_compact(wire)
 
 
 def encode_chunks(entries: Iterable[str], saved_at: float) -> Iterator[str]:
