@@ -52,7 +52,8 @@ def best(repeat: int, prepare: Callable[[], object], run: Callable[[object], obj
 class NullSubscriber:
     """A watcher whose writes complete at once."""
 
-    protocol = "delta"
+    def __init__(self, protocol: str = "delta") -> None:
+        self.protocol = protocol
 
     def send(self, text: str) -> None:
         return None
@@ -61,11 +62,11 @@ class NullSubscriber:
         pass
 
 
-def make_hub(store: TaskStore, watchers: int) -> Hub:
+def make_hub(store: TaskStore, watchers: int, protocol: str = "delta") -> Hub:
     hub = Hub(store, interval=0.1, stall_timeout=30, clock=time.monotonic,
               schedule=lambda delay, fn: None)
     for _ in range(watchers):
-        hub.subscribe(NullSubscriber())
+        hub.subscribe(NullSubscriber(protocol))
     return hub
 
 
@@ -98,11 +99,12 @@ def sweep_in_steps(store: TaskStore, now: float, policy: SweepPolicy) -> Dict[st
             return {"total": total, "longest": longest}
 
 
-def flush_cost(store: TaskStore, watchers: int) -> float:
-    """Seconds for one flush of CHANGED_PER_FLUSH changed tasks to `watchers` dashboards."""
-    hub = make_hub(store, watchers)
+def flush_cost(store: TaskStore, watchers: int, protocol: str = "delta") -> float:
+    """Seconds for one flush of CHANGED_PER_FLUSH changed tasks to `watchers` dashboards
+    (the snapshot protocol sends every task in every flush)."""
+    hub = make_hub(store, watchers, protocol)
     ids = [f"bench-{i}" for i in range(min(CHANGED_PER_FLUSH, len(store)))]
-    changes = store.apply([{"task_id": t, "n": 3} for t in ids], START + 20_000)
+    changes = store.apply([{"task_id": t, "n": time.monotonic()} for t in ids], START + 20_000)
     hub.publish(changes)
     started = time.process_time()
     hub.flush()
@@ -123,6 +125,7 @@ def measure(tasks: int, repeat: int, watcher_counts: List[int]) -> Dict:
     }
     for watchers in watcher_counts:
         row[f"flush_{watchers}_ms"] = min(flush_cost(store, watchers) for _ in range(repeat)) * 1e3
+    row["flush_snapshot_protocol_ms"] = min(flush_cost(store, 1, "snapshot") for _ in range(repeat)) * 1e3
     row["event_us"] = min(event_cost(store, tasks) for _ in range(repeat)) * 1e6
     late = START + 100_000
     stale_rule = SweepPolicy(stale_seconds=60)

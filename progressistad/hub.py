@@ -10,12 +10,12 @@ subscribers, the clock and the timer are passed in.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional, Protocol
 
 from progressistad import contract
 from progressistad.store import Changes
+from progressistad.wirejson import dumps
 
 
 class SendFailed(Exception):
@@ -36,14 +36,10 @@ class Subscriber(Protocol):
 
 
 class TaskSource(Protocol):
-    def snapshot(self) -> Dict[str, Dict[str, Any]]: ...
+    def snapshot_json(self) -> str:
+        """Every task as one JSON "tasks" object."""
 
     def get(self, task_id: str) -> Any: ...
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON for the wire; ASCII-escaped so that any string a client sent encodes."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclass
@@ -183,7 +179,7 @@ class Hub:
         message = self._snapshot_cache.get(protocol)
         if message is None:
             if self._tasks_json is None:
-                self._tasks_json = dumps(self._source.snapshot()).encode()
+                self._tasks_json = self._source.snapshot_json().encode()
             if protocol == contract.WS_PROTOCOL_DELTA:
                 head = '{"type":"%s","seq":%d,"tasks":' % (contract.WS_MESSAGE_SNAPSHOT, self._seq)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Mapping, Optional, Protocol
 
-from progressistad import contract
+from progressistad import contract, wirejson
 from progressistad.store import Changes
 
 
@@ -24,6 +24,9 @@ class MirroredTask(Protocol):
     def status(self) -> str: ...
 
     def to_wire(self) -> Dict[str, Any]: ...
+
+    def entry(self) -> str:
+        """The served form as a JSON "tasks" entry (`wirejson.entry`)."""
 
 
 class TaskMirror:
@@ -50,6 +53,10 @@ class TaskMirror:
             for task_id, task in self._tasks.items()
             if wanted is None or task.status in wanted
         }
+
+    def snapshot_json(self) -> str:
+        """Every task's served form as one JSON "tasks" object, made of the tasks' entries."""
+        return wirejson.tasks_object(task.entry() for task in self._tasks.values())
 
     def counts_by_status(self) -> Dict[str, int]:
         counts = dict.fromkeys(contract.STATUSES, 0)

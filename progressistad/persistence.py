@@ -2,11 +2,11 @@
 
 Writes are debounced (at most one per persist interval), atomic (temporary
 file in the same directory, fsync, rename, fsync of the directory), mode 0600,
-and done by one worker thread: the IOLoop only copies the served form of the
-tasks that changed, and the thread encodes only those again. A failed write (disk full, read-only directory) keeps the
-state in memory, is logged once, reported in /health and retried until the
-disk takes it again. A file that cannot be parsed is moved aside, never
-overwritten.
+and done by one worker thread, which encodes again only the tasks that changed
+(taking the entries a snapshot already made). A failed write (disk full,
+read-only directory) keeps the state in memory, is logged once, reported in
+/health and retried until the disk takes it again. A file that cannot be
+parsed is moved aside, never overwritten.
 """
 
 from __future__ import annotations
@@ -239,12 +239,13 @@ class StatePersister:
             return self.interval
         return min(RETRY_MAX_SECONDS, max(self.interval, 1.0) * 2 ** min(self.failures - 1, 8))
 
-    def _snapshot(self) -> Dict[str, Optional[Dict[str, Any]]]:
-        """The served form of each task changed since the last write; None for removed ones."""
-        changed = {}
+    def _snapshot(self) -> Dict[str, Any]:
+        """Each task changed since the last write: its entry when a snapshot already made it,
+        else its served form for the writer to encode; None for removed ones."""
+        changed: Dict[str, Any] = {}
         for task_id in self._changed:
             task = self._store.get(task_id)
-            changed[task_id] = None if task is None else task.to_wire()
+            changed[task_id] = None if task is None else task.cached_entry() or task.to_wire()
         self._changed = set()
         return changed
 
@@ -263,7 +264,7 @@ class StatePersister:
             self._executor, self._timed_write, snapshot, self._clock())
         self._writing.add_done_callback(self._write_done)
 
-    def _timed_write(self, changed: Dict[str, Optional[Dict[str, Any]]], saved_at: float) -> float:
+    def _timed_write(self, changed: Dict[str, Any], saved_at: float) -> float:
         """On the writer thread: encode the changed tasks again and write every entry."""
         started = time.perf_counter()
         entries = self._entries
@@ -274,6 +275,8 @@ class StatePersister:
         for task_id, wire in changed.items():
             if wire is None:
                 entries.pop(task_id, None)
+            elif isinstance(wire, str):
+                entries[task_id] = wire
             else:
                 entries[task_id] = statefile.encode_entry(task_id, wire)
         write_atomically(self.path, statefile.encode_chunks(entries.values(), saved_at))

@@ -17,7 +17,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from progressistad import contract, redis_scripts
+from progressistad import contract, redis_scripts, wirejson
 from progressistad.store import CapacityError, SweepPolicy
 
 DEFAULT_PREFIX = "progressista:"
@@ -127,13 +127,14 @@ class PackedTask:
     (broadcasts are coalesced), so decoding only then saves most of the work.
     """
 
-    __slots__ = ("task_id", "version", "raw", "_wire")
+    __slots__ = ("task_id", "version", "raw", "_wire", "_entry")
 
     def __init__(self, task_id: str, version: int, raw: bytes) -> None:
         self.task_id = task_id
         self.version = version
         self.raw = raw
         self._wire: Optional[Wire] = None
+        self._entry: Optional[str] = None
 
     @property
     def status(self) -> str:
@@ -143,6 +144,12 @@ class PackedTask:
         if self._wire is None:
             self._wire = _read_record(self.raw)
         return self._wire
+
+    def entry(self) -> str:
+        """The served form as a JSON "tasks" entry (`wirejson.entry`), made once."""
+        if self._entry is None:
+            self._entry = wirejson.entry(self.task_id, self.to_wire())
+        return self._entry
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PackedTask) and other.raw == self.raw

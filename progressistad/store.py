@@ -12,7 +12,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
 
-from progressistad import contract
+from progressistad import contract, wirejson
 
 RATE_SMOOTHING = 0.3
 """Weight of the newest sample in the moving averages behind `rate` (tqdm's default)."""
@@ -114,7 +114,8 @@ def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
 class Task:
     """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
 
-    __slots__ = contract.TASK_FIELDS + ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")
+    __slots__ = contract.TASK_FIELDS + (
+        "_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight", "_entry")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -136,10 +137,21 @@ class Task:
         self._avg_dn: Optional[float] = None
         self._avg_dt: Optional[float] = None
         self._weight = 1.0
+        self._entry: Optional[str] = None
 
     def to_wire(self) -> Dict[str, Any]:
         """The task as served: every field of `contract.TASK_FIELDS`."""
         return {name: getattr(self, name) for name in contract.TASK_FIELDS}
+
+    def entry(self) -> str:
+        """The served form as a JSON "tasks" entry (`wirejson.entry`), kept until the task changes."""
+        if self._entry is None:
+            self._entry = wirejson.entry(self.task_id, self.to_wire())
+        return self._entry
+
+    def cached_entry(self) -> Optional[str]:
+        """The entry if one was made since the task last changed, else None."""
+        return self._entry
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], now: float) -> "Task":
@@ -170,10 +182,12 @@ class Task:
         task._sample_t = task.updated_at
         task._avg_dn = task._avg_dt = None
         task._weight = 1.0
+        task._entry = None
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
         """Apply one validated event; fields missing from it keep their values."""
+        self._entry = None
         status = event.get("status", contract.DEFAULT_EVENT_STATUS)
         was_finished = self.status in contract.FINISHED_STATUSES
         if status == contract.START and was_finished:
@@ -193,6 +207,7 @@ class Task:
         self._update_rate(now)
 
     def mark_stale(self, now: float) -> None:
+        self._entry = None
         self.status = contract.STALE
         self.stale_at = now
         self.eta = None
@@ -286,6 +301,10 @@ class TaskStore:
             for task_id, task in self._tasks.items()
             if wanted is None or task.status in wanted
         }
+
+    def snapshot_json(self) -> str:
+        """Every task's served form as one JSON "tasks" object, made of the tasks' entries."""
+        return wirejson.tasks_object(task.entry() for task in self._tasks.values())
 
     def counts_by_status(self) -> Dict[str, int]:
         counts = dict.fromkeys(contract.STATUSES, 0)

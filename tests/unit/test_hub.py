@@ -166,8 +166,8 @@ def test_write_that_fails_later_drops_the_subscriber(rig):
 def test_snapshot_is_serialized_once_per_change(rig, monkeypatch):
     rig.event(task_id="a")
     calls = []
-    original = rig.store.snapshot
-    monkeypatch.setattr(rig.store, "snapshot", lambda: calls.append(1) or original())
+    original = rig.store.snapshot_json
+    monkeypatch.setattr(rig.store, "snapshot_json", lambda: calls.append(1) or original())
     for _ in range(50):
         rig.hub.subscribe(FakeSubscriber())
     assert len(calls) == 1

@@ -8,6 +8,8 @@ import os
 import shutil
 import stat
 
+import pytest
+
 from progressistad.metrics import Metrics
 from progressistad.persistence import StatePersister, move_aside, write_atomically
 from progressistad.store import TaskStore
@@ -133,8 +135,10 @@ def test_leftover_temporary_files_are_removed_at_load(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["unrelated.tmp"]
 
 
-def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encoded(tmp_path):
-    """Loaded, updated, added and removed tasks: after each write the file is the store."""
+@pytest.mark.parametrize("snapshots", [False, True], ids=["alone", "entries-made-by-snapshots"])
+def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encoded(tmp_path, snapshots):
+    """Loaded, updated, added and removed tasks: after each write the file is the store,
+    whether the writer encodes the changed tasks or takes entries a snapshot made."""
     async def settled(metrics, persister, writes):
         await until(lambda: metrics.persist.count >= writes and persister._writing is None
                     and not persister._dirty)
@@ -154,6 +158,8 @@ def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encod
         ]
         for writes, step in enumerate(steps, start=1):
             step()
+            if snapshots:
+                store.snapshot_json()
             await settled(metrics, persister, writes)
             assert saved(persister.path) == json.loads(json.dumps(store.snapshot()))
         assert await persister.close()
