@@ -1,68 +1,32 @@
 """A daemon's local, read-only copy of the tasks held in a shared store.
 
 It offers what the WebSocket hub, `/health` and `/metrics` read from the
-in-memory `TaskStore` (`get`, `snapshot`, `len`, `counts_by_status`), fed with
-the tasks a shared store published. Pure: no I/O, no clock.
+in-memory `TaskStore` (`TaskReader`, which both are), fed with the tasks a
+shared store published. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Protocol
+from typing import Iterable, Mapping, Protocol
 
-from progressistad import contract, wirejson
-from progressistad.store import Changes
+from progressistad.store import Changes, ReadableTask, TaskReader
 
 
-class MirroredTask(Protocol):
+class MirroredTask(ReadableTask, Protocol):
     """A task as a shared store published it: two copies compare equal when identical."""
 
     task_id: str
     version: int
     """Group-wide write version: a later write of any task has a larger one."""
 
-    @property
-    def status(self) -> str: ...
 
-    def to_wire(self) -> Dict[str, Any]: ...
-
-    def entry(self) -> str:
-        """The served form as a JSON "tasks" entry (`wirejson.entry`)."""
-
-
-class TaskMirror:
+class TaskMirror(TaskReader[MirroredTask]):
     """Every task of the group as this daemon last heard of it."""
 
     def __init__(self, max_tasks: int = 10000) -> None:
+        super().__init__()
         self.max_tasks = max_tasks
         """Kept for `AppContext.apply_settings`; the shared store enforces the limit."""
-        self._tasks: Dict[str, MirroredTask] = {}
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def __contains__(self, task_id: object) -> bool:
-        return task_id in self._tasks
-
-    def get(self, task_id: str) -> Optional[MirroredTask]:
-        return self._tasks.get(task_id)
-
-    def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
-        wanted = None if statuses is None else frozenset(statuses)
-        return {
-            task_id: task.to_wire()
-            for task_id, task in self._tasks.items()
-            if wanted is None or task.status in wanted
-        }
-
-    def snapshot_json(self) -> str:
-        """Every task's served form as one JSON "tasks" object, made of the tasks' entries."""
-        return wirejson.tasks_object(task.entry() for task in self._tasks.values())
-
-    def counts_by_status(self) -> Dict[str, int]:
-        counts = dict.fromkeys(contract.STATUSES, 0)
-        for task in self._tasks.values():
-            counts[task.status] = counts.get(task.status, 0) + 1
-        return counts
 
     def apply(self, upserted: Iterable[MirroredTask], removed: Iterable[str]) -> Changes:
         """Record published changes: tasks written, and removed ids.

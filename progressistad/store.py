@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
+from typing import (
+    Any, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, TypeVar,
+)
 
 from progressistad import contract, wirejson
 
@@ -265,21 +267,27 @@ def _finite_or_none(value: float) -> Optional[float]:
 
 _BY_LAST_UPDATE = operator.attrgetter("updated_at")
 
+class ReadableTask(Protocol):
+    """What readers use of a task: a `Task`, or a mirror's copy of a shared store's task."""
 
-class TaskStore:
-    """Every task, and per sweep queue its tasks in order of last update.
+    @property
+    def status(self) -> str: ...
 
-    A sweep reads each queue from its idle end and stops at the first task no rule
-    touches yet, and every task it reads leaves its queue (marked stale or removed): a
-    sweep costs what it does, not the number of tasks kept.
-    """
+    def to_wire(self) -> Dict[str, Any]: ...
 
-    def __init__(self, max_tasks: int = 10000) -> None:
-        self.max_tasks = max_tasks
-        self._tasks: Dict[str, Task] = {}
-        self._queues: Dict[str, Dict[str, Task]] = {queue: {} for queue in SWEEP_QUEUES}
-        self._finished = self._queues[QUEUE_FINISHED]
-        """Finished tasks, least recently updated first: also the eviction order."""
+    def entry(self) -> str:
+        """The served form as a JSON "tasks" entry (`wirejson.entry`)."""
+
+
+T = TypeVar("T", bound=ReadableTask)
+
+
+class TaskReader(Generic[T]):
+    """What the hub, /health and /metrics read of the tasks, by id: the store and a daemon's
+    mirror of a shared store both serve it."""
+
+    def __init__(self) -> None:
+        self._tasks: Dict[str, T] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -287,10 +295,7 @@ class TaskStore:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
 
-    def __iter__(self) -> Iterator[Task]:
-        return iter(list(self._tasks.values()))
-
-    def get(self, task_id: str) -> Optional[Task]:
+    def get(self, task_id: str) -> Optional[T]:
         return self._tasks.get(task_id)
 
     def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
@@ -311,6 +316,25 @@ class TaskStore:
         for task in self._tasks.values():
             counts[task.status] = counts.get(task.status, 0) + 1
         return counts
+
+
+class TaskStore(TaskReader[Task]):
+    """Every task, and per sweep queue its tasks in order of last update.
+
+    A sweep reads each queue from its idle end and stops at the first task no rule
+    touches yet, and every task it reads leaves its queue (marked stale or removed): a
+    sweep costs what it does, not the number of tasks kept.
+    """
+
+    def __init__(self, max_tasks: int = 10000) -> None:
+        super().__init__()
+        self.max_tasks = max_tasks
+        self._queues: Dict[str, Dict[str, Task]] = {queue: {} for queue in SWEEP_QUEUES}
+        self._finished = self._queues[QUEUE_FINISHED]
+        """Finished tasks, least recently updated first: also the eviction order."""
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
 
     def apply(self, events: Sequence[Mapping[str, Any]], now: float) -> Changes:
         """Apply validated events in order, all or none; raise CapacityError when they do not fit."""
