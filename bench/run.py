@@ -150,7 +150,7 @@ def run_costs(table: Table, raw: Dict, repeat: int) -> None:
               series("sweep_all_kept_ms", "{:.3f}") + " ms", "", "", "< 50 ms at 100k",
               big["sweep_all_kept_ms"] < 50)
     table.add("cost", f"snapshot (store.snapshot) {where}", series("snapshot_ms", "{:.1f}") + " ms")
-    table.add("cost", f"snapshot JSON (hub.dumps) {where}", series("dumps_ms", "{:.1f}") + " ms",
+    table.add("cost", f"snapshot JSON (wirejson.dumps) {where}", series("dumps_ms", "{:.1f}") + " ms",
               series("snapshot_bytes", "{:,}") + " bytes")
     table.add("curve", f"CPU per event (store + hub publish) {where}", series("event_us", "{:.1f}") + " µs",
               "", "", "flat")

@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
 
-from progressistad import statefile
+from progressistad import statefile, wirejson
 from progressistad.metrics import Metrics
 from progressistad.store import Changes, Task, TaskStore
 
@@ -125,7 +125,7 @@ class StatePersister:
         self._clock = clock
         self._on_health_change = on_health_change
         self._entries: Dict[str, Any] = {}
-        """Every task's entry in the file as last written (`statefile.encode_entry`); after a
+        """Every task's entry in the file as last written (`wirejson.entry`); after a
         load, served forms until the first write encodes them. Only the writer thread writes it."""
         self._entries_encoded = True
         self._changed: Set[str] = set()
@@ -270,7 +270,7 @@ class StatePersister:
         entries = self._entries
         if not self._entries_encoded:
             for task_id, wire in entries.items():
-                entries[task_id] = statefile.encode_entry(task_id, wire)
+                entries[task_id] = wirejson.entry(task_id, wire)
             self._entries_encoded = True
         for task_id, wire in changed.items():
             if wire is None:
@@ -278,7 +278,7 @@ class StatePersister:
             elif isinstance(wire, str):
                 entries[task_id] = wire
             else:
-                entries[task_id] = statefile.encode_entry(task_id, wire)
+                entries[task_id] = wirejson.entry(task_id, wire)
         write_atomically(self.path, statefile.encode_chunks(entries.values(), saved_at))
         return time.perf_counter() - started
 

@@ -27,13 +27,8 @@ class StateFileError(Exception):
     """The file is not a state file (not JSON, wrong layout); the message says why."""
 
 
-def encode_entry(task_id: str, wire: Mapping[str, Any]) -> str:
-    """One task as it stands in the file's "tasks" object: `"id":{...}` (`Task.entry`)."""
-    return wirejson.entry(task_id, wire)
-
-
 def encode_chunks(entries: Iterable[str], saved_at: float) -> Iterator[str]:
-    """The state file's text in pieces, from entries made by `encode_entry`."""
+    """The state file's text in pieces, from task entries (`wirejson.entry`)."""
     yield '{"version":%d,"saved_at":%s,"tasks":{' % (contract.STATE_FILE_VERSION, json.dumps(saved_at))
     pending: List[str] = []
     separator = ""
@@ -48,7 +43,7 @@ def encode_chunks(entries: Iterable[str], saved_at: float) -> Iterator[str]:
 
 
 def encode(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> str:
-    entries = (encode_entry(task_id, wire) for task_id, wire in tasks.items())
+    entries = (wirejson.entry(task_id, wire) for task_id, wire in tasks.items())
     return "".join(encode_chunks(entries, saved_at))
 
 
