@@ -69,29 +69,29 @@ def test_every_option_has_its_environment_variable_in_the_daemon_page():
     assert sorted(v for v in variables if v not in text) == []
 
 
+def run_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a man page tool (failing under CI=true when it is missing) in the lint locale."""
+    return subprocess.run([require_tool(tool), *args], capture_output=True, text=True,
+                          timeout=60, env=LINT_ENV)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_mandoc_lint_is_silent(page):
-    mandoc = require_tool("mandoc")
-    result = subprocess.run([mandoc, "-Tlint", "-W", "all", str(page)], capture_output=True, text=True,
-                            timeout=60, env=LINT_ENV)
+    result = run_tool("mandoc", "-Tlint", "-W", "all", str(page))
     assert result.stdout + result.stderr == ""
     assert result.returncode == 0
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_groff_warns_about_nothing(page):
-    groff = require_tool("groff")
-    result = subprocess.run([groff, "-man", "-ww", "-z", str(page)], capture_output=True, text=True,
-                            timeout=60, env=LINT_ENV)
+    result = run_tool("groff", "-man", "-ww", "-z", str(page))
     assert result.stdout + result.stderr == ""
     assert result.returncode == 0
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_man_warnings_are_silent(page):
-    man = require_tool("man")
-    result = subprocess.run([man, "--warnings", "-l", str(page)], capture_output=True, text=True,
-                            timeout=60, env=LINT_ENV)
+    result = run_tool("man", "--warnings", "-l", str(page))
     assert result.stderr == ""
     assert result.returncode == 0
     assert "progressista" in result.stdout
