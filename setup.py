@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "progressistad" / "__init__.py").read_text()).group(1)
@@ -16,7 +16,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["progressistad", "progressistad.client", "progressistad.static"],
+    packages=find_packages(include=["progressistad", "progressistad.*"]) + ["progressistad.static"],
     package_dir={"progressistad.static": "static"},
     package_data={"progressistad.static": ["*.html", "*.css", "*.js", "*.svg", "*.ico", "*.png"]},
     install_requires=[
@@ -31,8 +31,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "progressistad=progressistad.daemon:main",
-            "progressista=progressistad.cli:main",
+            "progressistad=progressistad.daemon.main:main",
+            "progressista=progressistad.client.cli:main",
         ],
     },
     classifiers=[

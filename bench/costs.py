@@ -19,10 +19,10 @@ from typing import Callable, Dict, List
 
 import harness  # noqa: F401  (puts the checkout on sys.path when run from bench/)
 
-from progressistad.hub import Hub
+from progressistad.web.hub import Hub
 from progressistad.service import SWEEP_CHUNK, TaskService
-from progressistad.store import SweepPolicy, TaskStore
-from progressistad.wirejson import dumps
+from progressistad.core.store import SweepPolicy, TaskStore
+from progressistad.core.wirejson import dumps
 
 START = 1_800_000_000.0
 EVENTS_TIMED = 20000

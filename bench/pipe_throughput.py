@@ -43,7 +43,7 @@ def main() -> int:
     size = args.mib * 1024 * 1024
     env = dict(os.environ, PYTHONPATH=str(REPO), PROGRESSISTA_SERVER_URL=args.server_url or unused_url())
     source = f"head -c {size} /dev/zero" if not args.lines else f"yes 'a line of text' | head -c {size}"
-    pipe = f"{shlex.quote(sys.executable)} -m progressistad.cli pipe -q --total {size}"
+    pipe = f"{shlex.quote(sys.executable)} -m progressistad.client.cli pipe -q --total {size}"
     if args.lines:
         pipe += " --lines"
     best = {}

@@ -98,7 +98,7 @@ async def sweep(store, now: float, policy) -> Dict[str, float]:
 async def upgrade(store) -> Dict[str, float]:
     """Turn the keyspace into the previous layout's (no sweep queues, every task in `updated`),
     then time the calls that file its tasks, as the first upgraded daemon makes at start."""
-    from progressistad.redis_store import record_to_wire
+    from progressistad.cluster.store import record_to_wire
     from progressistad.service import SWEEP_CHUNK
 
     client, prefix = store.client, store.prefix
@@ -122,8 +122,8 @@ async def upgrade(store) -> Dict[str, float]:
 async def child(url: str, tasks: int) -> Dict[str, object]:
     """Measure the code on sys.path against the redis-server at `url`."""
     import progressistad
-    from progressistad.redis_store import RedisTaskStore, connect
-    from progressistad.store import SweepPolicy
+    from progressistad.cluster.store import RedisTaskStore, connect
+    from progressistad.core.store import SweepPolicy
 
     client = connect(url, 120.0)
     result: Dict[str, object] = {"code": str(Path(progressistad.__file__).parent.parent)}

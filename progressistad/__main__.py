@@ -2,7 +2,7 @@
 
 import sys
 
-from progressistad.daemon import main
+from progressistad.daemon.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

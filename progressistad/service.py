@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from progressistad.store import Changes, SweepPolicy, TaskStore
+from progressistad.core.store import Changes, SweepPolicy, TaskStore
 
 Listener = Callable[[Changes], None]
 

@@ -38,10 +38,10 @@ def start_program(code: str, url: str, extra_env: Optional[Mapping[str, str]] = 
 
 def progressista(args: Sequence[str], url: str, extra_env: Optional[Mapping[str, str]] = None,
                  timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess:
-    """Run the `progressista` command (as `python -m progressistad.cli`)."""
+    """Run the `progressista` command (as `python -m progressistad.client.cli`)."""
     if "stdout" not in kwargs and "stderr" not in kwargs:
         kwargs.setdefault("capture_output", True)
-    return subprocess.run([sys.executable, "-m", "progressistad.cli", *args],
+    return subprocess.run([sys.executable, "-m", "progressistad.client.cli", *args],
                           env=client_env(url, extra_env), timeout=timeout, cwd=str(REPO), **kwargs)
 
 

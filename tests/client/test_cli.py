@@ -108,7 +108,7 @@ def test_demo_has_lively_stalled_and_failed_bars(daemon):
 
 def test_pipe_bytes_at_full_speed(daemon):
     size = 300 * 1024 * 1024
-    shell = (f"head -c {size} /dev/zero | {sys.executable} -m progressistad.cli pipe "
+    shell = (f"head -c {size} /dev/zero | {sys.executable} -m progressistad.client.cli pipe "
              f"--total {size} --task-id big --desc bigcopy | wc -c")
     done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], env=client_env(daemon.url),
                           capture_output=True, text=True, timeout=120, cwd=str(REPO))
@@ -142,7 +142,7 @@ def test_pipe_keeps_copying_without_a_daemon():
 
 
 def test_serve_runs_the_daemon():
-    with DaemonProcess(command=[sys.executable, "-m", "progressistad.cli", "serve"]) as daemon:
+    with DaemonProcess(command=[sys.executable, "-m", "progressistad.client.cli", "serve"]) as daemon:
         assert daemon.request("GET", "/health")[0] == 200
 
 
@@ -168,7 +168,7 @@ def test_pipe_between_regular_files(daemon, tmp_path):
 
 
 def test_pipe_output_closed_early_reports_an_error(daemon):
-    shell = (f"head -c 50000000 /dev/zero | {sys.executable} -m progressistad.cli pipe -q "
+    shell = (f"head -c 50000000 /dev/zero | {sys.executable} -m progressistad.client.cli pipe -q "
              f"--task-id cut | head -c 10 > /dev/null; echo ${{PIPESTATUS[1]}}")
     done = subprocess.run(["bash", "-c", shell], env=client_env(daemon.url), capture_output=True,
                           text=True, timeout=60, cwd=str(REPO))

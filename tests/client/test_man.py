@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from progressistad.cli import build_parser
+from progressistad.client.cli import build_parser
 from tests.support import REPO, require_tool
 
 PAGE = REPO / "man" / "progressista.1"

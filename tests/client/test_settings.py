@@ -64,8 +64,8 @@ def test_the_client_imports_only_the_standard_library_and_tqdm():
     import subprocess
     import sys
 
-    code = ("import sys; import progressistad.cli, progressistad.client.admin;"
-            "progressistad.cli.build_parser(); print('tqdm' in sys.modules);"
+    code = ("import sys; import progressistad.client.cli, progressistad.client.admin;"
+            "progressistad.client.cli.build_parser(); print('tqdm' in sys.modules);"
             "import progressistad.client.patch; from progressistad.client import RemoteTqdm;"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'tornado', 'marshmallow', 'configargparse', 'sdnotify', 'requests', 'tqdm'}))")

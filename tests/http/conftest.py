@@ -8,9 +8,9 @@ from typing import Any, Mapping, Optional
 import pytest
 import tornado.httpclient
 
-from progressistad.app import make_app
-from progressistad.config import Settings
-from progressistad.daemon import build_context
+from progressistad.web.app import make_app
+from progressistad.daemon.config import Settings
+from progressistad.daemon.main import build_context
 
 T0 = 1_700_000_000.0
 
@@ -58,7 +58,7 @@ def ctx(request, store_kind, settings, clock, io_loop):
         yield build_context(settings, clock)
         return
     pytest.importorskip("redis")
-    from progressistad import cluster
+    from progressistad.cluster import group as cluster
 
     server = request.getfixturevalue("redis_server")
     settings = settings.replace(redis_url=server.url,

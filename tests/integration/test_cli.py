@@ -34,7 +34,7 @@ def test_print_config_shows_precedence_and_sources(tmp_path):
 
 
 def test_progressista_serve_is_the_same_daemon():
-    result = subprocess.run([sys.executable, "-m", "progressistad.cli", "serve", "--port", "7",
+    result = subprocess.run([sys.executable, "-m", "progressistad.client.cli", "serve", "--port", "7",
                              "--print-config"], env=clean_env(), capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and "port = 7  # flag --port" in result.stdout

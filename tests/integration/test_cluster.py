@@ -12,7 +12,7 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from progressistad.redis_store import decode_entry  # noqa: E402
+from progressistad.cluster.store import decode_entry  # noqa: E402
 from tests.dashboard_client import Dashboard  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.support import (  # noqa: E402

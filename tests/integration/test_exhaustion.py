@@ -253,7 +253,7 @@ def test_half_open_dashboards_are_reaped_by_pings(daemon_factory):
 
 # ---- connections that send nothing
 
-SHORT_TIMEOUTS = ("import sys, progressistad.daemon as d; d.IDLE_CONNECTION_TIMEOUT = 1.0; "
+SHORT_TIMEOUTS = ("import sys, progressistad.daemon.main as d; d.IDLE_CONNECTION_TIMEOUT = 1.0; "
                   "d.BODY_TIMEOUT = 1.0; sys.exit(d.main())")
 """The daemon with its HTTP idle and body timeouts (75 s and 30 s) cut down for the test."""
 

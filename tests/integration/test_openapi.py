@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from progressistad import openapi
-from progressistad.app import routes
-from progressistad.config import Settings
-from progressistad.daemon import build_context
+from progressistad.web import openapi
+from progressistad.web.app import routes
+from progressistad.daemon.config import Settings
+from progressistad.daemon.main import build_context
 from tests.support import IN_CI
 
 pytestmark = pytest.mark.integration

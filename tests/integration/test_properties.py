@@ -13,7 +13,7 @@ import pytest
 import tornado.websocket
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from progressistad.schemas import InvalidInput, load_events
+from progressistad.core.schemas import InvalidInput, load_events
 from tests.support import DaemonProcess
 
 pytestmark = pytest.mark.integration

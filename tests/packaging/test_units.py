@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from progressistad.config import load_settings
+from progressistad.daemon.config import load_settings
 from tests.packaging.helpers import SYSTEMD_DIR, UNITS, exec_start_args, exposure, unit_values
 from tests.support import require_tool
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from progressistad.auth import Access, TokenSet, bearer_token, redact_uri
+from progressistad.web.auth import Access, TokenSet, bearer_token, redact_uri
 
 
 def test_no_tokens_means_open():

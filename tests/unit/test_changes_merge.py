@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from progressistad.store import Changes
+from progressistad.core.store import Changes
 
 ids = st.sets(st.sampled_from("abcdefgh"))
 

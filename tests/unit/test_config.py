@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from progressistad.config import (
+from progressistad.daemon.config import (
     OPTIONS, ConfigError, Settings, format_config, parse_config, reloadable_changes,
 )
 
@@ -182,7 +182,7 @@ def test_nothing_reads_os_environ_when_env_is_given(monkeypatch):
 
 
 def test_readme_and_help_list_every_option():
-    from progressistad.config import build_parser
+    from progressistad.daemon.config import build_parser
     from tests.support import REPO
 
     readme = (REPO / "README.md").read_text()

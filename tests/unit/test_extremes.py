@@ -2,7 +2,7 @@
 
 import json
 
-from progressistad.store import TaskStore
+from progressistad.core.store import TaskStore
 
 BIG = 1.6e308
 

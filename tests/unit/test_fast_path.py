@@ -5,7 +5,7 @@ import math
 from hypothesis import given, settings, strategies as st
 
 from progressistad import contract
-from progressistad.schemas import InvalidInput, _schema_event, fast_event
+from progressistad.core.schemas import InvalidInput, _schema_event, fast_event
 
 TEXT = st.text(max_size=80) | st.text(alphabet=st.characters(max_codepoint=0x9f), max_size=5)
 NUMBERS = (st.integers(min_value=-10**400, max_value=10**400) | st.floats(allow_nan=True, allow_infinity=True)

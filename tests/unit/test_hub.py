@@ -6,8 +6,8 @@ from concurrent.futures import Future
 import pytest
 
 from progressistad import contract
-from progressistad.hub import Hub, SendFailed
-from progressistad.store import TaskStore
+from progressistad.web.hub import Hub, SendFailed
+from progressistad.core.store import TaskStore
 
 T0 = 1_700_000_000.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from progressistad.logsetup import JournalFormatter, syslog_priority
-from progressistad.notify import EventRate, Notifier, status_line, watchdog_interval
+from progressistad.daemon.logs import JournalFormatter, syslog_priority
+from progressistad.daemon.systemd import EventRate, Notifier, status_line, watchdog_interval
 
 
 class Recorder:

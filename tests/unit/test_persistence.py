@@ -10,9 +10,9 @@ import stat
 
 import pytest
 
-from progressistad.metrics import Metrics
-from progressistad.persistence import StatePersister, move_aside, write_atomically
-from progressistad.store import TaskStore
+from progressistad.web.metrics import Metrics
+from progressistad.daemon.persistence import StatePersister, move_aside, write_atomically
+from progressistad.core.store import TaskStore
 
 NOW = 1_700_000_000.0
 

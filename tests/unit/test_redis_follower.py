@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("redis")
 
-from progressistad.cluster import Link, StreamFollower  # noqa: E402
-from progressistad.mirror import TaskMirror  # noqa: E402
-from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
+from progressistad.cluster.group import Link, StreamFollower  # noqa: E402
+from progressistad.cluster.mirror import TaskMirror  # noqa: E402
+from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
 
 
 def run_follower(url, prefix, maxlen, writes_while_away):

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("redis")
 
-from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
-from progressistad.store import CapacityError, Changes, SweepPolicy, TaskStore  # noqa: E402
+from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
+from progressistad.core.store import CapacityError, Changes, SweepPolicy, TaskStore  # noqa: E402
 from tests import redis_layout  # noqa: E402
 
 PREVIOUS_RELEASE = {

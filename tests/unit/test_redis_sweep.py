@@ -12,8 +12,8 @@ from hypothesis import example, given, settings, strategies as st
 pytest.importorskip("redis")
 
 from progressistad import contract  # noqa: E402
-from progressistad.redis_store import RedisTaskStore, connect  # noqa: E402
-from progressistad.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, sweep_action  # noqa: E402
+from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
+from progressistad.core.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, sweep_action  # noqa: E402
 from tests import redis_layout  # noqa: E402
 
 T0 = 1_700_000_000.0
@@ -120,8 +120,8 @@ def test_the_tasks_of_the_previous_layout_are_filed_once_in_limited_steps(redis_
 
 
 def service_on(url, prefix, clock):
-    from progressistad.cluster import Link, RedisTaskService
-    from progressistad.mirror import TaskMirror
+    from progressistad.cluster.group import Link, RedisTaskService
+    from progressistad.cluster.mirror import TaskMirror
 
     backend = RedisTaskStore(connect(url, 5.0), prefix, owner="me")
     return RedisTaskService(backend, TaskMirror(), Link(clock), clock,
@@ -129,7 +129,7 @@ def service_on(url, prefix, clock):
 
 
 def test_the_group_sweep_runs_in_steps_each_announced(redis_server, redis_prefix, monkeypatch):
-    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+    monkeypatch.setattr("progressistad.cluster.group.SWEEP_CHUNK", 3)
     now = [T0]
 
     async def scenario():
@@ -154,7 +154,7 @@ def test_the_group_sweep_runs_in_steps_each_announced(redis_server, redis_prefix
 
 def test_a_group_sweep_that_loses_the_lease_between_steps_stops(redis_server, redis_prefix,
                                                                  monkeypatch):
-    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+    monkeypatch.setattr("progressistad.cluster.group.SWEEP_CHUNK", 3)
     now = [T0]
 
     async def scenario():
@@ -183,9 +183,9 @@ def test_a_group_sweep_that_loses_the_lease_between_steps_stops(redis_server, re
 
 def test_a_daemon_joining_files_the_previous_layout_in_steps(redis_server, redis_prefix,
                                                              monkeypatch, caplog):
-    from progressistad.cluster import Cluster
+    from progressistad.cluster.group import Cluster
 
-    monkeypatch.setattr("progressistad.cluster.SWEEP_CHUNK", 3)
+    monkeypatch.setattr("progressistad.cluster.group.SWEEP_CHUNK", 3)
 
     async def scenario():
         store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)

@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional
 from hypothesis import given, settings, strategies as st
 
 from progressistad import contract
-from progressistad.statefile import decode, restore_entry
-from progressistad.store import Task, TaskStore
+from progressistad.core.statefile import decode, restore_entry
+from progressistad.core.store import Task, TaskStore
 
 NOW = 1_700_000_000.0
 PRIVATE = ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from progressistad import contract
-from progressistad.schemas import InvalidInput, TaskQuery, load_events, parse_json
+from progressistad.core.schemas import InvalidInput, TaskQuery, load_events, parse_json
 
 
 def test_valid_event_keeps_given_fields_and_drops_nulls_except_total():
@@ -152,7 +152,7 @@ def test_integer_with_too_many_digits_is_malformed_json_said_plainly():
 
 
 def test_the_schema_of_record_knows_the_fields_the_fast_path_knows():
-    from progressistad.eventschema import EVENT_SCHEMA
+    from progressistad.core.eventschema import EVENT_SCHEMA
 
     assert set(EVENT_SCHEMA.fields) == set(contract.EVENT_FIELDS)
 
@@ -161,8 +161,8 @@ def test_the_daemon_starts_without_marshmallow_and_takes_it_for_an_invalid_event
     import subprocess
     import sys
 
-    code = ("import sys; import progressistad.daemon;"
-            "from progressistad.schemas import InvalidInput, load_events;"
+    code = ("import sys; import progressistad.daemon.main;"
+            "from progressistad.core.schemas import InvalidInput, load_events;"
             "print('marshmallow' in sys.modules); load_events({'task_id': 'a', 'n': 1});"
             "print('marshmallow' in sys.modules)\n"
             "try: load_events({'task_id': 'a', 'n': 'x'})\n"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from progressistad import contract
-from progressistad.statefile import StateFileError, decode, encode
-from progressistad.store import Task, TaskStore
+from progressistad.core.statefile import StateFileError, decode, encode
+from progressistad.core.store import Task, TaskStore
 
 NOW = 1_700_000_000.0
 

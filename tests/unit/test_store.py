@@ -3,7 +3,7 @@
 import pytest
 
 from progressistad import contract
-from progressistad.store import (
+from progressistad.core.store import (
     SWEEP_KEEP,
     SWEEP_REMOVE,
     SWEEP_STALE,

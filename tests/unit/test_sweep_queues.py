@@ -3,7 +3,7 @@
 from hypothesis import given, settings, strategies as st
 
 from progressistad import contract
-from progressistad.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, Task, TaskStore, sweep_action
+from progressistad.core.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, Task, TaskStore, sweep_action
 
 T0 = 1_700_000_000.0
 

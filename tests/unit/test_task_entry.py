@@ -4,8 +4,9 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from progressistad import contract, wirejson
-from progressistad.store import SweepPolicy, Task, TaskStore
+from progressistad import contract
+from progressistad.core import wirejson
+from progressistad.core.store import SweepPolicy, Task, TaskStore
 
 T0 = 1_700_000_000.0
 

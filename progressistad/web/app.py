@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import tornado.web
 
-from progressistad.auth import redact_uri
-from progressistad.context import AppContext
-from progressistad.handlers import (
+from progressistad.web.auth import redact_uri
+from progressistad.web.context import AppContext
+from progressistad.web.handlers import (
     DashboardHandler,
     HealthHandler,
     MetricsHandler,
@@ -21,7 +21,7 @@ from progressistad.handlers import (
     TaskHandler,
     TasksHandler,
 )
-from progressistad.websocket import DashboardSocket
+from progressistad.web.websocket import DashboardSocket
 
 access_log = logging.getLogger("progressistad.access")
 
@@ -33,7 +33,7 @@ def find_static_path(configured: Optional[str] = None) -> str:
     """The dashboard directory: `configured`, the installed copy, or the source checkout's."""
     if configured:
         return configured
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for candidate in (
         os.path.join(package_dir, "static"),
         os.path.join(os.path.dirname(package_dir), "static"),

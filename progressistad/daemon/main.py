@@ -18,19 +18,19 @@ import tornado.netutil
 import tornado.web
 
 from progressistad import __version__, contract
-from progressistad.activation import ActivationError, describe, inherited_sockets
-from progressistad.app import make_app
-from progressistad.config import (
+from progressistad.daemon.activation import ActivationError, describe, inherited_sockets
+from progressistad.web.app import make_app
+from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
 )
-from progressistad.context import AppContext, sweep_policy
-from progressistad.hub import Hub
-from progressistad.logsetup import configure_logging, set_level
-from progressistad.metrics import Metrics
-from progressistad.notify import EventRate, Notifier, status_line
-from progressistad.persistence import StatePersister, StorageError
+from progressistad.web.context import AppContext, sweep_policy
+from progressistad.web.hub import Hub
+from progressistad.daemon.logs import configure_logging, set_level
+from progressistad.web.metrics import Metrics
+from progressistad.daemon.systemd import EventRate, Notifier, status_line
+from progressistad.daemon.persistence import StatePersister, StorageError
 from progressistad.service import TaskService
-from progressistad.store import TaskStore
+from progressistad.core.store import TaskStore
 
 log = logging.getLogger("progressistad")
 
@@ -132,7 +132,7 @@ class Daemon:
     async def join_cluster(self) -> None:
         """Share tasks through Redis (imported only here: redis-py is an optional dependency)."""
         try:
-            from progressistad import cluster
+            from progressistad.cluster import group as cluster
         except ImportError:
             raise StartupError("--redis-url needs redis-py: install python3-redis or "
                                "pip install 'progressistad[redis]'") from None
@@ -311,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_config(parsed))
         return EXIT_OK
     if parsed.import_state:
-        from progressistad.cluster import run_import
+        from progressistad.cluster.group import run_import
         return run_import(parsed.settings, parsed.import_state)
     return serve(parsed, args, env)
 

@@ -23,9 +23,9 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
 
-from progressistad import statefile, wirejson
-from progressistad.metrics import Metrics
-from progressistad.store import Changes, Task, TaskStore
+from progressistad.core import statefile, wirejson
+from progressistad.web.metrics import Metrics
+from progressistad.core.store import Changes, Task, TaskStore
 
 log = logging.getLogger("progressistad.persistence")
 

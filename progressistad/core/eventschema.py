@@ -14,7 +14,7 @@ from typing import Any, Optional
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from progressistad import contract
-from progressistad.schemas import CONTROL_CHARACTERS
+from progressistad.core.schemas import CONTROL_CHARACTERS
 
 
 class FiniteNumber(fields.Field):

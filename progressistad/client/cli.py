@@ -126,7 +126,7 @@ def _json_object(raw: str) -> Dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "serve":
-        from progressistad.daemon import main as serve
+        from progressistad.daemon.main import main as serve
 
         return serve(args[1:])
     parser = build_parser()

@@ -14,7 +14,8 @@ from typing import (
     Any, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, TypeVar,
 )
 
-from progressistad import contract, wirejson
+from progressistad import contract
+from progressistad.core import wirejson
 
 RATE_SMOOTHING = 0.3
 """Weight of the newest sample in the moving averages behind `rate` (tqdm's default)."""

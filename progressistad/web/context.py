@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from progressistad import __version__, metrics as prom
-from progressistad.auth import TokenSet
-from progressistad.config import Settings
-from progressistad.hub import Hub
-from progressistad.metrics import Metrics
+from progressistad import __version__
+from progressistad.web import metrics as prom
+from progressistad.web.auth import TokenSet
+from progressistad.daemon.config import Settings
+from progressistad.web.hub import Hub
+from progressistad.web.metrics import Metrics
 from progressistad.service import TaskService
-from progressistad.store import SweepPolicy
+from progressistad.core.store import SweepPolicy
 
 HealthCheck = Callable[[], Dict[str, Any]]
 """Reports one part's state; a report with `"ok": False` makes the daemon degraded."""

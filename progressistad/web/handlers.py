@@ -9,12 +9,13 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from progressistad import contract, metrics as prom, openapi
-from progressistad.auth import Access, bearer_token
-from progressistad.context import AppContext
-from progressistad.schemas import InvalidInput, TaskQuery, load_events, parse_json
+from progressistad import contract
+from progressistad.web import metrics as prom, openapi
+from progressistad.web.auth import Access, bearer_token
+from progressistad.web.context import AppContext
+from progressistad.core.schemas import InvalidInput, TaskQuery, load_events, parse_json
 from progressistad.service import StoreUnavailable
-from progressistad.store import CapacityError
+from progressistad.core.store import CapacityError
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

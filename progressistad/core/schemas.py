@@ -110,7 +110,7 @@ def _schema_event(raw: Dict[str, Any], where: str, index: Optional[int]) -> Dict
     # that the fast path does not take (in practice, invalid ones) need the schema.
     from marshmallow import ValidationError
 
-    from progressistad.eventschema import EVENT_SCHEMA
+    from progressistad.core.eventschema import EVENT_SCHEMA
     try:
         loaded = EVENT_SCHEMA.load(raw)
     except ValidationError as exc:

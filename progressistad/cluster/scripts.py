@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 
 from progressistad import contract
-from progressistad.store import RATE_SMOOTHING
+from progressistad.core.store import RATE_SMOOTHING
 
 TEXT_FIELDS = ("desc", "unit", "meta")
 NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",

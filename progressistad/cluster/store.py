@@ -17,8 +17,10 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from progressistad import contract, redis_scripts, wirejson
-from progressistad.store import CapacityError, SweepPolicy
+from progressistad import contract
+from progressistad.cluster import scripts as redis_scripts
+from progressistad.core import wirejson
+from progressistad.core.store import CapacityError, SweepPolicy
 
 DEFAULT_PREFIX = "progressista:"
 KEY_NAMES = ("tasks", "updated", "finished", "seq", "events", "cleanup-lease", "layout",

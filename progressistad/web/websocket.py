@@ -7,10 +7,10 @@ from typing import Any, Optional
 import tornado.websocket
 
 from progressistad import contract
-from progressistad.auth import Access
-from progressistad.context import AppContext
-from progressistad.handlers import SECURITY_HEADERS, RequestAuth, allowed_methods
-from progressistad.hub import SendFailed
+from progressistad.web.auth import Access
+from progressistad.web.context import AppContext
+from progressistad.web.handlers import SECURITY_HEADERS, RequestAuth, allowed_methods
+from progressistad.web.hub import SendFailed
 
 
 class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional, Protocol
 
 from progressistad import contract
-from progressistad.store import Changes
-from progressistad.wirejson import dumps
+from progressistad.core.store import Changes
+from progressistad.core.wirejson import dumps
 
 
 class SendFailed(Exception):

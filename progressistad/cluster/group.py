@@ -19,9 +19,9 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from progressistad.auth import redact_uri
-from progressistad.mirror import TaskMirror
-from progressistad.redis_store import (
+from progressistad.web.auth import redact_uri
+from progressistad.cluster.mirror import TaskMirror
+from progressistad.cluster.store import (
     UNAVAILABLE_ERRORS,
     InvalidState,
     RedisTaskStore,
@@ -29,7 +29,7 @@ from progressistad.redis_store import (
     decode_entry,
 )
 from progressistad.service import SWEEP_CHUNK, Listener, StoreUnavailable
-from progressistad.store import Changes, SweepPolicy
+from progressistad.core.store import Changes, SweepPolicy
 
 log = logging.getLogger("progressistad.cluster")
 
@@ -406,7 +406,7 @@ async def join(settings: Any, clock: Callable[[], float] = time.time) -> Cluster
 
     Raises ConnectionError with one line when Redis cannot be reached.
     """
-    from progressistad.context import sweep_policy
+    from progressistad.web.context import sweep_policy
 
     cluster = Cluster(settings.redis_url, settings.redis_prefix, clock)
     try:

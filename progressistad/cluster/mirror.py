@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Protocol
 
-from progressistad.store import Changes, ReadableTask, TaskReader
+from progressistad.core.store import Changes, ReadableTask, TaskReader
 
 
 class MirroredTask(ReadableTask, Protocol):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional
 
-from progressistad import contract, wirejson
-from progressistad.store import Task
+from progressistad import contract
+from progressistad.core import wirejson
+from progressistad.core.store import Task
 
 ENCODE_CHUNK_TASKS = 500
 """Tasks per piece of the file's text handed to the writer."""

@@ -1,0 +1,1 @@
+"""Shared state in Redis for several daemons; imported only with --redis-url."""

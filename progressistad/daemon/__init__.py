@@ -1,0 +1,1 @@
+"""The process: configuration, start and stop, systemd, logging, the state file."""

@@ -1,0 +1,1 @@
+"""What answers requests: the routing table, handlers, WebSocket hub, auth, OpenAPI, metrics."""
