@@ -28,7 +28,8 @@ from progressistad.web.hub import Hub
 from progressistad.daemon.logs import configure_logging, set_level
 from progressistad.web.metrics import Metrics
 from progressistad.daemon.systemd import EventRate, Notifier, status_line
-from progressistad.daemon.persistence import StatePersister, StorageError
+from progressistad.daemon.persistence.loading import StorageError
+from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.service import TaskService
 from progressistad.core.store import TaskStore
 
