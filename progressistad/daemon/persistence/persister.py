@@ -141,6 +141,6 @@ class StatePersister:
         """The /health report of persistence: ok unless the last write failed."""
         return self._health.report()
 
-    def status(self) -> Optional[str]:
+    def problem(self) -> Optional[str]:
         """A few words for systemd's STATUS= line when something is wrong, else None."""
         return self._health.error
