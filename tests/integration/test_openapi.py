@@ -10,7 +10,7 @@ import pytest
 from progressistad.web import openapi
 from progressistad.web.app import routes
 from progressistad.daemon.config import Settings
-from progressistad.daemon.main import build_context
+from progressistad.daemon.wiring import build
 from tests.support import IN_CI
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def schemathesis_cli() -> str:
 
 
 def test_every_api_route_is_described(io_loop):
-    ctx = build_context(Settings())
+    ctx = io_loop.run_sync(lambda: build(Settings())).ctx
     patterns = {spec.regex.pattern.rstrip("$") for spec in routes(ctx, "static")}
     described = {path.replace("{task_id}", "(.+)").replace(".json", "\\.json")
                  for path in openapi.document()["paths"]}
