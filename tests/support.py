@@ -152,6 +152,13 @@ class DaemonProcess:
             pass
 
 
+def post(daemon: "DaemonProcess", events: Any, headers: Optional[Mapping[str, str]] = None) -> Any:
+    """POST `events` to a daemon's /progress, assert it answered 200, return the answer."""
+    status, _, body = daemon.request("POST", "/progress", events, headers=headers)
+    assert status == 200, body
+    return body
+
+
 def _decode(raw: bytes) -> Any:
     try:
         return json.loads(raw)
