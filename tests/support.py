@@ -112,9 +112,9 @@ class DaemonProcess:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=dict(headers or {}))
         try:
             with urllib.request.urlopen(req, timeout=timeout) as response:
-                return response.status, response.headers, _decode(response.read())
+                return response.status, response.headers, decode_body(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, error.headers, _decode(error.read())
+            return error.code, error.headers, decode_body(error.read())
 
     def send_signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -159,7 +159,8 @@ def post(daemon: "DaemonProcess", events: Any, headers: Optional[Mapping[str, st
     return body
 
 
-def _decode(raw: bytes) -> Any:
+def decode_body(raw: bytes) -> Any:
+    """An answer's body: parsed JSON, else its text."""
     try:
         return json.loads(raw)
     except ValueError:
