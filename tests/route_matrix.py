@@ -39,6 +39,8 @@ ROUTES: Tuple[Route, ...] = (
     Route("HEAD", "/static/index.html", None, PUBLIC),
     Route("GET", "/favicon.ico", None, PUBLIC),
     Route("HEAD", "/favicon.ico", None, PUBLIC),
+    Route("GET", "/static/contract.js", None, PUBLIC),
+    Route("HEAD", "/static/contract.js", None, PUBLIC),
     Route("GET", "/", None, PUBLIC, 302),
 )
 """The WebSocket (`/ws`) and CORS preflights (OPTIONS) have tests of their own."""
