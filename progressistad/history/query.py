@@ -76,10 +76,11 @@ def run_query(job: Optional[str] = None, status: Optional[str] = None,
                     _limit(limit), position)
 
 
-def job_query(pattern: Optional[str] = None, limit: Optional[int] = None,
+def job_query(job: Optional[str] = None, limit: Optional[int] = None,
               cursor: Optional[str] = None) -> JobQuery:
-    """A validated JobQuery from the arguments of GET /history/jobs; raises QueryError."""
-    pattern = _job(pattern, "job")
+    """A validated JobQuery from the arguments of GET /history/jobs (`job`: a GLOB); raises
+    QueryError."""
+    pattern = _job(job, "job")
     if pattern is not None:
         glob_regex(pattern)
     position = None if cursor is None else _decode(cursor, _JOBS_CURSOR, (str,))[0]

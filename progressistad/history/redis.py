@@ -259,30 +259,35 @@ class RedisHistory:
     async def delete(self, job: Optional[str], before: Optional[float]) -> int:
         """Remove the runs of `job` (any when None) that ended before `before` (any when None)."""
         key = self.prefix + ("all" if job is None else "job:" + job)
-        high = "+" if before is None else "(" + sort_key(before)
-        removed = 0
         async with self._reading():
-            while True:
-                members = [_text(m) for m in await self.client.zrangebylex(
-                    key, "-", high, start=0, num=READ_BATCH)]
-                removed += await self._remove_members(key, members)
-                if len(members) < READ_BATCH:
-                    return removed
+            return await self._remove_below(key, "+" if before is None else "(" + sort_key(before))
 
     async def maintain(self) -> int:
-        """Retention by age and count, in batches; returns how many runs it removed."""
+        """Retention by age and count, in batches; returns how many runs it removed.
+
+        By count as by age, what goes is what lies below a bound in the index, never "the
+        oldest N": two daemons trimming at once then remove each run once, not twice as many.
+        """
         removed = 0
         if self.retention_days > 0:
             removed += await self.delete(None, self._clock() - self.retention_days * 86400.0)
         key = self.prefix + "all"
         async with self._reading():
             excess = await self.client.zcard(key) - self.max_runs
-            while excess > 0:
-                members = [_text(m) for m in await self.client.zrangebylex(
-                    key, "-", "+", start=0, num=min(READ_BATCH, excess))]
-                removed += await self._remove_members(key, members)
-                excess -= len(members)
+            if excess > 0:
+                oldest_kept = await self.client.zrange(key, excess, excess)
+                if oldest_kept:
+                    removed += await self._remove_below(key, "(" + _text(oldest_kept[0]))
         return removed
+
+    async def _remove_below(self, key: str, high: str) -> int:
+        removed = 0
+        while True:
+            members = [_text(m) for m in await self.client.zrangebylex(
+                key, "-", high, start=0, num=READ_BATCH)]
+            removed += await self._remove_members(key, members)
+            if len(members) < READ_BATCH:
+                return removed
 
     async def _remove_members(self, key: str, members: List[str]) -> int:
         """Remove the runs these index entries of `key` point at; entries without a run go too."""

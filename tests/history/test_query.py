@@ -42,7 +42,7 @@ def test_bad_arguments_of_get_history_are_named(arguments, field):
 
 
 @pytest.mark.parametrize("arguments, field", [
-    ({"pattern": "a[b"}, "job"),
+    ({"job": "a[b"}, "job"),
     ({"limit": 0}, "limit"),
     ({"cursor": query.encode_cursor("r", 1.0, "id")}, "cursor"),
     ({"cursor": "eyJ9"}, "cursor"),
