@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Pattern, Sequence, Tuple
 
 from progressistad.core import wirejson
 from progressistad.history import expectations
-from progressistad.history.records import FAILED_STATUSES, RUN_STATUSES, Run
+from progressistad.history.records import RUN_STATUSES, Run
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -158,11 +158,6 @@ def job_summary(runs: int, ok: int, failed: int, last: Optional[Run],
     found = expectations.figures(durations[:expectations.WINDOW])
     return {"runs": runs, "ok": ok, "failed": failed, "last": last,
             "duration": {"median": found and found.median, "p90": found and found.p90}}
-
-
-def outcome_counts(status: str) -> Tuple[int, int]:
-    """What one run of `status` adds to a job's (ok, failed)."""
-    return (0, 1) if status in FAILED_STATUSES else (1, 0)
 
 
 # ---- job patterns: SQLite's GLOB (case-sensitive `*`, `?`, `[...]`, `[^...]`)

@@ -31,7 +31,7 @@ from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
 from progressistad.history.query import SORT_KEY_CHARS, HistoryUnavailable, JobQuery, \
     RunQuery, from_sort_key, glob_prefix, glob_regex, job_summary, jobs_page, runs_page, \
     sort_key
-from progressistad.history.records import Run
+from progressistad.history.records import FAILED_STATUSES, Run
 
 WRITE_BATCH = 500
 """Runs per script call."""
@@ -45,20 +45,16 @@ _ID_END = SORT_KEY_CHARS + 20
 _ADD = """
 local p = ARGV[1]
 local added = 0
-for i = 2, #ARGV, 6 do
-  local id, job, status, member, closed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  if redis.call('HSETNX', p .. 'runs', id, ARGV[i + 5]) == 1 then
+for i = 2, #ARGV, 7 do
+  local id, job, status, outcome, member, closed = unpack(ARGV, i, i + 5)
+  if redis.call('HSETNX', p .. 'runs', id, ARGV[i + 6]) == 1 then
     redis.call('ZADD', p .. 'all', 0, member)
     redis.call('ZADD', p .. 'status:' .. status, 0, member)
     redis.call('ZADD', p .. 'job:' .. job, 0, member)
+    if closed ~= '' then redis.call('ZADD', p .. 'closed:' .. job, 0, closed) end
     local stats = p .. 'stats:' .. job
     redis.call('HINCRBY', stats, 'runs', 1)
-    if closed ~= '' then
-      redis.call('ZADD', p .. 'closed:' .. job, 0, closed)
-      redis.call('HINCRBY', stats, 'ok', 1)
-    else
-      redis.call('HINCRBY', stats, 'failed', 1)
-    end
+    redis.call('HINCRBY', stats, outcome, 1)
     redis.call('ZADD', p .. 'jobs', 0, job)
     added = added + 1
   end
@@ -69,15 +65,15 @@ return added
 _REMOVE = """
 local p = ARGV[1]
 local removed = 0
-for i = 2, #ARGV, 5 do
-  local id, job, status, member, closed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for i = 2, #ARGV, 6 do
+  local id, job, status, outcome, member, closed = unpack(ARGV, i, i + 5)
   redis.call('ZREM', p .. 'all', member)
   redis.call('ZREM', p .. 'status:' .. status, member)
   redis.call('ZREM', p .. 'job:' .. job, member)
   if closed ~= '' then redis.call('ZREM', p .. 'closed:' .. job, closed) end
   if redis.call('HDEL', p .. 'runs', id) == 1 then
     local stats = p .. 'stats:' .. job
-    redis.call('HINCRBY', stats, closed ~= '' and 'ok' or 'failed', -1)
+    redis.call('HINCRBY', stats, outcome, -1)
     if redis.call('HINCRBY', stats, 'runs', -1) <= 0 then
       redis.call('DEL', stats)
       redis.call('ZREM', p .. 'jobs', job)
@@ -87,6 +83,14 @@ for i = 2, #ARGV, 5 do
 end
 return removed
 """
+
+
+def _keys(run: Run) -> List[str]:
+    """What the scripts need of a run besides its body: id, job, status, the counter its
+    outcome adds to, its index entry, and its entry among the job's close runs (or "")."""
+    return [run["id"], run["job"], run["status"],
+            "failed" if run["status"] in FAILED_STATUSES else "ok", _member(run),
+            _closed_member(run)]
 
 
 def _member(run: Run) -> str:
@@ -153,8 +157,7 @@ class RedisHistory:
         batch = list(islice(self._pending, WRITE_BATCH))
         args: List[Any] = [self.prefix]
         for run in batch:
-            args += [run["id"], run["job"], run["status"], _member(run), _closed_member(run),
-                     wirejson.dumps(run)]
+            args += _keys(run) + [wirejson.dumps(run)]
         await self._add(args=args)
         for _ in batch:
             self._pending.popleft()
@@ -174,12 +177,13 @@ class RedisHistory:
         found: List[Run] = []
         async with self._reading():
             while len(found) <= query.limit:
+                wanted = READ_BATCH if status_filter else query.limit + 1 - len(found)
                 members = [_text(m) for m in await self.client.zrevrangebylex(
-                    key, high, low, start=0, num=READ_BATCH)]
+                    key, high, low, start=0, num=wanted)]
                 for run in await self._bodies(members):
                     if run is not None and status_filter in (None, run["status"]):
                         found.append(run)
-                if len(members) < READ_BATCH:
+                if len(members) < wanted:
                     break
                 high = "(" + members[-1]
         return runs_page(found[:query.limit + 1], query.limit)
@@ -202,10 +206,11 @@ class RedisHistory:
         names: List[str] = []
         async with self._reading():
             while len(names) <= query.limit:
+                wanted = READ_BATCH if pattern else query.limit + 1 - len(names)
                 batch = [_text(m) for m in await self.client.zrangebylex(
-                    self.prefix + "jobs", low, high, start=0, num=READ_BATCH)]
+                    self.prefix + "jobs", low, high, start=0, num=wanted)]
                 names += [job for job in batch if pattern is None or pattern.fullmatch(job)]
-                if len(batch) < READ_BATCH:
+                if len(batch) < wanted:
                     break
                 low = b"(" + batch[-1].encode("utf-8")
             page = await self._summaries(names[:query.limit])
@@ -299,7 +304,7 @@ class RedisHistory:
             if run is None:
                 orphans.append(member)
             else:
-                args += [run["id"], run["job"], run["status"], _member(run), _closed_member(run)]
+                args += _keys(run)
         if orphans:
             await self.client.zrem(key, *orphans)
         return int(await self._remove(args=args)) if len(args) > 1 else 0

@@ -33,7 +33,7 @@ from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
     RETRY_MOST_SECONDS, Backlog, Faults, log
 from progressistad.history.query import HistoryUnavailable, JobQuery, RunQuery, job_summary, \
     jobs_page, runs_page
-from progressistad.history.records import Run
+from progressistad.history.records import FAILED_STATUSES, Run
 
 SCHEMA_VERSION = 1
 """PRAGMA user_version of the layout below; a newer file is left alone, never rewritten."""
@@ -45,6 +45,7 @@ BUSY_TIMEOUT = 0.1
 """Seconds a statement waits for another process's lock before the write is retried later."""
 
 _CLOSE = contract.CLOSE
+_FAILED = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(FAILED_STATUSES)))
 _SCHEMA = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS runs (
@@ -57,6 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at, id);
 CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, ended_at, id);
+CREATE INDEX IF NOT EXISTS runs_closed ON runs (job, ended_at, id, duration)
+    WHERE status = '{_CLOSE}';
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     runs INTEGER NOT NULL,
@@ -65,12 +68,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS run_added AFTER INSERT ON runs BEGIN
     INSERT OR IGNORE INTO jobs (job, runs, ok, failed) VALUES (NEW.job, 0, 0, 0);
-    UPDATE jobs SET runs = runs + 1, ok = ok + (NEW.status = '{_CLOSE}'),
-        failed = failed + (NEW.status <> '{_CLOSE}') WHERE job = NEW.job;
+    UPDATE jobs SET runs = runs + 1, ok = ok + NOT (NEW.{_FAILED}),
+        failed = failed + (NEW.{_FAILED}) WHERE job = NEW.job;
 END;
 CREATE TRIGGER IF NOT EXISTS run_removed AFTER DELETE ON runs BEGIN
-    UPDATE jobs SET runs = runs - 1, ok = ok - (OLD.status = '{_CLOSE}'),
-        failed = failed - (OLD.status <> '{_CLOSE}') WHERE job = OLD.job;
+    UPDATE jobs SET runs = runs - 1, ok = ok - NOT (OLD.{_FAILED}),
+        failed = failed - (OLD.{_FAILED}) WHERE job = OLD.job;
     DELETE FROM jobs WHERE job = OLD.job AND runs <= 0;
 END;
 PRAGMA user_version = {SCHEMA_VERSION};

@@ -58,7 +58,7 @@ def test_runs_survive_a_restart_in_a_wal_file_only_its_owner_can_read(tmp_path):
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"runs_by_end", "runs_by_job"} <= indexes
+        assert {"runs_by_end", "runs_by_job", "runs_closed"} <= indexes
 
 
 def test_a_corrupt_file_at_start_is_moved_aside_and_a_new_one_begun(tmp_path):
