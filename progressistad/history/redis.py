@@ -145,7 +145,7 @@ class RedisHistory:
             while self._pending:
                 try:
                     await self._write_batch()
-                except ERRORS as exc:
+                except Exception as exc:  # an unforeseen one too: reported and retried
                     await asyncio.sleep(self._faults.failed(
                         f"cannot write the history to Redis: {exc}"))
                 else:

@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from itertools import islice
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from progressistad import contract
@@ -119,6 +120,15 @@ def _row(run: Run) -> Tuple[str, str, str, float, float, str]:
             wirejson.dumps(run))
 
 
+def _where(*conditions: Tuple[str, Any]) -> Tuple[str, List[Any]]:
+    """A WHERE clause of the conditions whose value is not None (a tuple fills several `?`)."""
+    kept = [(clause, value) for clause, value in conditions if value is not None]
+    args: List[Any] = []
+    for _, value in kept:
+        args.extend(value if isinstance(value, tuple) else (value,))
+    return (f"WHERE {' AND '.join(clause for clause, _ in kept)} " if kept else ""), args
+
+
 @contextlib.contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     """BEGIN IMMEDIATE: take the write lock first, so a busy database fails at once, not halfway."""
@@ -167,6 +177,8 @@ class SQLiteHistory:
         self._db: Optional[sqlite3.Connection] = None
         self._identity: Optional[Tuple[int, int]] = None
         self._retry_at = 0.0
+        self._unmovable: Optional[str] = None
+        """Why an unusable file could not be moved aside, for the next failure report."""
         self.count = 0
         """Runs in the database, as the worker last knew."""
         self.last_fault: Optional[str] = None
@@ -222,9 +234,9 @@ class SQLiteHistory:
     # ---- the worker
 
     def _work(self) -> None:
+        stopping = False
         try:
             self._attempt()
-            stopping = False
             while not stopping:
                 calls, stopping = self._gather()
                 if (self._pending or self._faults.error) and (
@@ -232,12 +244,9 @@ class SQLiteHistory:
                     self._attempt()
                 for call in calls:
                     self._answer(call)
-            self._stopped.set_result(not self._pending)
-        except BaseException as exc:  # never leave close() waiting
-            self._stopped.set_exception(exc)
-            raise
-        finally:
+        finally:  # never leave close() waiting
             self._disconnect()
+            self._stopped.set_result(stopping and not self._pending)
 
     def _gather(self) -> Tuple[List[_Call], bool]:
         """Wait for work, or until the next retry; take whatever else is queued."""
@@ -267,7 +276,7 @@ class SQLiteHistory:
             db = self._connection()
             self._write(db)
             self._trim(db)
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # an unforeseen one too: reported and retried, never fatal
             self._failed(exc)
         else:
             self._faults.succeeded()
@@ -275,7 +284,7 @@ class SQLiteHistory:
     def _write(self, db: sqlite3.Connection) -> None:
         while self._pending:
             count = min(WRITE_BATCH, len(self._pending))
-            rows = [_row(self._pending[i]) for i in range(count)]
+            rows = [_row(run) for run in islice(self._pending, count)]
             with _transaction(db):
                 added = db.executemany(_INSERT, rows).rowcount  # a run already kept is ignored
             for _ in range(count):
@@ -289,10 +298,7 @@ class SQLiteHistory:
         try:
             result = call.fn(self._connection())
         except (sqlite3.Error, OSError) as exc:
-            if _kind(exc) == _CORRUPT:
-                self._start_over(_reason(exc))
-            elif _kind(exc) == _OTHER:
-                self._disconnect()
+            self._recover(exc)
             call.future.set_exception(HistoryUnavailable(
                 f"cannot read the history database: {_reason(exc)}"))
         except BaseException as exc:
@@ -301,16 +307,25 @@ class SQLiteHistory:
             call.future.set_result(result)
 
     def _failed(self, exc: BaseException) -> None:
-        kind = _kind(exc)
-        error: Optional[str] = f"cannot write the history database: {_reason(exc)}"
-        if kind == _CORRUPT and self.path is not None:
-            error = self._start_over(_reason(exc))
-            if error is None:
-                self._retry_at = 0.0
-                return
-        elif kind == _OTHER:
-            self._disconnect()  # opened again on the next attempt: the cause may be the file
+        error = f"cannot write the history database: {_reason(exc)}"
+        if self._recover(exc):
+            self._retry_at = 0.0
+            return
+        if self._unmovable is not None:
+            error, self._unmovable = self._unmovable, None
         self._retry_at = time.monotonic() + self._faults.failed(error)
+
+    def _recover(self, exc: BaseException) -> bool:
+        """Act on a failure: a corrupt file is set aside (True when it was, so retry at once);
+        any other fault of a file closes the connection, opened again at the next use. A lock
+        or a full disk keep it, as does a database in memory, which closing would lose."""
+        kind = _kind(exc)
+        if self.path is None or kind in (_LOCKED, _FULL):
+            return False
+        if kind == _CORRUPT:
+            return self._start_over(_reason(exc))
+        self._disconnect()
+        return False
 
     # ---- the connection and the file
 
@@ -335,7 +350,7 @@ class SQLiteHistory:
             db.close()
             if self.path is None or fresh or _kind(exc) != _CORRUPT:
                 raise
-            if self._start_over(_reason(exc)) is not None:
+            if not self._start_over(_reason(exc)):
                 raise
             return self._open(fresh=True)
         if self.path is not None:
@@ -370,9 +385,9 @@ class SQLiteHistory:
             return True  # cannot tell; SQLite will say what is wrong
         return (stat.st_dev, stat.st_ino) == self._identity
 
-    def _start_over(self, reason: str) -> Optional[str]:
+    def _start_over(self, reason: str) -> bool:
         """Move an unusable database (and its WAL) aside, so that the next use begins a new
-        one; None when done, else why it could not be."""
+        one; False when it could not be moved (`_unmovable` says why)."""
         assert self.path is not None
         self._disconnect()
         try:
@@ -380,8 +395,9 @@ class SQLiteHistory:
         except FileNotFoundError:
             target = None
         except OSError as exc:
-            return (f"unusable history database ({reason}) could not be moved aside: "
-                    f"{_reason(exc)}")
+            self._unmovable = (f"unusable history database ({reason}) could not be moved "
+                               f"aside: {_reason(exc)}")
+            return False
         for suffix in ("-wal", "-shm"):
             sidecar = self.path + suffix
             with contextlib.suppress(FileNotFoundError):
@@ -390,7 +406,7 @@ class SQLiteHistory:
                 else:
                     os.unlink(sidecar)
         self._noted(f"{self.path} was unusable ({reason}): moved it to {target}, began a new one")
-        return None
+        return True
 
     def _noted(self, fault: str) -> None:
         log.error("history database %s", fault)
@@ -425,14 +441,7 @@ class SQLiteHistory:
 
     def _delete_where(self, job: Optional[str], before: Optional[float],
                       db: sqlite3.Connection) -> int:
-        clauses, args = [], []
-        if job is not None:
-            clauses.append("job = ?")
-            args.append(job)
-        if before is not None:
-            clauses.append("ended_at < ?")
-            args.append(before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = _where(("job = ?", job), ("ended_at < ?", before))
         return self._delete_batches(db, where, tuple(args))
 
     def _delete_batches(self, db: sqlite3.Connection, where: str, args: Tuple[Any, ...]) -> int:
@@ -454,31 +463,15 @@ class SQLiteHistory:
     # ---- queries
 
     def _select_runs(self, query: RunQuery, db: sqlite3.Connection) -> Dict[str, Any]:
-        clauses: List[str] = []
-        args: List[Any] = []
-        for clause, value in (("job = ?", query.job), ("status = ?", query.status),
-                              ("ended_at >= ?", query.since), ("ended_at < ?", query.until)):
-            if value is not None:
-                clauses.append(clause)
-                args.append(value)
-        if query.position is not None:
-            clauses.append("(ended_at, id) < (?, ?)")
-            args.extend(query.position)
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        where, args = _where(("job = ?", query.job), ("status = ?", query.status),
+                             ("ended_at >= ?", query.since), ("ended_at < ?", query.until),
+                             ("(ended_at, id) < (?, ?)", query.position))
         rows = db.execute(f"SELECT body FROM runs {where}{_NEWEST} LIMIT ?",
                           args + [query.limit + 1])
         return runs_page([json.loads(body) for (body,) in rows], query.limit)
 
     def _select_jobs(self, query: JobQuery, db: sqlite3.Connection) -> Dict[str, Any]:
-        clauses: List[str] = []
-        args: List[Any] = []
-        if query.pattern is not None:
-            clauses.append("job GLOB ?")
-            args.append(query.pattern)
-        if query.position is not None:
-            clauses.append("job > ?")
-            args.append(query.position)
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        where, args = _where(("job GLOB ?", query.pattern), ("job > ?", query.position))
         rows = db.execute(f"SELECT job, runs, ok, failed FROM jobs {where}ORDER BY job LIMIT ?",
                           args + [query.limit + 1]).fetchall()
         page = []

@@ -39,6 +39,26 @@ async def drained(backend):
     await until(lambda: backend.health()["queued"] == 0, what="runs written")
 
 
+async def with_one_run(path, **options):
+    """A backend on `path` holding one run written, which ended at T0."""
+    backend = open_file(path, **options)
+    backend.append([make_run("j", ended_at=T0)])
+    await drained(backend)
+    return backend
+
+
+@contextlib.contextmanager
+def locked_by_another(path):
+    """Another connection's write lock on the database, held for the block."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
 def test_runs_survive_a_restart_in_a_wal_file_only_its_owner_can_read(tmp_path):
     path = tmp_path / "state" / "history.sqlite3"
 
@@ -102,12 +122,8 @@ def test_a_lock_held_by_another_process_degrades_then_everything_is_written(tmp_
     path = tmp_path / "history.sqlite3"
 
     async def body():
-        backend = open_file(path)
-        backend.append([make_run("j", ended_at=T0)])
-        await drained(backend)
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE")
-        try:
+        backend = await with_one_run(path)
+        with locked_by_another(path):
             runs = [make_run("j", ended_at=T0 + i) for i in range(1, 50)]
             for one in runs:
                 backend.append([one])
@@ -119,9 +135,6 @@ def test_a_lock_held_by_another_process_degrades_then_everything_is_written(tmp_
             assert time.monotonic() - started < 1.0
             await asyncio.sleep(0.3)
             assert backend.health()["failures"] >= 2, "tried again"
-        finally:
-            other.execute("COMMIT")
-            other.close()
         await until(lambda: backend.health()["ok"], what="recovery")
         assert len(await stored(backend)) == 50 and backend.health()["queued"] == 0
         assert await backend.close()
@@ -133,17 +146,10 @@ def test_runs_beyond_the_queue_bound_are_dropped_and_counted(tmp_path):
     path = tmp_path / "history.sqlite3"
 
     async def body():
-        backend = open_file(path, queue_limit=10)
-        backend.append([make_run("j", ended_at=T0)])
-        await drained(backend)
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE")
-        try:
+        backend = await with_one_run(path, queue_limit=10)
+        with locked_by_another(path):
             backend.append([make_run("j", ended_at=T0 + i) for i in range(1, 16)])
             assert backend.health()["queued"] == 10 and backend.health()["dropped"] == 5
-        finally:
-            other.execute("COMMIT")
-            other.close()
         await drained(backend)
         assert [r["ended_at"] for r in await stored(backend)] == [T0 + i for i in range(10, -1, -1)]
         assert await backend.close()
@@ -157,14 +163,9 @@ def test_close_says_when_runs_could_not_be_written(tmp_path):
     async def body():
         backend = open_file(path)
         await drained(backend)
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE")
-        try:
+        with locked_by_another(path):
             backend.append([make_run("j")])
             assert not await backend.close()
-        finally:
-            other.execute("COMMIT")
-            other.close()
         with pytest.raises(query.HistoryUnavailable):
             await backend.runs(query.run_query())
 
@@ -175,9 +176,7 @@ def test_a_file_deleted_under_the_backend_is_noticed_and_begun_again(tmp_path):
     path = tmp_path / "history.sqlite3"
 
     async def body():
-        backend = open_file(path)
-        backend.append([make_run("j", ended_at=T0)])
-        await drained(backend)
+        backend = await with_one_run(path)
         for name in glob.glob(str(path) + "*"):
             os.unlink(name)
         backend.append([make_run("j", ended_at=T0 + 1)])
@@ -221,9 +220,7 @@ def test_a_full_disk_degrades_and_when_space_comes_back_every_run_is_written(sma
     path = small_disk / "history.sqlite3"
 
     async def body():
-        backend = open_file(path)
-        backend.append([make_run("j", ended_at=T0)])
-        await drained(backend)
+        backend = await with_one_run(path)
         filler = fill(small_disk)
         runs = [make_run("j", ended_at=T0 + i, desc="x" * 1000) for i in range(1, 200)]
         backend.append(runs)
