@@ -6,7 +6,7 @@
 
 Sections: ingest (wrk against the daemon and a bare Tornado handler, side by side), fan-out
 latency, memory, cost growth (in process), startup to READY=1 (bench/startup.py) and client
-cost (bench/client_overhead.py); scripts other engineers own are skipped with a note when
+cost (bench/client_overhead.py), the run history (bench/history.py); scripts other engineers own are skipped with a note when
 they are not in this checkout. Prints figures; asserts nothing.
 """
 
@@ -208,6 +208,19 @@ def parse_client(table: Table, out: str) -> None:
         raise ValueError("no rows")
 
 
+def parse_history(table: Table, out: str) -> None:
+    jobs = re.search(r"/history/jobs \(limit 100\)\s+best\s+([\d.]+) ms\s+median\s+([\d.]+) ms", out)
+    size = re.search(r"size: ([\d,]+) bytes per run", out)
+    write = re.search(r"write: ([\d,]+) runs/s", out)
+    if not (jobs and size and write):
+        raise ValueError("no figures")
+    median = float(jobs.group(2))
+    table.add("history", "/history/jobs (100 jobs) with 100,000 runs in SQLite, median",
+              f"{median:.1f} ms", f"best {float(jobs.group(1)):.1f} ms", "", "< 50 ms", median < 50)
+    table.add("history", "SQLite file size per run; runs written per second by the worker",
+              f"{size.group(1)} bytes", f"{write.group(1)} runs/s")
+
+
 def parse_nothing(table: Table, out: str) -> None:
     """The Redis bench's figures stay in the notes."""
 
@@ -217,7 +230,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a couple of minutes instead of ~10")
     parser.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     parser.add_argument("--only", nargs="+", metavar="SECTION",
-                        choices=("ingest", "fanout", "memory", "costs", "startup", "client", "redis"),
+                        choices=("ingest", "fanout", "memory", "costs", "startup", "client", "redis",
+                                 "history"),
                         help="run only these sections")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
@@ -225,7 +239,8 @@ def main(argv=None) -> int:
         return 1
     harness.raise_file_limit()
     seconds = 2 if args.quick else 5
-    wanted = set(args.only or ("ingest", "fanout", "memory", "costs", "startup", "client", "redis"))
+    wanted = set(args.only or ("ingest", "fanout", "memory", "costs", "startup", "client", "redis",
+                               "history"))
     table, raw = Table(), {"machine": machine(), "quick": args.quick}
     started = time.monotonic()
     print(f"# progressistad benchmarks{' (--quick)' if args.quick else ''}: {raw['machine']}", flush=True)
@@ -243,6 +258,8 @@ def main(argv=None) -> int:
                                       300, parse_client)),
         ("redis", lambda: run_script(table, raw, "redis_ingest.py", ["--quick"] if args.quick else [],
                                      300, parse_nothing)),
+        ("history", lambda: run_script(table, raw, "history.py",
+                                       ["--repeat", "3" if args.quick else "7"], 300, parse_history)),
     ]
     for name, run in sections:
         if name in wanted:
