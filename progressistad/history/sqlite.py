@@ -28,7 +28,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 from progressistad import contract
 from progressistad.core import wirejson
-from progressistad.daemon.persistence import move_aside
+from progressistad.daemon.persistence.files import move_aside
 from progressistad.history import expectations
 from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
     RETRY_MOST_SECONDS, Backlog, Faults, log
