@@ -232,3 +232,35 @@ def test_an_inner_wrapper_is_a_child_of_the_outer(daemon):
     done = wrapper(["--task-id", "outer", "--", *inner], daemon.url)
     assert done.returncode == 0, done.stderr
     assert wait_task(daemon, "inner", status="close")["meta"]["parent_id"] == "outer"
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_command_once(daemon):
+    import os
+    import pty
+    import select
+
+    counting = ("import signal, time\n"
+                "signal.signal(signal.SIGINT, lambda *_: print('caught', flush=True))\n"
+                "print('ready', flush=True)\n"
+                "for _ in range(30):\n"
+                "    time.sleep(0.05)\n"
+                "print('end', flush=True)\n")
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the wrapper, with the pseudo-terminal as its controlling terminal
+        env = client_env(daemon.url)
+        os.execve(sys.executable, [sys.executable, "-m", "progressistad.client.cli", "run",
+                                   "--task-id", "ctrl-c", "--", sys.executable, "-c", counting], env)
+    seen, deadline, pressed = b"", time.monotonic() + 30, False
+    while time.monotonic() < deadline and b"end" not in seen:
+        if select.select([terminal], [], [], 0.1)[0]:
+            try:
+                seen += os.read(terminal, 1024)
+            except OSError:
+                break
+        if b"ready" in seen and not pressed:
+            os.write(terminal, b"\x03")  # the terminal's Ctrl-C: SIGINT to its foreground group
+            pressed = True
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert seen.count(b"caught") == 1, seen
+    assert wait_task(daemon, "ctrl-c", status="close")
