@@ -12,7 +12,7 @@ import pytest
 
 from tests.client.helpers import (RecordingServer, assert_acceptable, client_env, tasks, wait_task,
                                   wrapper)
-from tests.support import REPO, free_port
+from tests.support import REPO, free_port, require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -236,7 +236,6 @@ def test_an_inner_wrapper_is_a_child_of_the_outer(daemon):
 
 def test_ctrl_c_at_a_terminal_reaches_the_command_once(daemon):
     import os
-    import pty
     import select
 
     counting = ("import signal, time\n"
@@ -245,22 +244,27 @@ def test_ctrl_c_at_a_terminal_reaches_the_command_once(daemon):
                 "for _ in range(30):\n"
                 "    time.sleep(0.05)\n"
                 "print('end', flush=True)\n")
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: the wrapper, with the pseudo-terminal as its controlling terminal
-        env = client_env(daemon.url)
-        os.execve(sys.executable, [sys.executable, "-m", "progressistad.client.cli", "run",
-                                   "--task-id", "ctrl-c", "--", sys.executable, "-c", counting], env)
+    terminal, side = os.openpty()
+    # setsid --ctty: the wrapper leads a session whose controlling terminal is the pseudo-terminal.
+    proc = subprocess.Popen([require_tool("setsid"), "--ctty", sys.executable, "-m",
+                             "progressistad.client.cli", "run", "--task-id", "ctrl-c", "--",
+                             sys.executable, "-c", counting], env=client_env(daemon.url),
+                            stdin=side, stdout=side, stderr=side, cwd=str(REPO))
+    os.close(side)
     seen, deadline, pressed = b"", time.monotonic() + 30, False
-    while time.monotonic() < deadline and b"end" not in seen:
-        if select.select([terminal], [], [], 0.1)[0]:
-            try:
-                seen += os.read(terminal, 1024)
-            except OSError:
-                break
-        if b"ready" in seen and not pressed:
-            os.write(terminal, b"\x03")  # the terminal's Ctrl-C: SIGINT to its foreground group
-            pressed = True
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, seen
+    try:
+        while time.monotonic() < deadline and b"end" not in seen:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(terminal, 1024)
+                except OSError:
+                    break
+            if b"ready" in seen and not pressed:
+                os.write(terminal, b"\x03")  # the terminal's Ctrl-C: SIGINT to its foreground group
+                pressed = True
+        assert proc.wait(30) == 0, seen
+    finally:
+        proc.kill()
+        os.close(terminal)
     assert seen.count(b"caught") == 1, seen
     assert wait_task(daemon, "ctrl-c", status="close")
