@@ -1,4 +1,4 @@
-"""Cost of RemoteTqdm next to plain tqdm, per update(1) and per iteration, in one run.
+"""Cost of RemoteTqdm next to plain tqdm, per update(1), per iteration, and per update(1) with postfix.
 
 Usage: python bench/client_overhead.py [--server-url URL] [--n N] [--repeat R]
 
@@ -6,7 +6,9 @@ Both bars render to /dev/null with tqdm's defaults. Without --server-url the
 remote bars report to a local port where nothing listens, which costs the loop
 the same (the sender thread does the reporting either way). Prints each
 best-of-R time per call and the ratio remote/plain; the targets are at most
-1.5x per update(1) and 1.3x per iteration. When the earlier build's client
+1.5x per update(1) and 1.3x per iteration. The third case is a training loop:
+update(1) with set_postfix(loss=..., acc=...) every POSTFIX_EVERY calls, which
+RemoteTqdm forwards as `metrics` and `postfix` (target 1.5x, as update(1)). When the earlier build's client
 (PyPI progressista 0.2.1) is importable, e.g. with `.venv-compat/bin/python`
 (made by the compatibility test), its ratio is printed too.
 """
@@ -27,7 +29,8 @@ from tqdm import tqdm  # noqa: E402
 
 from progressistad.client import RemoteTqdm  # noqa: E402
 
-TARGETS = {"update(1)": 1.5, "iteration": 1.3}
+TARGETS = {"update(1)": 1.5, "iteration": 1.3, "postfix": 1.5}
+POSTFIX_EVERY = 100
 
 
 def unused_url() -> str:
@@ -43,6 +46,20 @@ def time_updates(make, n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
             update(1)
+        elapsed = time.perf_counter() - start
+        bar.close()
+    return elapsed / n
+
+
+def time_postfix(make, n: int) -> float:
+    with open(os.devnull, "w") as sink:
+        bar = make(total=n, file=sink)
+        update, set_postfix = bar.update, bar.set_postfix
+        start = time.perf_counter()
+        for i in range(n):
+            update(1)
+            if i % POSTFIX_EVERY == 0:
+                set_postfix(loss=1.0 / (i + 1), acc=i / n)
         elapsed = time.perf_counter() - start
         bar.close()
     return elapsed / n
@@ -73,7 +90,8 @@ def main() -> int:
     print(f"{'case':<10} {'tqdm ns':>9} {'remote ns':>10} {'ratio':>6} {'target':>7}"
           + ("  0.2.1 ratio" if old else ""))
     worst = 0.0
-    for name, measure in (("update(1)", time_updates), ("iteration", time_iteration)):
+    for name, measure in (("update(1)", time_updates), ("iteration", time_iteration),
+                          ("postfix", time_postfix)):
         plain_t = remote_t = float("inf")
         for _ in range(args.repeat):  # interleaved, so both see the same machine load
             plain_t = min(plain_t, measure(tqdm, args.n))

@@ -6,7 +6,7 @@ used, so `progressista send` and friends start quickly.
 
 from typing import Any
 
-__all__ = ["RemoteTqdm", "RemoteTqdmMixin", "make_remote_tqdm", "flush"]
+__all__ = ["RemoteTqdm", "RemoteTqdmMixin", "make_remote_tqdm", "flush", "LogHandler"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from progressistad.client import remote
 
         return getattr(remote, name)
+    if name == "LogHandler":
+        from progressistad.client.loghandler import LogHandler
+
+        return LogHandler
     if name == "flush":
         from progressistad.client.sender import flush
 

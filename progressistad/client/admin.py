@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 
 from progressistad.client.settings import auth_headers, base_url, safe_url
 from progressistad.client.transport import Connection, Response
+from progressistad.client.units import format_progress, format_rate
 
 
 class DaemonError(Exception):
@@ -72,17 +73,14 @@ def task_table(tasks: Dict[str, Any], now: Optional[float] = None) -> str:
 
 def _row(task: Dict[str, Any], now: float) -> tuple:
     n, total, unit = task.get("n") or 0, task.get("total"), task.get("unit") or ""
-    progress = f"{_num(n)}/{_num(total) if total is not None else '?'} {unit}".strip()
+    # A bare "/": the dashboard's spaced " / " would widen the column on every row.
+    progress = format_progress(n, total, unit, between="/")
     percent = f"{100 * n / total:.0f}" if total else ""
-    rate = f"{_num(task['rate'])}/s" if task.get("rate") else ""
+    rate = format_rate(task["rate"], unit) if task.get("rate") else ""
     eta = _duration(task["eta"]) if task.get("eta") is not None else ""
     idle = _duration(now - task["updated_at"]) if task.get("updated_at") else ""
     return (str(task.get("task_id")), str(task.get("status")), progress, percent, rate, eta, idle,
             str(task.get("desc") or ""))
-
-
-def _num(value: float) -> str:
-    return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
 
 
 def _duration(seconds: float) -> str:

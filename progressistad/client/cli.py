@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from progressistad import __version__
 
 DESCRIPTION = "Report progress to a progressistad daemon, or run the daemon."
+RUN_USAGE = ("progressista run [options] [-m] TARGET [-- ARGS ...]\n"
+             "       progressista run [options] [--job NAME] [--task-id ID] -- CMD [ARGS ...]")
 EXIT_UNREACHABLE = 1
 EXIT_USAGE = 2
 
@@ -45,14 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the progressistad daemon (same options as progressistad)",
                    add_help=False)
 
-    run = sub.add_parser("run", parents=[common, reporting],
-                         help="run a Python script or module with every tqdm bar reported")
+    run = sub.add_parser("run", parents=[common, reporting], usage=RUN_USAGE,
+                         help="run a Python script or module with every tqdm bar reported, "
+                              "or any command (after --) as one task")
     run.add_argument("-m", dest="module", action="store_true", help="TARGET is a module name")
     run.add_argument("--unit", help="default unit for bars that set none")
     run.add_argument("--meta", type=_json_object, metavar="JSON", help="meta object added to every task")
-    run.add_argument("target", metavar="TARGET", help="script path, or module name with -m")
+    run.add_argument("--job", metavar="NAME",
+                     help="with -- CMD: the task's job (default: the command's basename)")
+    run.add_argument("--task-id", metavar="ID",
+                     help="with -- CMD: the task's id (default JOB:host:pid)")
+    run.add_argument("target", metavar="TARGET", nargs="?", help="script path, or module name with -m")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                     help="arguments for the program (after --)")
+                     help="arguments for the program (after --); with no TARGET, the command "
+                          "and its arguments")
 
     demo = sub.add_parser("demo", parents=[common, reporting], help="send a few live sample bars")
     demo.add_argument("--seconds", type=_positive, default=30.0, help="how long the demo runs (30)")
@@ -130,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return serve(args[1:])
     parser = build_parser()
-    ns = parser.parse_args(args)
+    ns = _parse(parser, args)
     if ns.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -140,6 +148,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CommandError as error:
         print(f"progressista {ns.command}: {error}", file=sys.stderr)
         return error.status
+
+
+def _parse(parser: argparse.ArgumentParser, args: List[str]) -> argparse.Namespace:
+    """The arguments; `ns.wrapped` is CMD for `run [options] -- CMD`, where no TARGET precedes the --."""
+    if args[:1] == ["run"] and "--" in args:
+        cut = args.index("--")
+        ns = parser.parse_args(args[:cut])
+        if ns.target is None:
+            ns.wrapped = args[cut + 1:]
+            return ns
+    ns = parser.parse_args(args)
+    ns.wrapped = None
+    return ns
 
 
 class CommandError(Exception):
@@ -193,8 +214,15 @@ def _remote_options(ns: argparse.Namespace) -> Dict[str, Any]:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """Run a script or module as __main__ with the tqdm patch installed; its exit status."""
+    if ns.wrapped is not None:
+        return cmd_wrap(ns)
     from progressistad.client import patch
 
+    if ns.target is None:
+        raise CommandError("name a script (or -m MODULE), or a command after --", EXIT_USAGE)
+    if ns.job is not None or ns.task_id is not None:
+        raise CommandError("--job and --task-id go with a command after --, e.g. "
+                           "progressista run --job NAME -- CMD", EXIT_USAGE)
     defaults = _remote_options(ns)
     if ns.unit:
         defaults["unit"] = ns.unit
@@ -203,6 +231,26 @@ def cmd_run(ns: argparse.Namespace) -> int:
     patch.install(**defaults)
     program_args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
     return _run_main(ns.target, program_args, ns.module)
+
+
+def cmd_wrap(ns: argparse.Namespace) -> int:
+    """Run any command as one task; its exit status, whether or not the daemon can be reached."""
+    from progressistad.client.settings import (ENV_API_TOKEN, ENV_PUSH_INTERVAL, ENV_REQUEST_TIMEOUT,
+                                               ENV_SERVER_URL, auth_headers)
+    from progressistad.client.wrap import run_command
+
+    if not ns.wrapped:
+        raise CommandError("name the command to run after --", EXIT_USAGE)
+    if ns.module or ns.unit:
+        raise CommandError("-m and --unit go with a Python TARGET, not with a command after --",
+                           EXIT_USAGE)
+    # Unchecked: a bad URL or token is reported by the bars, and the command runs all the same.
+    remote = {"server_url": ns.server_url, "request_timeout": ns.timeout,
+              "push_every": ns.push_every, "headers": auth_headers(ns.token)}
+    given = ((ENV_SERVER_URL, ns.server_url), (ENV_API_TOKEN, ns.token),
+             (ENV_REQUEST_TIMEOUT, ns.timeout), (ENV_PUSH_INTERVAL, ns.push_every))
+    env = {name: str(value) for name, value in given if value is not None}
+    return run_command(ns.wrapped, ns.job, ns.task_id, ns.meta, remote, env)
 
 
 def _run_main(target: str, args: List[str], module: bool) -> int:

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from progressistad import contract
 
-State = Tuple[Any, Any, Any, Any]
-"""(n, total, desc, unit) of one bar."""
+State = Tuple[Any, Any, Any, Any, Any, Any]
+"""(n, total, desc, unit, postfix, metrics) of one bar."""
+
+METRICS_MAX_KEYS = 16
+METRIC_KEY_MAX_CHARS = 64
+POSTFIX_MAX_CHARS = 256
+LOG_LINE_MAX_BYTES = 1024
+LOG_EVENT_MAX_LINES = 50
+"""SPEC section 15's limits on `metrics`, `postfix` and `log`: what the daemon refuses beyond them."""
 
 
 def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = None,
-               now: Optional[float] = None) -> Dict[str, Any]:
-    """One event for POST /progress that the daemon's schema will accept whatever the bar holds."""
-    n, total, desc, unit = state
+               now: Optional[float] = None, previous: Optional[State] = None) -> Dict[str, Any]:
+    """One event for POST /progress that the daemon's schema will accept whatever the bar holds.
+
+    `postfix` and `metrics` go out only where they differ from `previous`, the state last delivered.
+    """
+    n, total, desc, unit, postfix, metrics = state
     event: Dict[str, Any] = {
         "task_id": task_id,
         "status": status,
@@ -28,6 +39,12 @@ def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = N
         event["unit"] = str(unit)[: contract.UNIT_MAX_CHARS]
     if meta:
         event["meta"] = meta
+    before_postfix, before_metrics = (previous[4], previous[5]) if previous else ("", None)
+    if (postfix or "") != (before_postfix or ""):
+        event["postfix"] = postfix_text(postfix)
+    changed = {k: v for k, v in (metrics or {}).items() if (before_metrics or {}).get(k) != v}
+    if changed:
+        event["metrics"] = changed
     return event
 
 
@@ -58,3 +75,71 @@ def task_id_for(raw: str) -> str:
     """A task id the daemon accepts: control characters replaced, length capped."""
     cleaned = "".join(ch if ch.isprintable() else "_" for ch in str(raw))
     return (cleaned or "task")[: contract.TASK_ID_MAX_CHARS]
+
+
+def postfix_text(postfix: Any) -> str:
+    """The postfix tqdm shows, as the daemon accepts it."""
+    return _utf8(str(postfix or ""))[:POSTFIX_MAX_CHARS]
+
+
+def merge_metrics(current: Mapping[str, float], given: Iterable[Tuple[Any, Any]]) -> Dict[str, float]:
+    """`current` updated with the finite numbers among `given`; a key beyond the 16th is dropped."""
+    merged = dict(current)
+    for key, value in given:
+        number = _metric(value)
+        name = _utf8(str(key))[:METRIC_KEY_MAX_CHARS]
+        if number is None or not name:
+            continue
+        if name in merged or len(merged) < METRICS_MAX_KEYS:
+            merged[name] = number
+    return merged
+
+
+def _metric(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(number) if isinstance(value, numbers.Integral) else number
+
+
+def log_lines(text: Union[str, bytes, Iterable[Any]]) -> List[str]:
+    """Lines for the log tail from a text or a list of texts, each split on newlines and cut to 1 KiB."""
+    items = [text] if isinstance(text, (str, bytes)) else text
+    lines: List[str] = []
+    for item in items:
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "replace")
+        parts = str(item).split("\n")
+        if len(parts) > 1 and not parts[-1]:
+            parts.pop()  # "a\n" is one line, as print() and logging write it
+        lines.extend(log_line(part) for part in parts)
+    return lines
+
+
+def log_line(raw: str) -> str:
+    """One line as a terminal would show it (after its last carriage return), at most 1 KiB of UTF-8."""
+    line = raw.rstrip("\r").rpartition("\r")[2]
+    if len(line) * 4 <= LOG_LINE_MAX_BYTES and line.isprintable():
+        return line
+    encoded = line.encode("utf-8", "replace")
+    # Cutting the bytes may split a character; "ignore" drops its incomplete tail.
+    return encoded[:LOG_LINE_MAX_BYTES].decode("utf-8", "ignore")
+
+
+def _utf8(text: str) -> str:
+    """`text` without lone surrogates, which no UTF-8 JSON body can carry."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def log_chunks(lines: List[str]) -> List[List[str]]:
+    """`lines` in runs of at most 50, as one event may carry."""
+    return [lines[i:i + LOG_EVENT_MAX_LINES] for i in range(0, len(lines), LOG_EVENT_MAX_LINES)]

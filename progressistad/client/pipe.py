@@ -24,7 +24,7 @@ def copy(src: int, dst: int, bar: Any, lines: bool) -> None:
         size = reader.readinto(buffer)
         if not size:
             return
-        _write_all(dst, view[:size])
+        write_all(dst, view[:size])
         update(buffer.count(b"\n", 0, size) if lines else size)
 
 
@@ -46,7 +46,8 @@ def _splice(src: int, dst: int, bar: Any) -> bool:
     return True
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def write_all(fd: int, data: memoryview) -> None:
+    """Write every byte of `data` to `fd`, however many writes it takes."""
     while data:
         data = data[os.write(fd, data):]
 

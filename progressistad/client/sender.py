@@ -1,9 +1,10 @@
 """The one background sender per process: polls live bars, batches changes, POSTs them.
 
 A bar's update() never touches this module: the sender thread reads each
-registered bar's (n, total, desc, unit) every push interval and sends what
-changed, so the measured loop pays nothing per iteration. Starts and closes
-wake the thread at once. Nothing here raises into user code.
+registered bar's state (n, total, desc, unit, postfix, metrics) every push
+interval and sends what changed, so the measured loop pays nothing per
+iteration. Log lines are queued per task and drained into the next batch.
+Starts and closes wake the thread at once. Nothing here raises into user code.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from progressistad import contract
-from progressistad.client.events import State, make_event
+from progressistad.client.events import State, log_chunks, make_event
+from progressistad.client.logqueue import LINES_PER_TASK, LogQueue
 from progressistad.client.settings import safe_url
 from progressistad.client.transport import Connection, Response
 
@@ -36,6 +38,8 @@ CHILD_CLOSE_WAIT = 1.0
 """Longest a bar's close() waits for delivery in a child process (never while the daemon is failing)."""
 MAX_PENDING_FINISHED = 10000
 """Closed bars waiting for a down server, per endpoint; the oldest are dropped beyond this."""
+MAX_QUEUED_LOG_LINES = 20000
+"""Log lines held for all the tasks of a process together (they pile up while the daemon is away)."""
 
 EndpointKey = Tuple[str, float, Tuple[Tuple[str, str], ...]]
 
@@ -46,7 +50,8 @@ class Endpoint:
     def __init__(self, url: str, timeout: float, headers: Mapping[str, str]) -> None:
         self.url = url
         self.connection = Connection(url, timeout, headers)
-        self.finals: "OrderedDict[str, dict]" = OrderedDict()
+        self.finals: "OrderedDict[str, Track]" = OrderedDict()
+        """Finished bars by task id, until their final event (and queued log lines) are delivered."""
         self.failures = 0
         self.retry_at = 0.0
         self.dropped_logged = False
@@ -124,7 +129,7 @@ class Track:
     """One live bar as the sender sees it: how to read it and what was last delivered."""
 
     __slots__ = ("task_id", "endpoint", "push_every", "bar", "read", "meta",
-                 "started", "delivered", "sent_at")
+                 "started", "delivered", "sent_at", "logs", "final")
 
     def __init__(self, task_id: str, endpoint: Endpoint, push_every: float, bar: Any,
                  read: Callable[[Any], State], meta: Optional[dict]) -> None:
@@ -137,6 +142,39 @@ class Track:
         self.started = False
         self.delivered: Optional[State] = None
         self.sent_at = 0.0
+        self.logs = LogQueue()
+        self.final: dict = {}
+        """The close or error event, once the bar is finished."""
+
+
+class Item(NamedTuple):
+    """One event of a batch and what its delivery settles."""
+
+    event: dict
+    track: Track
+    state: Optional[State]
+    """The bar's state this event delivers, if it carries one."""
+    upto: Optional[int]
+    """The sequence number of the last log line it carries."""
+    final: bool = False
+
+
+def with_log(item: Item, queued: List[Tuple[int, str]]) -> List[Item]:
+    """`item` and what it takes to carry `queued` lines, 50 to an event.
+
+    The state event carries the first run of lines and later runs follow it;
+    a final event carries the last run, so no event reopens a task after it.
+    """
+    chunks = log_chunks(queued)
+    if not chunks:
+        return [item]
+    carried = chunks[-1] if item.final else chunks[0]
+    main = item._replace(event={**item.event, "log": [line for _, line in carried]},
+                         upto=carried[-1][0])
+    extra = [Item({"task_id": item.track.task_id, "status": contract.UPDATE,
+                   "log": [line for _, line in chunk]}, item.track, None, chunk[-1][0])
+             for chunk in (chunks[:-1] if item.final else chunks[1:])]
+    return extra + [main] if item.final else [main] + extra
 
 
 class Sender:
@@ -152,6 +190,10 @@ class Sender:
         self._flush_served = 0
         self._stopped = False
         self._thread: Optional[threading.Thread] = None
+        self._log_held = 0
+        self._drops_logged = False
+        self.dropped_log_lines = 0
+        """Log lines dropped from full queues, since the sender started."""
 
     # Called from user threads: short, never blocking on the network.
     def track(self, bar: Any, read: Callable[[Any], State], task_id: str, url: str,
@@ -168,22 +210,51 @@ class Sender:
         self._wake.set()
         return track
 
-    def finish(self, track: Track, status: str, state: State) -> None:
-        """Stop reporting a bar and queue its final event (close or error), sent promptly."""
-        event = make_event(track.task_id, status, state, track.meta)
+    def finish(self, track: Track, status: str, state: State, meta: Optional[dict] = None) -> None:
+        """Stop reporting a bar and queue its final event (close or error, `meta` added), sent promptly."""
+        sent_meta = {**(track.meta or {}), **meta} if meta else track.meta
+        event = make_event(track.task_id, status, state, sent_meta, previous=track.delivered)
         with self._lock:
             self._tracks.pop(id(track), None)
+            track.final = event
             finals = track.endpoint.finals
-            finals.pop(track.task_id, None)
-            finals[track.task_id] = event
+            replaced = finals.pop(track.task_id, None)
+            if replaced is not None and replaced is not track:
+                self._log_held -= replaced.logs.clear()
+            finals[track.task_id] = track
             while len(finals) > MAX_PENDING_FINISHED:
-                finals.popitem(last=False)
+                self._log_held -= finals.popitem(last=False)[1].logs.clear()
         self._wake.set()
 
     def forget(self, track: Track) -> None:
         """Stop reporting a bar without a final event."""
         with self._lock:
-            self._tracks.pop(id(track), None)
+            if self._tracks.pop(id(track), None) is not None:
+                self._log_held -= track.logs.clear()
+
+    def log(self, track: Track, lines: List[str]) -> None:
+        """Queue log lines of a live bar, to go out with its next report."""
+        if not lines:
+            return
+        with self._lock:
+            if self._tracks.get(id(track)) is not track:
+                return
+            added, dropped = track.logs.add(lines, MAX_QUEUED_LOG_LINES - self._log_held)
+            self._log_held += added
+            self.dropped_log_lines += dropped
+            first_drop = bool(dropped and not self._drops_logged)
+            self._drops_logged = self._drops_logged or first_drop
+        if first_drop:
+            # INFO: the daemon shows only the newest lines anyway, and a daemon that is away
+            # was already logged once at WARNING.
+            log.info("progressista: more than %d log lines of a task waited to be sent; "
+                     "the oldest were dropped", LINES_PER_TASK)
+
+    def touch(self, track: Track) -> None:
+        """Send a bar's state again on the next report even if unchanged, so a quiet task stays fresh."""
+        with self._lock:
+            if track.started:
+                track.delivered = None
 
     def flush(self, timeout: float) -> bool:
         """Send every pending change now, retrying a failing daemon once; False if not done in time."""
@@ -254,47 +325,57 @@ class Sender:
         for endpoint, items in batches.items():
             if flushing:
                 endpoint.retry_at = 0.0
-            delivered = endpoint.post([event for event, _, _ in items])
+            delivered = endpoint.post([item.event for item in items])
             self._settle(endpoint, items, delivered, now)
 
-    def _collect(self, now: float, flushing: bool) -> Dict[Endpoint, List[tuple]]:
-        """Per endpoint: (event, track or None, state) for every change due now."""
+    def _collect(self, now: float, flushing: bool) -> Dict[Endpoint, List[Item]]:
+        """Per endpoint, every event due now: live bars' changes, then finished bars' last words."""
         with self._lock:
-            tracks = list(self._tracks.values())
-            finals = {ep: list(ep.finals.values()) for ep in self._endpoints.values() if ep.finals}
-        batches: Dict[Endpoint, List[tuple]] = {}
-        for track in tracks:
-            item = self._due(track, now, flushing)
-            if item is not None:
-                batches.setdefault(track.endpoint, []).append(item)
-        for endpoint, events in finals.items():
-            batches.setdefault(endpoint, []).extend((event, None, None) for event in events)
+            live = [(track, track.logs.peek()) for track in self._tracks.values()]
+            ending = [(track, track.logs.peek()) for ep in self._endpoints.values()
+                      for track in ep.finals.values()]
+        batches: Dict[Endpoint, List[Item]] = {}
+        for track, queued in live:
+            items = self._due(track, queued, now, flushing)
+            if items:
+                batches.setdefault(track.endpoint, []).extend(items)
+        for track, queued in ending:
+            batches.setdefault(track.endpoint, []).extend(
+                with_log(Item(track.final, track, None, None, True), queued))
         return {ep: items for ep, items in batches.items() if flushing or ep.ready(now)}
 
-    def _due(self, track: Track, now: float, flushing: bool) -> Optional[tuple]:
+    def _due(self, track: Track, queued: List[Tuple[int, str]], now: float,
+             flushing: bool) -> List[Item]:
         bar = track.bar()
         if bar is None:
             self.forget(track)
-            return None
+            return []
         state = track.read(bar)
         if not track.started:
-            return make_event(track.task_id, contract.START, state, track.meta), track, state
-        if state != track.delivered and (flushing or now - track.sent_at >= track.push_every):
-            return make_event(track.task_id, contract.UPDATE, state), track, state
-        return None
+            event = make_event(track.task_id, contract.START, state, track.meta)
+        elif ((queued or state != track.delivered)
+              and (flushing or now - track.sent_at >= track.push_every)):
+            event = make_event(track.task_id, contract.UPDATE, state, previous=track.delivered)
+        else:
+            return []
+        return with_log(Item(event, track, state, None), queued)
 
-    def _settle(self, endpoint: Endpoint, items: List[tuple], delivered: List[bool],
+    def _settle(self, endpoint: Endpoint, items: List[Item], delivered: List[bool],
                 now: float) -> None:
         with self._lock:
-            for (event, track, state), ok in zip(items, delivered):
+            for item, ok in zip(items, delivered):
                 if not ok:
                     continue
-                if track is None:
-                    if endpoint.finals.get(event["task_id"]) is event:
-                        del endpoint.finals[event["task_id"]]
-                else:
+                track = item.track
+                if item.upto is not None:
+                    self._log_held -= track.logs.acknowledge(item.upto)
+                if item.final:
+                    if endpoint.finals.get(track.task_id) is track:
+                        del endpoint.finals[track.task_id]
+                        self._log_held -= track.logs.clear()
+                elif item.state is not None:
                     track.started = True
-                    track.delivered = state
+                    track.delivered = item.state
                     track.sent_at = now
 
     def _endpoint(self, url: str, headers: Mapping[str, str], timeout: float) -> Endpoint:
@@ -307,7 +388,7 @@ class Sender:
     def _pending(self) -> bool:
         with self._lock:
             return any(ep.finals for ep in self._endpoints.values()) or any(
-                not t.started for t in self._tracks.values())
+                not t.started or t.logs for t in self._tracks.values())
 
     def request_timeout(self) -> float:
         with self._lock:

@@ -16,6 +16,10 @@ ENV_SERVER_URL = "PROGRESSISTA_SERVER_URL"
 ENV_PUSH_INTERVAL = "PROGRESSISTA_PUSH_INTERVAL"
 ENV_REQUEST_TIMEOUT = "PROGRESSISTA_REQUEST_TIMEOUT"
 ENV_API_TOKEN = "PROGRESSISTA_API_TOKEN"
+ENV_PARENT_ID = "PROGRESSISTA_PARENT_ID"
+"""Set by `progressista run -- CMD` for the command: the wrapper's task, parent of the command's bars."""
+ENV_JOB = "PROGRESSISTA_JOB"
+"""Set by `progressista run -- CMD` for the command: the wrapper's job, prefix of its bars' jobs."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class ClientSettings:
     push_interval: float = DEFAULT_PUSH_INTERVAL
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     api_token: Optional[str] = None
+    parent_id: Optional[str] = None
+    job: Optional[str] = None
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "ClientSettings":
@@ -36,6 +42,8 @@ class ClientSettings:
             push_interval=_positive(env.get(ENV_PUSH_INTERVAL), DEFAULT_PUSH_INTERVAL),
             request_timeout=_positive(env.get(ENV_REQUEST_TIMEOUT), DEFAULT_REQUEST_TIMEOUT),
             api_token=env.get(ENV_API_TOKEN) or None,
+            parent_id=env.get(ENV_PARENT_ID) or None,
+            job=env.get(ENV_JOB) or None,
         )
 
 

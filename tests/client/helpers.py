@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -67,7 +68,7 @@ def wait_task(daemon, task_id: str, timeout: float = 20.0, headers=None, **expec
 class RecordingServer:
     """A stand-in daemon on 127.0.0.1 that records every POSTed body and answers `status`."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, port: int = 0) -> None:
         self.status = status
         self.bodies: List[Any] = []
         self.connections = set()
@@ -91,7 +92,7 @@ class RecordingServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -105,6 +106,15 @@ class RecordingServer:
             out.extend(body if isinstance(body, list) else [body])
         return out
 
+    def logs(self, task_id: str) -> List[str]:
+        """Every log line received for `task_id`, in the order the daemon would append them."""
+        lines: List[str] = []
+        for event in self.events():
+            if event.get("task_id") == task_id and "log" in event:
+                log = event["log"]
+                lines.extend(log.split("\n") if isinstance(log, str) else log)
+        return lines
+
     def __enter__(self) -> "RecordingServer":
         self.thread.start()
         return self
@@ -112,3 +122,24 @@ class RecordingServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def assert_acceptable(event: Mapping[str, Any]) -> None:
+    """`event` keeps SPEC section 15's limits, which the daemon enforces with a 400."""
+    metrics = event.get("metrics", {})
+    assert isinstance(metrics, dict) and len(metrics) <= 16, event
+    for key, value in metrics.items():
+        assert isinstance(key, str) and 0 < len(key) <= 64, key
+        assert value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and math.isfinite(value)), (key, value)
+    assert len(event.get("postfix", "")) <= 256, event
+    log = event.get("log", [])
+    assert isinstance(log, list) and len(log) <= 50, event
+    for line in log:
+        assert isinstance(line, str) and "\n" not in line and len(line.encode("utf-8")) <= 1024
+
+
+def wrapper(args: Sequence[str], url: str, extra_env: Optional[Mapping[str, str]] = None,
+            timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess:
+    """`progressista run ARGS` with its output as bytes."""
+    return progressista(["run", *args], url, extra_env, timeout, **kwargs)

@@ -45,14 +45,14 @@ def test_settings_from_env_with_defaults_and_bad_values():
 
 
 def test_events_fit_the_wire_limits_whatever_the_bar_holds():
-    event = make_event("t", "update", (math.inf, math.nan, "d" * 5000, "u" * 100), now=1.0)
+    event = make_event("t", "update", (math.inf, math.nan, "d" * 5000, "u" * 100, None, None), now=1.0)
     assert event == {"task_id": "t", "status": "update", "n": 0, "total": None,
                      "desc": "d" * contract.DESC_MAX_CHARS, "unit": "u" * contract.UNIT_MAX_CHARS,
                      "timestamp": 1.0}
-    assert make_event("t", "close", (2.5, 10.0, None, None), {"a": 1}, now=1.0) == {
+    assert make_event("t", "close", (2.5, 10.0, None, None, None, None), {"a": 1}, now=1.0) == {
         "task_id": "t", "status": "close", "n": 2.5, "total": 10, "desc": "", "timestamp": 1.0,
         "meta": {"a": 1}}
-    assert make_event("t", "update", (-3, 0, "", ""), now=1.0)["total"] == 0
+    assert make_event("t", "update", (-3, 0, "", "", "", {}), now=1.0)["total"] == 0
 
 
 def test_task_ids_lose_control_characters_and_excess_length():

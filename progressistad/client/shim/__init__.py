@@ -1,0 +1,1 @@
+"""The directory `progressista run -- CMD` puts first on the command's PYTHONPATH (see sitecustomize)."""
