@@ -106,15 +106,7 @@ class DaemonProcess:
     def request(self, method: str, path: str, body: Any = None,
                 headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0):
         """(status, headers, parsed JSON or text) of one HTTP request to the daemon."""
-        data = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=dict(headers or {}))
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
-                return response.status, response.headers, _decode(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, _decode(error.read())
+        return http_request(method, self.url + path, body, headers, timeout)
 
     def send_signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -150,6 +142,20 @@ class DaemonProcess:
             os.unlink(self.log_file.name)
         except OSError:
             pass
+
+
+def http_request(method: str, url: str, body: Any = None,
+                 headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0):
+    """(status, headers, parsed JSON or text) of one HTTP request; a JSON body unless bytes."""
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.headers, _decode(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, _decode(error.read())
 
 
 def _decode(raw: bytes) -> Any:
