@@ -12,27 +12,12 @@ from typing import Dict
 
 import pytest
 
-from tests.booted.machine import RELEASES, Machine, debian_mirror, root_tarball
+from tests.booted.machine import RELEASES, Booted, Machine, debian_mirror, root_tarball
 from tests.packaging.helpers import require_root
-from tests.support import free_port, require_tool
+from tests.support import require_tool
 
 FAILED_STEP: Dict[str, str] = {}
 """Release -> the first step that failed on it."""
-
-
-class Booted:
-    """The machine of one release, and what the steps share: the package, the ports, the tokens."""
-
-    def __init__(self, machine: Machine, deb: str) -> None:
-        self.machine = machine
-        self.deb = deb
-        self.port = free_port()
-        self.socket_port = free_port()
-        self.tokens: Dict[str, str] = {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="module", params=RELEASES)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tests.support import REPO, wait_for
+from tests.support import REPO, free_port, wait_for
 
 RELEASES = ("bookworm", "trixie")
 """Debian 12 and Debian 13."""
@@ -184,6 +184,18 @@ class Machine:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Booted:
+    """The machine of one release, and what the steps share: the package, the ports, the token."""
+
+    def __init__(self, machine: Machine, deb: str) -> None:
+        self.machine = machine
+        self.deb = deb
+        self.port = free_port()
+        self.socket_port = free_port()
+        self.token: Optional[str] = None
+        """The token the operator put in the conffile, once there is one."""
 
 
 def listening_addresses(port: int) -> List[str]:
