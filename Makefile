@@ -72,7 +72,7 @@ test-oldest:
 	  echo "== leg: oldest SKIPPED (no Python 3.9 under $(PYENV_ROOT))"; exit 0; fi
 	@$(MAKE) --no-print-directory $(VENV_OLDEST)/.installed
 	@echo "== leg: oldest ($$($(VENV_OLDEST)/bin/python -c 'import sys,tornado;from importlib.metadata import version as v;print("Python",sys.version.split()[0],"tornado",tornado.version,"marshmallow",v("marshmallow"))'))"
-	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging and not schemathesis" tests
+	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_FLAGS) -m "not browser and not packaging and not booted and not schemathesis" tests
 
 screenshot: test-os-deps $(VENV_NEWEST)/.installed
 	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_scale.py -k screenshot
@@ -94,6 +94,13 @@ DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all p
 	python3-wheel dpkg-dev fakeroot
 OS_TEST_PACKAGES += $(DEB_BUILD_PACKAGES) lintian rpm caddy mandoc groff man-db systemd python3-seccomp \
 	python3-tornado python3-marshmallow python3-configargparse python3-sdnotify python3-tqdm
+
+# The RPM built with stand-ins for Fedora's Python macros (tests/packaging/rpm_standins).
+OS_TEST_PACKAGES += rpm2cpio python3-build python3-installer
+
+# The booted leg (tests/booted, marker booted): minimal Debian roots made by mmdebstrap
+# and booted by systemd-nspawn; nsenter and unshare come with util-linux.
+OS_TEST_PACKAGES += mmdebstrap debian-archive-keyring systemd-container
 
 deb:
 	@bash .ci/os-deps $(DEB_BUILD_PACKAGES)

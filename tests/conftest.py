@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.support import DaemonProcess
+from tests.support import REPO, DaemonProcess, require_tool
 
 
 @pytest.fixture
@@ -44,3 +47,15 @@ def redis_prefix(request):
     import uuid
 
     return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="session")
+def built_deb(tmp_path_factory) -> Path:
+    """progressistad_<version>_all.deb built from this tree once a session (packaging and booted legs)."""
+    for tool in ("dpkg-buildpackage", "dh", "dpkg-parsechangelog", "fakeroot"):
+        require_tool(tool)
+    out = tmp_path_factory.mktemp("deb")
+    result = subprocess.run(["bash", str(REPO / "packaging" / "build-deb.sh"), str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])

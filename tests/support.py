@@ -110,15 +110,7 @@ class DaemonProcess:
     def request(self, method: str, path: str, body: Any = None,
                 headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0):
         """(status, headers, parsed JSON or text) of one HTTP request to the daemon."""
-        data = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=dict(headers or {}))
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
-                return response.status, response.headers, decode_body(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, decode_body(error.read())
+        return http_request(method, self.url + path, body, headers, timeout)
 
     def send_signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -154,6 +146,20 @@ class DaemonProcess:
             os.unlink(self.log_file.name)
         except OSError:
             pass
+
+
+def http_request(method: str, url: str, body: Any = None,
+                 headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0):
+    """(status, headers, parsed JSON or text) of one HTTP request; a JSON body unless bytes."""
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.headers, decode_body(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, decode_body(error.read())
 
 
 def post(daemon: "DaemonProcess", events: Any, headers: Optional[Mapping[str, str]] = None) -> Any:

@@ -199,7 +199,8 @@ def _option(name: str, convert: Callable[[str], Any], help: str, metavar: Option
 
 OPTIONS: Tuple[Option, ...] = (
     _option("host", _text, "interface to bind; 0.0.0.0 for every IPv4 one, :: for IPv6 as well, "
-            "127.0.0.1 behind a proxy on this host (default %(default)s)", "ADDR"),
+            "127.0.0.1 behind a proxy on this host (default %(default)s; the packaged configuration "
+            "file sets 127.0.0.1)", "ADDR"),
     _option("port", _integer(0, 65535), "TCP port to listen on (default %(default)s)", "PORT"),
     _option("storage-path", _optional_text, "JSON state file that keeps tasks across restarts, "
             "e.g. /var/lib/progressista/state.json (the systemd units'), written atomically with "

@@ -50,6 +50,13 @@ def stderr_is_journal(env: Mapping[str, str], stream: TextIO) -> bool:
     return expected == f"{stat.st_dev}:{stat.st_ino}"
 
 
+def journal_line(levelno: int, text: str, env: Mapping[str, str], stream: TextIO) -> str:
+    """`text` with its `<N>` priority when `stream` is the journal: for lines before logging is set up."""
+    if stderr_is_journal(env, stream):
+        return f"<{syslog_priority(levelno)}>{text}"
+    return text
+
+
 def configure_logging(level: str, env: Mapping[str, str], stream: Optional[TextIO] = None) -> None:
     """One stderr handler on the root logger, formatted for the journal or a terminal."""
     stream = stream or sys.stderr

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from progressistad.daemon.activation import ActivationError, describe, inherited
 from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
 )
-from progressistad.daemon.logs import configure_logging, set_level
+from progressistad.daemon.logs import configure_logging, journal_line, set_level
 from progressistad.daemon.systemd import EventRate, Notifier, status_line
 from progressistad.daemon.wiring import Services, StartupError, build
 from progressistad.web.app import make_app
@@ -246,7 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         parsed = parse_config(args, env)
     except ConfigError as exc:
-        print(f"progressistad: {exc}", file=sys.stderr)
+        print(journal_line(logging.ERROR, f"progressistad: {exc}", env, sys.stderr), file=sys.stderr)
         return EXIT_USAGE
     if parsed.print_config:
         print(format_config(parsed))
@@ -257,8 +258,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return serve(parsed, args, env)
 
 
+def raise_open_files_limit(getrlimit=resource.getrlimit, setrlimit=resource.setrlimit) -> None:
+    """Soft RLIMIT_NOFILE up to the hard one: each client and dashboard holds a descriptor."""
+    soft, hard = getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:
+        log.debug("open files: keeping the soft limit %d (hard %d): %s", soft, hard, exc)
+        return
+    log.debug("open files: soft limit raised from %d to the hard limit %d", soft, hard)
+
+
 def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> int:
     configure_logging(parsed.settings.log_level, env)
+    raise_open_files_limit()
     notifier = Notifier.from_environment(env, os.getpid())
     try:
         return asyncio.run(Daemon(parsed.settings, args, env, notifier).run())

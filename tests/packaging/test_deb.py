@@ -65,8 +65,9 @@ def test_make_deb_names_the_package_after_the_version(built_deb):
 
 def test_depends_on_debians_libraries(built_deb):
     depends = [d.strip() for d in deb_field(built_deb, "Depends").split(",")]
+    # procps: /bin/kill, which ExecReload= calls.
     for package in ("python3-tornado", "python3-marshmallow", "python3-configargparse",
-                    "python3-sdnotify", "python3-tqdm"):
+                    "python3-sdnotify", "python3-tqdm", "procps"):
         assert any(d.split()[0] == package for d in depends), (package, depends)
     assert "python3-redis" in deb_field(built_deb, "Suggests")
 

@@ -24,6 +24,8 @@ COMMON = {
     "NotifyAccess": "main",
     "ExecReload": "/bin/kill -HUP $MAINPID",
     "Restart": "on-failure",
+    "RestartPreventExitStatus": "2",
+    "LimitNOFILE": "65536",
     "DynamicUser": "yes",
     "StateDirectory": "progressista",
     "ConfigurationDirectory": "progressista",
