@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("redis")
 
 from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
-from progressistad.core.store import CapacityError, Changes, SweepPolicy, TaskStore  # noqa: E402
-from tests import redis_layout  # noqa: E402
+from progressistad.core.store import CapacityError, SweepPolicy, TaskStore  # noqa: E402
+from tests.cluster import layout as redis_layout  # noqa: E402
+from tests.cluster.helpers import sweep_in_steps  # noqa: E402
 
 PREVIOUS_RELEASE = {
     "wrote": redis_layout.as_previous_release_wrote,
@@ -129,7 +130,8 @@ class Pair:
             if kind == "apply":
                 upserted, removed = await store.apply(step[1], step[2], self.max_tasks)
             elif kind == "sweep":
-                return await self._redis_sweep(store, step[2], step[1], step[3])
+                changes = await sweep_in_steps(store, step[2], step[1], step[3])
+                return (sorted(changes.upserted), sorted(changes.removed))
             elif kind == "remove":
                 upserted, removed = [], await store.remove(step[1])
             else:
@@ -137,20 +139,6 @@ class Pair:
         except CapacityError as error:
             return ("capacity", error.needed)
         return (sorted(t.task_id for t in upserted), sorted(removed))
-
-    async def _redis_sweep(self, store, now, policy, limit):
-        """Script calls of at most `limit` tasks, each acting on no more, as RedisTaskService does."""
-        changes = Changes()
-        while True:
-            upserted, removed, more = await store.sweep(now, policy, limit=limit)
-            assert limit is None or len(upserted) + len(removed) <= limit
-            assert limit is not None or not more
-            for task in upserted:
-                changes.add_upsert(task.task_id)
-            for task_id in removed:
-                changes.add_removal(task_id)
-            if not more:
-                return (sorted(changes.upserted), sorted(changes.removed))
 
 
 @pytest.fixture
