@@ -12,7 +12,9 @@ from typing import Callable, Optional
 
 from progressistad.cluster.link import Link
 from progressistad.cluster.mirror import TaskMirror
-from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore, decode_entry
+from progressistad.cluster.store import (
+    UNAVAILABLE_ERRORS, RedisTaskStore, decode_entry, written_by,
+)
 from progressistad.core.store import Changes
 
 log = logging.getLogger("progressistad.cluster")
@@ -92,7 +94,7 @@ class StreamFollower:
             return
         changes = Changes()
         for entry_id, fields in entries:
-            if self.backend.owner and fields.get(b"o") == self.backend.owner.encode():
+            if written_by(fields, self.backend.owner):
                 self.last_id = entry_id
                 continue
             change = decode_entry(fields)

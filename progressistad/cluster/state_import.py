@@ -9,7 +9,8 @@ import time
 from typing import Any, Dict, List
 
 from progressistad.cluster.link import SOCKET_TIMEOUT, safe_url, unreachable
-from progressistad.cluster.store import UNAVAILABLE_ERRORS, InvalidState, RedisTaskStore, connect
+from progressistad.cluster.records import InvalidState
+from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore, connect
 from progressistad.core.statefile import restored_status
 from progressistad.service import Clock
 
