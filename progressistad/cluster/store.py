@@ -71,8 +71,6 @@ class RedisTaskStore:
         self._sweep = client.register_script(scripts.SWEEP)
         self._import = client.register_script(scripts.IMPORT)
         self._upgrade = client.register_script(scripts.UPGRADE)
-        from progressistad.cluster.optimistic import OptimisticApply
-        self._optimistic = OptimisticApply(client, self.keys, stream_maxlen, owner)
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -86,10 +84,6 @@ class RedisTaskStore:
 
     async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
         """Apply validated events all or none; raise CapacityError when they do not fit."""
-        return await self._optimistic(events, now, max_tasks)
-
-    async def apply_in_lua(self, events: Sequence[Mapping[str, Any]], now: float,
-                           max_tasks: int) -> Change:
         payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))
         reply = await self._apply(keys=self.keys,
                                   args=[repr(float(now)), max_tasks, self.stream_maxlen, payload,
