@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from progressistad.core.store import Changes, SweepPolicy, TaskStore
+from progressistad.core.store import Changes, SweepPolicy, TaskReader, TaskStore
 
 Listener = Callable[[Changes], None]
 Clock = Callable[[], float]
@@ -24,11 +24,16 @@ class StoreUnavailable(Exception):
     """The shared task store cannot be reached right now; the request may be retried later."""
 
 
-class Announcer:
-    """Who hears of a service's changes (the hub, persistence), and telling them."""
+class ServiceBase:
+    """What every task service holds: the store readers read, the sweep policy, the clock, the
+    count of events taken, and the listeners it tells of each change (the hub, persistence)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: TaskReader, clock: Clock, policy: SweepPolicy) -> None:
+        self.store = store
+        self.policy = policy
+        self._clock = clock
         self._listeners: List[Listener] = []
+        self.events_accepted = 0
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -39,18 +44,13 @@ class Announcer:
                 listener(changes)
 
 
-class TaskService(Announcer):
+class TaskService(ServiceBase):
     """Store mutations, timestamped with the injected clock and announced to listeners.
 
     `store` is what synchronous readers (hub, health, metrics, persistence) read.
     """
 
-    def __init__(self, store: TaskStore, clock: Clock, policy: SweepPolicy) -> None:
-        super().__init__()
-        self.store = store
-        self.policy = policy
-        self._clock = clock
-        self.events_accepted = 0
+    store: TaskStore
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
         """Apply validated events all or none; raises CapacityError when they do not fit."""

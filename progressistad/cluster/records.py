@@ -17,8 +17,7 @@ import struct
 from typing import Any, Dict, List, Mapping, Optional
 
 from progressistad import contract
-from progressistad.core import wirejson
-from progressistad.core.store import RATE_STATE, Task
+from progressistad.core.store import RATE_STATE, EntryCache, Task
 
 Wire = Dict[str, Any]
 
@@ -123,7 +122,7 @@ def record_to_wire(raw: bytes) -> Wire:
     }
 
 
-class PackedTask:
+class PackedTask(EntryCache):
     """A task as the scripts packed it, decoded to its served form on first use.
 
     Most tasks a daemon hears of are replaced before any dashboard or request reads them
@@ -147,12 +146,6 @@ class PackedTask:
         if self._wire is None:
             self._wire = record_to_wire(self.raw)
         return self._wire
-
-    def entry(self) -> str:
-        """The served form as a JSON "tasks" entry (`wirejson.entry`), made once."""
-        if self._entry is None:
-            self._entry = wirejson.entry(self.task_id, self.to_wire())
-        return self._entry
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PackedTask) and other.raw == self.raw

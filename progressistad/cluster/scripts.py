@@ -48,11 +48,10 @@ KEY_NAMES = tuple(name for _, name in SCRIPT_KEYS)
 PAGE = 1000
 """Entries one command reads or writes, at most: bounds a script's memory and Lua's unpack."""
 
-REPLY_OK, REPLY_CAPACITY, REPLY_BUSY = "ok", "capacity", "busy"
-"""What a script's reply starts with: done, the tasks do not fit, another daemon sweeps."""
-SWEEP_MORE, SWEEP_DONE = "more", "done"
-"""Whether a sweep call stopped at its limit (the sweep goes on in another call)."""
-STREAM_ORIGIN, STREAM_TASKS, STREAM_REMOVED, STREAM_RESYNC = "o", "t", "r", "resync"
+REPLY = {"OK": "ok", "CAPACITY": "capacity", "BUSY": "busy", "MORE": "more", "DONE": "done"}
+"""What a script's reply starts with: done, the tasks do not fit, another daemon sweeps; and
+a sweep call's last item: whether it stopped at its limit (more: call again) or not."""
+STREAM = {"ORIGIN": "o", "TASKS": "t", "REMOVED": "r", "RESYNC": "resync"}
 """Fields of a stream entry: the daemon that wrote it, records, removed ids, "reload all"."""
 
 
@@ -93,59 +92,49 @@ def _new_task() -> Tuple[Dict[str, Any], List[str]]:
     return fields, [name for name in fields if early[name] != late[name]]
 
 
-def _declarations() -> Dict[str, Any]:
-    numbers = records.NUMBER_FIELDS
-    assert numbers.index("stale_at") < numbers.index("eta") < numbers.index("v")  # as_stale
-    new_task, new_task_now = _new_task()
+def _keys() -> Dict[str, Any]:
+    """The keys (`SCRIPT_KEYS`) and the sweep queues' keys by queue, in a list and by status."""
     queue_keys = {queue: Lua(local) for (local, _), queue in zip(SCRIPT_KEYS[-len(SWEEP_QUEUES):],
                                                                 SWEEP_QUEUES)}
-    declared: Dict[str, Any] = {local: Lua(f"KEYS[{i}]") for i, (local, _) in
-                                enumerate(SCRIPT_KEYS, 1)}
-    declared.update(
-        QUEUES=[queue_keys[queue] for queue in SWEEP_QUEUES],
-        QUEUE_KEY=queue_keys,
-        QUEUE_OF={status: sweep_queue(status) for status in contract.STATUSES},
-        K_DONE=queue_keys[QUEUE_FINISHED],
-        STATUS_NAMES=contract.STATUSES,
-        START=contract.START,
-        DEFAULT_STATUS=contract.DEFAULT_EVENT_STATUS,
-        STALE=contract.STALE,
-        FINISHED=contract.FINISHED_STATUSES,
-        ACTIVE=contract.ACTIVE_STATUSES,
-        APPLIED=APPLIED_FIELDS,
-        NEW_TASK=new_task,
-        NEW_TASK_NOW=new_task_now,
-        SMOOTHING=RATE_SMOOTHING,
-        FIRST_WEIGHT=FIRST_SAMPLE_WEIGHT,
-        ACT_STALE=SWEEP_STALE,
-        ACT_REMOVE=SWEEP_REMOVE,
-        TEXT_FIELDS=records.TEXT_FIELDS,
-        NUMBER_FIELDS=numbers,
-        RECORD_HEAD=records.RECORD_HEAD,
-        HEAD_SIZE=struct.calcsize(records.RECORD_HEAD),
-        NUMBER=records.NUMBER,
-        NUMBER_SIZE=struct.calcsize(records.NUMBER),
-        RECORD=records.RECORD_HEAD + records.NUMBER[1:] * len(numbers)
-        + "s" * (1 + len(records.TEXT_FIELDS)),
-        SEPARATOR=records.SEPARATOR,
-        UPDATED_AT_AT=records.number_at("updated_at"),
-        STALE_AT_AT=records.number_at("stale_at"),
-        ETA_AT=records.number_at("eta"),
-        V_AT=records.number_at("v"),
-        STALE_AT_BIT=numbers.index("stale_at"),
-        ETA_BIT=numbers.index("eta"),
-        LAYOUT=LAYOUT_VERSION,
-        PAGE=PAGE,
-        REPLY_OK=REPLY_OK,
-        REPLY_CAPACITY=REPLY_CAPACITY,
-        REPLY_BUSY=REPLY_BUSY,
-        SWEEP_MORE=SWEEP_MORE,
-        SWEEP_DONE=SWEEP_DONE,
-        STREAM_ORIGIN=STREAM_ORIGIN,
-        STREAM_TASKS=STREAM_TASKS,
-        STREAM_REMOVED=STREAM_REMOVED,
-        STREAM_RESYNC=STREAM_RESYNC,
-    )
+    keys: Dict[str, Any] = {local: Lua(f"KEYS[{i}]") for i, (local, _) in enumerate(SCRIPT_KEYS, 1)}
+    keys.update(QUEUES=[queue_keys[queue] for queue in SWEEP_QUEUES], QUEUE_KEY=queue_keys,
+                QUEUE_OF={status: sweep_queue(status) for status in contract.STATUSES},
+                K_DONE=queue_keys[QUEUE_FINISHED])
+    return keys
+
+
+def _rules() -> Dict[str, Any]:
+    """Statuses, a new task, the fields an event sets, the rate's weights, the sweep's actions."""
+    new_task, new_task_now = _new_task()
+    rules = {name: getattr(contract, name) for name in ("START", "STALE")}
+    rules.update(STATUS_NAMES=contract.STATUSES, DEFAULT_STATUS=contract.DEFAULT_EVENT_STATUS,
+                 FINISHED=contract.FINISHED_STATUSES, ACTIVE=contract.ACTIVE_STATUSES,
+                 APPLIED=APPLIED_FIELDS, NEW_TASK=new_task, NEW_TASK_NOW=new_task_now,
+                 SMOOTHING=RATE_SMOOTHING, FIRST_WEIGHT=FIRST_SAMPLE_WEIGHT,
+                 ACT_STALE=SWEEP_STALE, ACT_REMOVE=SWEEP_REMOVE)
+    return rules
+
+
+def _record_layout() -> Dict[str, Any]:
+    """The record's fields and sizes, and where the numbers a sweep rewrites in place sit."""
+    numbers = records.NUMBER_FIELDS
+    assert numbers.index("stale_at") < numbers.index("eta") < numbers.index("v")  # as_stale
+    layout: Dict[str, Any] = {f"{name.upper()}_AT": records.number_at(name)
+                              for name in ("updated_at", "stale_at", "eta", "v")}
+    layout.update({f"{name.upper()}_BIT": numbers.index(name) for name in ("stale_at", "eta")})
+    layout.update(TEXT_FIELDS=records.TEXT_FIELDS, NUMBER_FIELDS=numbers,
+                  RECORD_HEAD=records.RECORD_HEAD, HEAD_SIZE=struct.calcsize(records.RECORD_HEAD),
+                  NUMBER=records.NUMBER, NUMBER_SIZE=struct.calcsize(records.NUMBER),
+                  RECORD=records.RECORD_HEAD + records.NUMBER[1:] * len(numbers)
+                  + "s" * (1 + len(records.TEXT_FIELDS)),
+                  SEPARATOR=records.SEPARATOR)
+    return layout
+
+
+def _declarations() -> Dict[str, Any]:
+    declared = {**_keys(), **_rules(), **_record_layout(), "LAYOUT": LAYOUT_VERSION, "PAGE": PAGE}
+    declared.update({f"REPLY_{key}": value for key, value in REPLY.items()})
+    declared.update({f"STREAM_{key}": value for key, value in STREAM.items()})
     return declared
 
 
@@ -634,7 +623,7 @@ for _, queue in ipairs(plan) do
   if budget > 0 then budget = budget - sweep_queue(QUEUE_KEY[queue[1]], queue[2], queue[3]) end
 end
 local reply = publish(maxlen, records, removed, ARGV[4])
-reply[4] = budget <= 0 and SWEEP_MORE or SWEEP_DONE
+reply[4] = budget <= 0 and REPLY_MORE or REPLY_DONE
 return reply
 """
 

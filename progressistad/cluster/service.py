@@ -13,26 +13,24 @@ from progressistad.cluster.link import Link, describe
 from progressistad.cluster.mirror import MirroredTask, TaskMirror
 from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore
 from progressistad.core.store import Changes, SweepPolicy
-from progressistad.service import SWEEP_CHUNK, Announcer, Clock, StoreUnavailable
+from progressistad.service import SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable
 
 
-class RedisTaskService(Announcer):
+class RedisTaskService(ServiceBase):
     """The `TaskService` interface over the group's Redis store; reads come from Redis itself.
 
     `store` is the local mirror, for synchronous readers (hub, health, metrics).
     Listeners hear about every change of the group, from the stream follower.
     """
 
+    store: TaskMirror
+
     def __init__(self, backend: RedisTaskStore, mirror: TaskMirror, link: Link,
                  clock: Clock, policy: SweepPolicy, lease_seconds: float) -> None:
-        super().__init__()
+        super().__init__(mirror, clock, policy)
         self.backend = backend
-        self.store = mirror
         self.link = link
-        self.policy = policy
         self.lease_seconds = lease_seconds
-        self._clock = clock
-        self.events_accepted = 0
         self.sweeps_run = 0
         self.cleanup_leader = False
         """Whether this daemon held the group's cleanup lease at its last sweep."""

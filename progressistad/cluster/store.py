@@ -36,10 +36,9 @@ Change = Tuple[List[PackedTask], List[str]]
 SweepStep = Tuple[List[PackedTask], List[str], bool]
 """A sweep call's change, and whether it stopped at its limit (the sweep goes on)."""
 
-_CAPACITY, _BUSY, _MORE = (tag.encode() for tag in (scripts.REPLY_CAPACITY, scripts.REPLY_BUSY,
-                                                    scripts.SWEEP_MORE))
-_ORIGIN, _TASKS, _REMOVED, _RESYNC = (name.encode() for name in (
-    scripts.STREAM_ORIGIN, scripts.STREAM_TASKS, scripts.STREAM_REMOVED, scripts.STREAM_RESYNC))
+_CAPACITY, _BUSY, _MORE = (scripts.REPLY[tag].encode() for tag in ("CAPACITY", "BUSY", "MORE"))
+_ORIGIN, _TASKS, _REMOVED, _RESYNC = (scripts.STREAM[name].encode()
+                                      for name in ("ORIGIN", "TASKS", "REMOVED", "RESYNC"))
 
 
 def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":

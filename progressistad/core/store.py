@@ -130,7 +130,19 @@ def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
     return first_action(policy.rules(_QUEUE_OF_STATUS[status]), idle)
 
 
-class Task:
+class EntryCache:
+    """A task's served form as a JSON "tasks" entry (`wirejson.entry`), made once until the
+    task changes (its `_entry` reset to None)."""
+
+    __slots__ = ()
+
+    def entry(self) -> str:
+        if self._entry is None:
+            self._entry = wirejson.entry(self.task_id, self.to_wire())
+        return self._entry
+
+
+class Task(EntryCache):
     """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
 
     __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry",)
@@ -160,12 +172,6 @@ class Task:
     def to_wire(self) -> Dict[str, Any]:
         """The task as served: every field of `contract.TASK_FIELDS`."""
         return {name: getattr(self, name) for name in contract.TASK_FIELDS}
-
-    def entry(self) -> str:
-        """The served form as a JSON "tasks" entry (`wirejson.entry`), kept until the task changes."""
-        if self._entry is None:
-            self._entry = wirejson.entry(self.task_id, self.to_wire())
-        return self._entry
 
     def cached_entry(self) -> Optional[str]:
         """The entry if one was made since the task last changed, else None."""
