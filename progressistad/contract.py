@@ -41,6 +41,8 @@ TOKEN_META_KEY = "_token"
 TOKEN_QUERY_PARAM = "token"
 TOKEN_COOKIE = "progressista_token"
 
+WS_PROTOCOL_PARAM = "protocol"
+"""`/ws?protocol=delta` picks the delta protocol; the snapshot protocol is the default."""
 WS_PROTOCOL_SNAPSHOT = "snapshot"
 WS_PROTOCOL_DELTA = "delta"
 WS_MESSAGE_SNAPSHOT = "snapshot"

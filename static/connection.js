@@ -1,12 +1,19 @@
 // The live link to the daemon: /ws?protocol=delta, seq checking, reconnects with backoff.
 
-const CLOSE_UNAUTHORIZED = 4401;
+import {
+  WS_CLOSE_UNAUTHORIZED, WS_MESSAGE_DELTA, WS_MESSAGE_SNAPSHOT, WS_PROTOCOL_DELTA, WS_PROTOCOL_PARAM,
+} from "./contract.js";
+
+/** Close codes of the page's own choosing: it is leaving, or it drops a socket to resync. */
+const CLOSE_NORMAL = 1000;
+const CLOSE_RESYNC = 4000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 
 /** Socket URL next to the page (works under a --base-path prefix), ws: or wss: like the page. */
 export function socketUrl(pageHref) {
-  const url = new URL("../ws?protocol=delta", pageHref);
+  const url = new URL("../ws", pageHref);
+  url.searchParams.set(WS_PROTOCOL_PARAM, WS_PROTOCOL_DELTA);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.hash = "";
   return url.href;
@@ -45,7 +52,7 @@ export class LiveConnection {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    if (this.socket) this.socket.close(1000, "page closed");
+    if (this.socket) this.socket.close(CLOSE_NORMAL, "page closed");
   }
 
   open() {
@@ -71,12 +78,12 @@ export class LiveConnection {
       this.resync("unreadable message");
       return;
     }
-    if (message.type === "snapshot") {
+    if (message.type === WS_MESSAGE_SNAPSHOT) {
       this.seq = message.seq;
       this.attempt = 0;
       this.handlers.onSnapshot(message.tasks || {}, receivedAt);
       this.handlers.onState("connected", 0);
-    } else if (message.type === "delta") {
+    } else if (message.type === WS_MESSAGE_DELTA) {
       if (this.seq === null || message.seq !== this.seq + 1) {
         this.resync("missed an update");
         return;
@@ -90,14 +97,14 @@ export class LiveConnection {
   resync(reason) {
     const socket = this.socket;
     this.socket = null;
-    if (socket) socket.close(4000, reason);
+    if (socket) socket.close(CLOSE_RESYNC, reason);
     this.open();
   }
 
   closed(socket, code) {
     if (socket !== this.socket || this.stopped) return;
     this.socket = null;
-    if (code === CLOSE_UNAUTHORIZED) {
+    if (code === WS_CLOSE_UNAUTHORIZED) {
       this.handlers.onState("unauthorized", 0);
       return;
     }

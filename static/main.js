@@ -3,16 +3,29 @@
 import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
-import { Filters, TaskState } from "./tasks.js";
+import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
+import { element } from "./rows.js";
+import { Filters, STATUSES, TaskState } from "./tasks.js";
 
 const byId = (id) => document.getElementById(id);
 
 /** The daemon turned `?token=` into an HttpOnly cookie; keep the token out of the address bar. */
 function dropTokenFromAddress() {
   const url = new URL(location.href);
-  if (!url.searchParams.has("token")) return;
-  url.searchParams.delete("token");
+  if (!url.searchParams.has(TOKEN_QUERY_PARAM)) return;
+  url.searchParams.delete(TOKEN_QUERY_PARAM);
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+}
+
+/** One checkbox per status in the status filter, in the order the sections show them. */
+function statusBoxes(fieldset) {
+  return STATUSES.map((status) => {
+    const box = element("input", null, { type: "checkbox", name: "status", value: status });
+    const label = element("label");
+    label.append(box, " " + status);
+    fieldset.appendChild(label);
+    return box;
+  });
 }
 
 function sectionsOf(names) {
@@ -135,7 +148,7 @@ class Dashboard {
   bindControls() {
     const search = byId("search");
     const sort = byId("sort");
-    const boxes = [...document.querySelectorAll("input[name=status]")];
+    const boxes = statusBoxes(byId("statuses"));
     const show = () => {
       search.value = this.filters.query;
       sort.value = this.filters.sort;
@@ -159,11 +172,11 @@ class Dashboard {
     });
     byId("board").addEventListener("click", (event) => this.clicked(event));
     byId("clear-completed").addEventListener("click", (event) =>
-      this.act(event.currentTarget, () => clearTasks(["close"])));
+      this.act(event.currentTarget, () => clearTasks([CLOSE])));
     byId("clear-errors").addEventListener("click", (event) =>
-      this.act(event.currentTarget, () => clearTasks(["error"])));
+      this.act(event.currentTarget, () => clearTasks([ERROR])));
     byId("clear-stale").addEventListener("click", (event) =>
-      this.act(event.currentTarget, () => clearTasks(["stale"])));
+      this.act(event.currentTarget, () => clearTasks([STALE])));
   }
 
   clicked(event) {

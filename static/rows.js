@@ -1,6 +1,7 @@
 // DOM for one task bar and for one group of bars. Built once, then only text and a transform change.
 // Task text only ever goes through textContent and attributes, never through HTML.
 
+import { ACTIVE_STATUSES, STALE } from "./contract.js";
 import { fractionOf } from "./tasks.js";
 import {
   formatAge, formatDuration, formatPercent, formatProgress, formatRate, isByteUnit,
@@ -70,7 +71,7 @@ function labelled(prefix, value) {
 }
 
 function isRunning(task) {
-  return task.status === "start" || task.status === "update" || task.status === "recovered";
+  return ACTIVE_STATUSES.includes(task.status);
 }
 
 /** Seconds left, counted down from the daemon's estimate at the task's last update. */
@@ -125,7 +126,7 @@ export class TaskRow {
     if (!task) return;
     const remaining = remainingSeconds(task, now);
     setText(this.stats.eta, remaining === null ? "" : "ETA " + formatDuration(remaining));
-    const end = task.done_at || (task.status === "stale" && task.stale_at) || now;
+    const end = task.done_at || (task.status === STALE && task.stale_at) || now;
     setText(this.stats.elapsed, labelled("elapsed ", formatDuration(end - task.created_at)));
     setText(this.stats.age, labelled("updated ", formatAge(Math.max(0, now - task.updated_at))));
   }

@@ -1,16 +1,19 @@
 // The dashboard's copy of the daemon's tasks: buckets, groups, filters, clock skew.
 
-export const BUCKETS = ["active", "attention", "completed"];
-export const STATUSES = ["start", "update", "recovered", "stale", "error", "close"];
+import { CLOSE, ERROR, RECOVERED, STALE, START, UPDATE } from "./contract.js";
 
-const BUCKET_OF_STATUS = {
-  start: "active",
-  update: "active",
-  stale: "attention",
-  error: "attention",
-  recovered: "attention",
-  close: "completed",
+/** The sections and the statuses each shows, in the order the status filter lists them. */
+const BUCKET_STATUSES = {
+  active: [START, UPDATE],
+  attention: [RECOVERED, STALE, ERROR],
+  completed: [CLOSE],
 };
+
+export const BUCKETS = Object.keys(BUCKET_STATUSES);
+export const STATUSES = BUCKETS.flatMap((bucket) => BUCKET_STATUSES[bucket]);
+
+const BUCKET_OF_STATUS = Object.fromEntries(
+  BUCKETS.flatMap((bucket) => BUCKET_STATUSES[bucket].map((status) => [status, bucket])));
 
 /** Which section a task belongs to: active, attention (stale/error/recovered) or completed. */
 export function bucketOf(task) {
@@ -31,7 +34,7 @@ export function groupOf(task) {
 /** Completed fraction 0..1, or null when the total is unknown. */
 export function fractionOf(task) {
   if (typeof task.total !== "number" || !Number.isFinite(task.total)) return null;
-  if (task.total <= 0) return task.status === "close" ? 1 : 0;
+  if (task.total <= 0) return task.status === CLOSE ? 1 : 0;
   return Math.max(0, Math.min(1, (task.n || 0) / task.total));
 }
 

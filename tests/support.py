@@ -112,9 +112,9 @@ class DaemonProcess:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=dict(headers or {}))
         try:
             with urllib.request.urlopen(req, timeout=timeout) as response:
-                return response.status, response.headers, _decode(response.read())
+                return response.status, response.headers, decode_body(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, error.headers, _decode(error.read())
+            return error.code, error.headers, decode_body(error.read())
 
     def send_signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -152,7 +152,15 @@ class DaemonProcess:
             pass
 
 
-def _decode(raw: bytes) -> Any:
+def post(daemon: "DaemonProcess", events: Any, headers: Optional[Mapping[str, str]] = None) -> Any:
+    """POST `events` to a daemon's /progress, assert it answered 200, return the answer."""
+    status, _, body = daemon.request("POST", "/progress", events, headers=headers)
+    assert status == 200, body
+    return body
+
+
+def decode_body(raw: bytes) -> Any:
+    """An answer's body: parsed JSON, else its text."""
     try:
         return json.loads(raw)
     except ValueError:

@@ -1,7 +1,7 @@
 """The marshmallow schema of a progress event: the schema of record behind `schemas.load_events`.
 
-Imported on first use only (marshmallow takes ~50 ms to import, and the fast path in
-`schemas.py` takes every plainly valid event without it). Works on marshmallow 3.18
+Imported on first use only (marshmallow's import would lengthen every start, measured by
+`bench/startup.py`, and the fast path in `schemas.py` takes every plainly valid event without it). Works on marshmallow 3.18
 through 4.x: no `missing=`/`default=`, no `context`, no `pass_many`, and validators
 raise instead of returning False.
 """
@@ -14,7 +14,7 @@ from typing import Any, Optional
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from progressistad import contract
-from progressistad.core.schemas import CONTROL_CHARACTERS
+from progressistad.core.text import CONTROL_CHARACTERS
 
 
 class FiniteNumber(fields.Field):

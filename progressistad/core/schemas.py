@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from progressistad import contract
+from progressistad.core.text import CONTROL_CHARACTERS
 
 
 class InvalidInput(Exception):
@@ -24,9 +24,6 @@ class InvalidInput(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
-
-
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _meta_problem(value: Mapping[str, Any]) -> Optional[str]:
@@ -106,8 +103,9 @@ def _load_one(raw: Any, index: Optional[int]) -> Tuple[Dict[str, Any], Optional[
 
 def _schema_event(raw: Dict[str, Any], where: str, index: Optional[int]) -> Dict[str, Any]:
     """The event as EventSchema loads it, or the InvalidInput that says what is wrong."""
-    # Imported here, not at start: marshmallow takes ~50 ms to import, and only events
-    # that the fast path does not take (in practice, invalid ones) need the schema.
+    # Imported here, not at start: marshmallow's import would lengthen every start
+    # (bench/startup.py), and only events the fast path does not take (in practice,
+    # invalid ones) need the schema.
     from marshmallow import ValidationError
 
     from progressistad.core.eventschema import EVENT_SCHEMA

@@ -125,8 +125,9 @@ def restore_entry(key: str, entry: Any, now: float,
     }
 
 
-# The checks below run a dozen times per entry, 100,000 entries at a start: they test
-# the exact types json.loads makes (so a bool is no number) rather than isinstance.
+# The checks below run several times per entry of a start's state file, so they test
+# the exact types json.loads makes (so a bool is no number) rather than isinstance;
+# bench/startup.py measures a start with a large state file.
 
 def restored_status(status: Any) -> str:
     """The status a task takes across a restart (and a state file's import into Redis)."""

@@ -198,12 +198,13 @@ def _option(name: str, convert: Callable[[str], Any], help: str, metavar: Option
 
 
 OPTIONS: Tuple[Option, ...] = (
-    _option("host", _text, "interface to bind; 0.0.0.0 for every IPv4 one, :: for IPv6 "
-            "(default %(default)s)", "ADDR"),
+    _option("host", _text, "interface to bind; 0.0.0.0 for every IPv4 one, :: for IPv6 as well, "
+            "127.0.0.1 behind a proxy on this host (default %(default)s)", "ADDR"),
     _option("port", _integer(0, 65535), "TCP port to listen on (default %(default)s)", "PORT"),
     _option("storage-path", _optional_text, "JSON state file that keeps tasks across restarts, "
-            "e.g. /var/lib/progressista/state.json (default: none, state is kept in memory only)",
-            "FILE"),
+            "e.g. /var/lib/progressista/state.json (the systemd units'), written atomically with "
+            "mode 0600; a file that cannot be parsed is moved aside and the daemon starts empty "
+            "(default: none, state is kept in memory only)", "FILE"),
     _option("persist-interval", _seconds(True), "at most one state-file write per this many "
             "seconds; a crash loses at most this much (default %(default)s)", "SEC"),
     _option("retention-seconds", _seconds(False), "remove closed and errored tasks idle this long; "
@@ -231,27 +232,29 @@ OPTIONS: Tuple[Option, ...] = (
     _option("read-tokens-file", _optional_text, "file of read-only tokens, one per line, "
             "# comments", "FILE"),
     _option("broadcast-interval", _seconds(False), "at most one WebSocket message per this many "
-            "seconds (default %(default)s)", "SEC"),
+            "seconds to each dashboard, changes in between coalesced (default %(default)s)", "SEC"),
     _option("ws-ping-interval", _seconds(True), "WebSocket ping period; a peer that stops "
             "answering is closed after one period, three on tornado < 6.5 "
             "(default %(default)s)", "SEC"),
     _option("ws-stall-timeout", _seconds(True), "close a dashboard that has not read a message "
             "for this long (default %(default)s)", "SEC"),
     _option("log-level", _choice(*LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS)
-            + " (default %(default)s)", "LEVEL"),
+            + "; debug logs every request with the client address (default %(default)s)", "LEVEL"),
     _option("static-path", _directory, "serve the dashboard from DIR instead of the "
             "bundled copy", "DIR"),
     _option("base-path", _base_path, "URL prefix when a proxy serves the daemon under a path, "
             "e.g. /progress-dash (default: none)", "PATH"),
     _option("redis-url", _redis_url, "share tasks with the other daemons of a group through "
-            "Redis, e.g. redis://redis.lan:6379/0 (default: none, tasks are kept in this "
-            "process; needs python3-redis)", "URL", secret=True),
+            "Redis, e.g. redis://redis.lan:6379/0; --storage-path is then unused (default: none, "
+            "tasks are kept in this process; needs python3-redis)", "URL", secret=True),
     _option("redis-prefix", _text, "prefix of every Redis key, so that several groups can share "
             "one Redis (default %(default)s)", "PREFIX"),
     _option("redis-wait", _seconds(False), "at start, keep trying to reach Redis this long before "
             "giving up with exit status 1; 0 gives up at once (default %(default)s)", "SEC"),
-    _option("trust-proxy", _boolean, "honour X-Forwarded-For/Proto/Host from the proxy in front; "
-            "set only when a proxy is the sole way in (default false)", "BOOL"),
+    _option("trust-proxy", _boolean, "take the client address and scheme from the X-Real-Ip, "
+            "X-Forwarded-For and X-Forwarded-Proto headers of the proxy in front, and the host "
+            "that origins are checked against from X-Forwarded-Host; set only when that proxy, "
+            "replacing those headers, is the sole way in (default false)", "BOOL"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -372,8 +375,9 @@ def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--config", is_config_file=True, metavar="FILE", env_var=CONFIG_ENV_VAR,
-        help=f"config file of `option = value` lines [env {CONFIG_ENV_VAR}] "
-        f"(default {DEFAULT_CONFIG_FILE} when it exists)")
+        help=f"config file of option = value lines, an unknown key is an error (default "
+        f"{DEFAULT_CONFIG_FILE} when it exists; an empty {CONFIG_ENV_VAR} reads none) "
+        f"[env {CONFIG_ENV_VAR}]")
     for option in OPTIONS:
         help_text = option.help.replace("%(default)s", _default_text(option.default))
         kwargs: Dict[str, Any] = dict(
@@ -385,7 +389,7 @@ def build_parser(prog: str = "progressistad") -> configargparse.ArgumentParser:
         add(option.flag, **kwargs)
     add("--import-state", metavar="FILE",
         help="load a JSON state file (this daemon's or the earlier build's) into the Redis "
-        "of --redis-url, then exit")
+        "of --redis-url, replacing the tasks of the same ids, then exit")
     add("--print-config", action="store_true",
         help="print every option's effective value and where it came from (secrets redacted), "
         "then exit")

@@ -15,22 +15,17 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
-import tornado.web
 
 from progressistad import __version__, contract
 from progressistad.daemon.activation import ActivationError, describe, inherited_sockets
-from progressistad.web.app import make_app
 from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
 )
-from progressistad.web.context import AppContext, sweep_policy
-from progressistad.web.hub import Hub
 from progressistad.daemon.logs import configure_logging, set_level
-from progressistad.web.metrics import Metrics
 from progressistad.daemon.systemd import EventRate, Notifier, status_line
-from progressistad.daemon.persistence import StatePersister, StorageError
-from progressistad.service import TaskService
-from progressistad.core.store import TaskStore
+from progressistad.daemon.wiring import Services, StartupError, build
+from progressistad.web.app import make_app
+from progressistad.web.context import AppContext
 
 log = logging.getLogger("progressistad")
 
@@ -46,30 +41,6 @@ STATUS_INTERVAL = 5.0
 """Seconds between two refreshes of systemd's STATUS= line."""
 CLOSE_CONNECTIONS_TIMEOUT = 2.0
 """Seconds shutdown waits for HTTP requests in flight."""
-
-
-class StartupError(Exception):
-    """The daemon cannot start (port taken, address unavailable); the message is one line."""
-
-
-def build_context(settings: Settings, clock=time.time, service=None) -> AppContext:
-    """Store, service, hub and metrics for one daemon, wired together.
-
-    `service` is the shared store's in a group of daemons (`cluster.py`), else one in memory.
-    """
-    if service is None:
-        service = TaskService(TaskStore(max_tasks=settings.max_tasks), clock, sweep_policy(settings))
-    loop = tornado.ioloop.IOLoop.current()
-    hub = Hub(
-        service.store,
-        interval=settings.broadcast_interval,
-        stall_timeout=settings.ws_stall_timeout,
-        clock=time.monotonic,
-        schedule=loop.call_later,
-        perf_clock=time.perf_counter,
-    )
-    service.add_listener(hub.publish)
-    return AppContext(settings, service, hub, clock, Metrics())
 
 
 def bind(settings: Settings) -> List[socket.socket]:
@@ -115,50 +86,32 @@ class Daemon:
         self._stopping = False
         self._exit_status = EXIT_OK
         self._timers: List[tornado.ioloop.PeriodicCallback] = []
+        self.services: Optional[Services] = None
         self.server: Optional[tornado.httpserver.HTTPServer] = None
         self.sockets: List[socket.socket] = []
-        self.persister: Optional[StatePersister] = None
-        self.cluster = None
         self._event_rate = EventRate()
 
     async def run(self) -> int:
         self._stopped = asyncio.Event()  # created inside the loop: Python 3.9 binds it at creation
-        if self.settings.redis_url:
-            await self.join_cluster()
-        self.start()
+        self.services = await build(self.settings, on_health_change=self.update_status)
+        try:
+            self.start()
+        except BaseException:
+            await self.services.close()
+            raise
         await self._stopped.wait()
         return self._exit_status
 
-    async def join_cluster(self) -> None:
-        """Share tasks through Redis (imported only here: redis-py is an optional dependency)."""
-        try:
-            from progressistad.cluster import group as cluster
-        except ImportError:
-            raise StartupError("--redis-url needs redis-py: install python3-redis or "
-                               "pip install 'progressistad[redis]'") from None
-        try:
-            self.cluster = await cluster.join(self.settings)
-        except ConnectionError as exc:
-            raise StartupError(str(exc)) from None
-        self.cluster.link.on_change = self.update_status
-
     def start(self) -> None:
+        """Listen, serve the application, start the timers and the signal handlers."""
         settings = self.settings
         self.sockets = listening_sockets(settings, self._env)
-        service = self.cluster.service if self.cluster is not None else None
-        self.ctx = build_context(settings, service=service)
-        if service is not None:
-            self.ctx.health_checks["redis"] = service.health
-            if settings.storage_path:
-                log.warning("--storage-path is not used with --redis-url: Redis keeps the tasks")
-        else:
-            self._start_persistence()
         try:
-            self.app = make_app(self.ctx)
+            app = make_app(self.ctx)
         except FileNotFoundError as exc:
             raise StartupError(str(exc)) from None
         self.server = tornado.httpserver.HTTPServer(
-            self.app,
+            app,
             xheaders=settings.trust_proxy,
             max_body_size=max(2 * settings.max_body_bytes, 64 * 1024),
             idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
@@ -175,24 +128,16 @@ class Daemon:
                  self.dashboard_url(), self._auth_summary())
         asyncio.get_running_loop().call_soon(self._announce_ready)
 
-    def _start_persistence(self) -> None:
-        settings = self.settings
-        if not settings.storage_path:
-            return
-        self.persister = StatePersister(
-            settings.storage_path, settings.persist_interval, self.ctx.service.store,
-            self.ctx.metrics, clock=time.time, on_health_change=self.update_status)
-        try:
-            self.persister.load()
-        except StorageError as exc:
-            raise StartupError(str(exc)) from None
-        self.ctx.service.add_listener(self.persister.on_changes)
-        self.ctx.health_checks["persistence"] = self.persister.health
-
     def _announce_ready(self) -> None:
         """READY=1 once the loop runs: the sockets listen and the state is loaded."""
         self.notifier.ready()
         self.update_status()
+
+    @property
+    def ctx(self) -> AppContext:
+        """The handlers' context; only once `run` has built the services."""
+        assert self.services is not None, "the services are built by run()"
+        return self.services.ctx
 
     async def cleanup(self) -> None:
         """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards."""
@@ -206,14 +151,11 @@ class Daemon:
 
     def update_status(self) -> None:
         """Refresh systemd's STATUS= line (tasks, dashboards, events per second, problems)."""
-        if not self.notifier.enabled or self._stopping:
+        if not self.notifier.enabled or self._stopping or self.services is None:
             return
-        problems = [self.persister.status() if self.persister is not None else None,
-                    self.cluster.problem() if self.cluster is not None else None]
-        problem = "; ".join(p for p in problems if p) or None
         rate = self._event_rate.per_second(self.ctx.service.events_accepted)
         self.notifier.status(status_line(len(self.ctx.service.store), len(self.ctx.hub),
-                                         rate, problem))
+                                         rate, self.services.problem()))
 
     def reload(self) -> None:
         """SIGHUP: re-read flags, environment and config file; apply the reloadable options."""
@@ -258,12 +200,11 @@ class Daemon:
             except asyncio.TimeoutError:
                 log.warning("closed with HTTP requests still in flight")
         self.ctx.hub.close_all(contract.WS_CLOSE_GOING_AWAY, "server shutting down")
-        if self.persister is not None and not await self.persister.close():
+        if not await self.services.save():
             self._exit_status = EXIT_RUNTIME
         for timer in self._timers:
             timer.stop()
-        if self.cluster is not None:
-            await self.cluster.close()
+        await self.services.close()
         log.info("stopped")
         if self._stopped is not None:
             self._stopped.set()

@@ -1,27 +1,17 @@
-"""The application factory and its routing table."""
+"""The application factory: the routing table of routes.py, tornado's settings, the access log."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import List, Optional
+from typing import Optional
 
 import tornado.web
 
 from progressistad.web.auth import redact_uri
+from progressistad.web.base import NotFoundHandler
 from progressistad.web.context import AppContext
-from progressistad.web.handlers import (
-    DashboardHandler,
-    HealthHandler,
-    MetricsHandler,
-    NotFoundHandler,
-    OpenApiHandler,
-    ProgressHandler,
-    RootHandler,
-    TaskHandler,
-    TasksHandler,
-)
-from progressistad.web.websocket import DashboardSocket
+from progressistad.web.routes import routes
 
 access_log = logging.getLogger("progressistad.access")
 
@@ -41,25 +31,6 @@ def find_static_path(configured: Optional[str] = None) -> str:
         if os.path.isfile(os.path.join(candidate, "index.html")):
             return candidate
     raise FileNotFoundError(f"dashboard files not found next to {package_dir}; use --static-path")
-
-
-def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
-    base = ctx.settings.base_path
-    deps = {"ctx": ctx}
-    return [
-        tornado.web.url(base + r"/progress", ProgressHandler, deps),
-        tornado.web.url(base + r"/tasks", TasksHandler, deps),
-        tornado.web.url(base + r"/tasks/(.+)", TaskHandler, deps),
-        tornado.web.url(base + r"/health", HealthHandler, deps),
-        tornado.web.url(base + r"/metrics", MetricsHandler, deps),
-        tornado.web.url(base + r"/openapi\.json", OpenApiHandler, deps),
-        tornado.web.url(base + r"/ws", DashboardSocket, deps),
-        tornado.web.url(base + r"/static/(.*)", DashboardHandler,
-                        {"ctx": ctx, "path": static_path, "default_filename": "index.html"}),
-        tornado.web.url(base + r"/(favicon\.ico)", DashboardHandler,
-                        {"ctx": ctx, "path": static_path}),
-        tornado.web.url(base + r"/?", RootHandler, deps),
-    ]
 
 
 def ping_timeout(interval: float) -> float:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from progressistad import __version__, contract
+from progressistad.core.text import CONTROL_CHARACTER_RANGES
 
 OPENAPI_VERSION = "3.0.3"
-NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+NO_CONTROL_CHARACTERS = "^[^" + "".join(
+    f"\\u{low:04x}-\\u{high:04x}" for low, high in CONTROL_CHARACTER_RANGES) + "]*$"
 JSON = "application/json"
 
 

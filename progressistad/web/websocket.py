@@ -8,15 +8,16 @@ import tornado.websocket
 
 from progressistad import contract
 from progressistad.web.auth import Access
+from progressistad.web.base import Answers, ApiError, RequestAuth
 from progressistad.web.context import AppContext
-from progressistad.web.handlers import SECURITY_HEADERS, RequestAuth, allowed_methods
 from progressistad.web.hub import SendFailed
 
 
-class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
+class DashboardSocket(Answers, RequestAuth, tornado.websocket.WebSocketHandler):
     """WS /ws[?protocol=delta]: the snapshot on connect, then coalesced updates.
 
-    Foreign origins are refused at the handshake (403); with tokens configured a
+    A request that is no WebSocket handshake is refused with 400 (426 for a version
+    other than 13), a foreign origin with 403, all as JSON; with tokens configured a
     connection without a valid read token is closed with code 4401.
     """
 
@@ -26,33 +27,31 @@ class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
         self._subscribed = False
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        """Refuse what is not a WebSocket handshake, or comes from a foreign origin, as JSON."""
-        headers = self.request.headers
-        if headers.get("Upgrade", "").lower() != "websocket" or \
-                "upgrade" not in headers.get("Connection", "").lower():
-            self._refuse(400, "this is a WebSocket endpoint: connect with Upgrade: websocket")
-            return
-        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
-        if origin and not self.origin_allowed(origin):
-            self._refuse(403, "origin not allowed; add it to --allow-origins")
-            return
+        # Refused here rather than by tornado, which answers such requests in plain text.
+        refusal = self.handshake_refusal()
+        if refusal is not None:
+            raise refusal
         await super().get(*args, **kwargs)
 
-    def set_default_headers(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.set_header(name, value)
+    def handshake_refusal(self) -> Optional[ApiError]:
+        """Why this request cannot become a dashboard's WebSocket, or None."""
+        headers = self.request.headers
+        connection = {part.strip().lower() for part in headers.get("Connection", "").split(",")}
+        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+            return ApiError(400, "this is a WebSocket endpoint: connect with Upgrade: websocket")
+        if not headers.get("Host") or not headers.get("Sec-WebSocket-Key"):
+            return ApiError(400, "a WebSocket handshake needs Host and Sec-WebSocket-Key headers")
+        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
+        if origin and not self.origin_allowed(origin):
+            return ApiError(403, "origin not allowed; add it to --allow-origins")
+        return None
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors tornado raises itself (a method other than GET) as JSON, like every route."""
-        if status_code == 405:
-            self.set_header("Allow", allowed_methods(self))
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": (self._reason or "error").lower()})
-
-    def _refuse(self, status: int, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": message})
+    def get_websocket_protocol(self) -> Any:
+        protocol = super().get_websocket_protocol()
+        if protocol is None:
+            raise ApiError(426, "unsupported WebSocket version: use 13",
+                           headers={"Sec-WebSocket-Version": "13"})
+        return protocol
 
     def check_origin(self, origin: str) -> bool:
         return self.origin_allowed(origin)
@@ -61,7 +60,7 @@ class DashboardSocket(RequestAuth, tornado.websocket.WebSocketHandler):
         if self.request_access() < Access.READ:
             self.close(contract.WS_CLOSE_UNAUTHORIZED, "unauthorized")
             return
-        requested = self.get_query_argument("protocol", contract.WS_PROTOCOL_SNAPSHOT)
+        requested = self.get_query_argument(contract.WS_PROTOCOL_PARAM, contract.WS_PROTOCOL_SNAPSHOT)
         if requested == contract.WS_PROTOCOL_DELTA:
             self.protocol = contract.WS_PROTOCOL_DELTA
         self.set_nodelay(True)

@@ -7,16 +7,11 @@ import time
 import pytest
 
 from tests.browser.conftest import rows, visible_ids, wait_connection, wait_rows
+from tests.support import post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 DASHBOARD = "/static/index.html"
-
-
-def post(daemon, events, **kwargs):
-    status, _, body = daemon.request("POST", "/progress", events, **kwargs)
-    assert status == 200, body
-    return body
 
 
 def test_bars_show_numbers_units_and_indeterminate_style(daemon, dashboards):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import rows, wait_connection, wait_rows
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -15,11 +15,6 @@ READ_TOKEN = "read-secret-41ab"
 TOKENS_ENV = {"PROGRESSISTA_API_TOKENS": WRITE_TOKEN, "PROGRESSISTA_READ_TOKENS": READ_TOKEN}
 # Chromium's own console lines while the daemon is down: the refused socket and fetch.
 REFUSED = r"WebSocket connection to .* failed|Failed to load resource|ERR_CONNECTION_REFUSED"
-
-
-def post(daemon, events, headers=None):
-    status, _, body = daemon.request("POST", "/progress", events, headers=headers)
-    assert status == 200, body
 
 
 def test_discard_and_clear_buttons_reach_every_dashboard(daemon_factory, dashboards):

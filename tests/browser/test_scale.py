@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import Dashboards, rows, wait_rows
-from tests.support import REPO
+from tests.support import REPO, post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -18,11 +18,6 @@ DASHBOARD = "/static/index.html"
 MANY = 1000
 SCREENSHOT = REPO / "docs" / "dashboard.png"
 ARTIFACTS = REPO / "tests" / "artifacts"
-
-
-def post(daemon, events):
-    status, _, body = daemon.request("POST", "/progress", events)
-    assert status == 200, body
 
 
 def many_events(n: int):

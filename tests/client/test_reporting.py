@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.client.helpers import (RecordingServer, run_program, start_program, tasks, wait_task)
-from tests.support import DaemonProcess, free_port, wait_for
+from tests.support import DaemonProcess, free_port, post, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,7 @@ def test_401_leaves_the_program_running_and_logs_once(daemon_factory):
 
 def test_503_when_the_daemon_is_full(daemon_factory):
     daemon = daemon_factory(["--max-tasks", "1"])
-    assert daemon.request("POST", "/progress", {"task_id": "occupant"})[0] == 200
+    post(daemon, {"task_id": "occupant"})
     done = run_program(PROGRAM_1000, daemon.url)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("cannot report progress") == 1 and "503" in done.stderr, done.stderr

@@ -8,9 +8,9 @@ from typing import Any, Mapping, Optional
 import pytest
 import tornado.httpclient
 
-from progressistad.web.app import make_app
+from progressistad.daemon import wiring
 from progressistad.daemon.config import Settings
-from progressistad.daemon.main import build_context
+from progressistad.web.app import make_app
 
 T0 = 1_700_000_000.0
 
@@ -52,22 +52,21 @@ def store_kind(request):
 
 
 @pytest.fixture
-def ctx(request, store_kind, settings, clock, io_loop):
-    """The daemon's services on the store `store_kind` names."""
-    if store_kind == "memory":
-        yield build_context(settings, clock)
-        return
-    pytest.importorskip("redis")
-    from progressistad.cluster import group as cluster
+def services(request, store_kind, settings, clock, io_loop):
+    """The daemon's services, wired as the daemon wires them, on the store `store_kind` names."""
+    if store_kind == "redis":
+        pytest.importorskip("redis")
+        server = request.getfixturevalue("redis_server")
+        settings = settings.replace(redis_url=server.url,
+                                    redis_prefix=request.getfixturevalue("redis_prefix"))
+    built = io_loop.run_sync(lambda: wiring.build(settings, clock))
+    yield built
+    io_loop.run_sync(built.close)
 
-    server = request.getfixturevalue("redis_server")
-    settings = settings.replace(redis_url=server.url,
-                                redis_prefix=request.getfixturevalue("redis_prefix"))
-    joined = io_loop.run_sync(lambda: cluster.join(settings, clock))
-    context = build_context(settings, clock, service=joined.service)
-    context.health_checks["redis"] = joined.service.health
-    yield context
-    io_loop.run_sync(joined.close)
+
+@pytest.fixture
+def ctx(services):
+    return services.ctx
 
 
 @pytest.fixture

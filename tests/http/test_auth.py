@@ -4,73 +4,70 @@ import logging
 
 import pytest
 import tornado.httpclient
+import tornado.web
 import tornado.websocket
 
 from progressistad import contract
+from tests.route_matrix import (CREDENTIALS, KEPT, READ_TOKEN, ROUTE_IDS, ROUTES, WRITE_TOKEN,
+                                check_answer, with_credential)
 
-pytestmark = [pytest.mark.gen_test, pytest.mark.settings(api_tokens=("rw-token",), read_tokens=("ro-token",))]
-
-READ, WRITE, PUBLIC = "read", "write", "public"
-ROUTES = [
-    ("POST", "/progress", {"task_id": "t"}, WRITE),
-    ("GET", "/tasks", None, READ),
-    ("GET", "/tasks?status=update", None, READ),
-    ("GET", "/tasks/t", None, READ),
-    ("DELETE", "/tasks/t", None, WRITE),
-    ("DELETE", "/tasks?status=close", None, WRITE),
-    ("GET", "/metrics", None, READ),
-    ("GET", "/health", None, PUBLIC),
-    ("GET", "/static/index.html", None, PUBLIC),
-]
-CREDENTIALS = {
-    "none": {},
-    "wrong": {"Authorization": "Bearer nope"},
-    "read": {"Authorization": "Bearer ro-token"},
-    "write": {"Authorization": "Bearer rw-token"},
-}
+pytestmark = [pytest.mark.gen_test,
+              pytest.mark.settings(api_tokens=(WRITE_TOKEN,), read_tokens=(READ_TOKEN,))]
+WRITE_HEADERS = CREDENTIALS["write"].headers
+READ_HEADERS = CREDENTIALS["read"].headers
 
 
-def expected_status(needed, credential):
-    if needed == PUBLIC or credential == "write" or (credential == "read" and needed == READ):
-        return "ok"
-    return 403 if credential == "read" else 401
-
-
-@pytest.mark.parametrize("method, path, body, needed", ROUTES)
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
-async def test_every_route_with_every_credential(api, ctx, method, path, body, needed, credential):
-    await ctx.service.ingest([{"task_id": "t"}])
-    status, headers, reply = await api.call(method, path, body, headers=CREDENTIALS[credential])
-    expected = expected_status(needed, credential)
-    if expected == "ok":
-        assert status == 200, reply
-    else:
-        assert status == expected and "error" in reply
-        if expected == 401:
-            assert headers["WWW-Authenticate"].startswith("Bearer")
-        assert "t" in ctx.service.store, "a refused request changed state"
+async def test_every_route_with_every_credential(api, ctx, route, credential):
+    await ctx.service.ingest([{"task_id": KEPT}])
+    before = (await api.call("GET", "/tasks", headers=WRITE_HEADERS))[2]
+    path, headers = with_credential(route.path, credential)
+    status, answer_headers, reply = await api.call(route.method, path, route.body, headers=headers)
+    if check_answer(route, credential, status, answer_headers, reply):
+        assert KEPT in ctx.service.store, "a refused request changed state"
+        after = (await api.call("GET", "/tasks", headers=WRITE_HEADERS))[2]
+        assert after == before, "a refused request changed state"
+
+
+async def test_the_table_has_every_route_and_method_of_the_application(app):
+    """A route added to the application without a row in tests/route_matrix.py fails here."""
+    covered = set()
+    for rule in app.wildcard_router.rules:
+        handler = rule.target
+        if issubclass(handler, tornado.websocket.WebSocketHandler):
+            continue
+        for method in handler.SUPPORTED_METHODS:
+            own = getattr(handler, method.lower(), None)
+            if method == "OPTIONS" or own is getattr(tornado.web.RequestHandler, method.lower()):
+                continue
+            rows = {row for row, route in zip(ROUTE_IDS, ROUTES) if route.method == method
+                    and rule.matcher.regex.match(route.path.split("?")[0])}
+            assert rows, f"no row for {method} {rule.matcher.regex.pattern}"
+            covered |= rows
+    assert covered == set(ROUTE_IDS), "rows for routes the application does not have"
 
 
 async def test_token_in_query_string(api):
-    assert (await api.call("GET", "/tasks?token=ro-token"))[0] == 200
+    assert (await api.call("GET", f"/tasks?token={READ_TOKEN}"))[0] == 200
     assert (await api.call("GET", "/tasks?token=bad"))[0] == 401
 
 
 async def test_token_in_meta_for_older_clients_and_not_stored(api):
-    status, _, _ = await api.post({"task_id": "old", "meta": {"_token": "rw-token", "a": 1}})
+    status, _, _ = await api.post({"task_id": "old", "meta": {"_token": WRITE_TOKEN, "a": 1}})
     assert status == 200
-    _, _, task = await api.call("GET", "/tasks/old", headers=CREDENTIALS["read"])
+    _, _, task = await api.call("GET", "/tasks/old", headers=READ_HEADERS)
     assert task["meta"] == {"a": 1}
 
 
 async def test_meta_token_must_cover_every_event_of_a_batch(api, ctx):
-    batch = [{"task_id": "a", "meta": {"_token": "rw-token"}}, {"task_id": "b"}]
+    batch = [{"task_id": "a", "meta": {"_token": WRITE_TOKEN}}, {"task_id": "b"}]
     status, _, _ = await api.post(batch)
     assert status == 401 and len(ctx.service.store) == 0
 
 
 async def test_read_token_in_meta_cannot_write(api, ctx):
-    status, _, _ = await api.post({"task_id": "a", "meta": {"_token": "ro-token"}})
+    status, _, _ = await api.post({"task_id": "a", "meta": {"_token": READ_TOKEN}})
     assert status == 403 and len(ctx.service.store) == 0
 
 
@@ -80,7 +77,7 @@ async def test_unauthenticated_bad_body_says_401_not_what_is_wrong(api):
 
 
 async def test_cookie_set_by_dashboard_grants_access(api):
-    status, headers, _ = await api.call("GET", "/static/index.html?token=ro-token")
+    status, headers, _ = await api.call("GET", f"/static/index.html?token={READ_TOKEN}")
     cookie = headers["Set-Cookie"]
     assert status == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     pair = cookie.split(";")[0]
@@ -96,12 +93,12 @@ async def test_dashboard_sets_no_cookie_for_a_wrong_token(api):
 
 async def test_tokens_never_reach_the_access_log(api, caplog):
     caplog.set_level(logging.DEBUG, logger="progressistad.access")
-    await api.call("GET", "/tasks?token=rw-token")
+    await api.call("GET", f"/tasks?token={WRITE_TOKEN}")
     await api.call("GET", "/tasks?token=wrong-secret")
-    await api.call("GET", "/static/index.html?token=ro-token")
+    await api.call("GET", f"/static/index.html?token={READ_TOKEN}")
     text = caplog.text
     assert "REDACTED" in text
-    for secret in ("rw-token", "wrong-secret", "ro-token"):
+    for secret in (WRITE_TOKEN, "wrong-secret", READ_TOKEN):
         assert secret not in text
 
 
@@ -123,7 +120,7 @@ async def test_websocket_without_token_is_closed_4401(api):
 
 
 async def test_websocket_with_read_token_in_query_or_header(api):
-    for path, headers in (("/ws?token=ro-token", {}), ("/ws", CREDENTIALS["read"])):
+    for path, headers in ((f"/ws?token={READ_TOKEN}", {}), ("/ws", READ_HEADERS)):
         conn = await ws_connect(api, path, headers)
         assert "tasks" in tornado.escape.json_decode(await conn.read_message())
         conn.close()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support import DaemonProcess, require_tool, wait_for
+from tests.support import DaemonProcess, post, require_tool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,15 @@ def test_file_size_limit_degrades_then_catches_up_and_loses_nothing(tmp_path):
     daemon = DaemonProcess(args, command=command).start()
     restarted = None
     try:
-        assert daemon.request("POST", "/progress", {"task_id": "small", "n": 1})[0] == 200
+        post(daemon, {"task_id": "small", "n": 1})
         wait_for(lambda: health(daemon)[1]["persistence"]["saved_at"], message="a first write")
         big = [{"task_id": f"big-{i}", "n": i, "desc": "d" * 1000} for i in range(400)]
-        assert daemon.request("POST", "/progress", big)[0] == 200
+        post(daemon, big)
         wait_for(lambda: health(daemon)[0] == 503, timeout=20, message="/health degraded")
         status, report = health(daemon)
         assert report["status"] == "degraded" and report["persistence"]["ok"] is False
         assert "File too large" in report["persistence"]["error"]
-        assert daemon.request("POST", "/progress", {"task_id": "during", "n": 7})[0] == 200
+        post(daemon, {"task_id": "during", "n": 7})
         assert daemon.request("GET", "/tasks/big-399")[2]["n"] == 399
         assert state.stat().st_size <= LIMIT
 

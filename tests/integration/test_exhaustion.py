@@ -16,7 +16,7 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from tests.support import wait_for
+from tests.support import post, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -80,12 +80,12 @@ def test_ten_thousand_task_ids_from_one_client_meet_max_tasks_cleanly(daemon_fac
     status, _, _ = daemon.request("POST", "/progress",
                                   [{"task_id": "id-1", "n": 5}, {"task_id": "new-a"}])
     assert status == 503, "a batch that does not fit must apply none of its events"
-    assert daemon.request("POST", "/progress", {"task_id": "id-7", "n": 70})[0] == 200
+    post(daemon, {"task_id": "id-7", "n": 70})
     tasks = daemon.request("GET", "/tasks")[2]["tasks"]
     assert len(tasks) == 10000 and tasks["id-1"]["n"] == 1 and tasks["id-7"]["n"] == 70
     assert all(f"id-{i}" in tasks for i in range(10000)), "a task was lost at the limit"
-    assert daemon.request("POST", "/progress", {"task_id": "id-3", "status": "close"})[0] == 200
-    assert daemon.request("POST", "/progress", {"task_id": "after-eviction"})[0] == 200
+    post(daemon, {"task_id": "id-3", "status": "close"})
+    post(daemon, {"task_id": "after-eviction"})
     tasks = daemon.request("GET", "/tasks")[2]["tasks"]
     assert "id-3" not in tasks and "after-eviction" in tasks and len(tasks) == 10000
     status, _, health = daemon.request("GET", "/health")
@@ -188,7 +188,7 @@ def test_a_thousand_idle_and_slow_dashboards_stay_bounded_and_do_not_delay_other
         for round_number in range(18):
             for step in range(5):
                 batch = [{"task_id": f"t{i}", "n": round_number * 10 + step} for i in range(100)]
-                assert daemon.request("POST", "/progress", batch)[0] == 200
+                post(daemon, batch)
                 time.sleep(0.06)
             samples.append(memory_kib(pid))
         asyncio.run(_fast_dashboard_sees(daemon, marker=424242))

@@ -12,15 +12,9 @@ import time
 
 import pytest
 
-from tests.support import IN_CI, DaemonProcess, NotifySocket, require_tool, wait_for
+from tests.support import IN_CI, DaemonProcess, NotifySocket, post, require_tool, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def post(daemon, events):
-    status, _, body = daemon.request("POST", "/progress", events)
-    assert status == 200, body
-    return body
 
 
 def tasks(daemon):

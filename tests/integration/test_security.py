@@ -15,50 +15,14 @@ import tornado.httpclient
 import tornado.websocket
 
 from progressistad import contract
-from tests.support import DaemonProcess, clean_env, wait_for
+from tests.route_matrix import (CREDENTIALS, KEPT, NOTHING, READ_TOKEN, ROUTE_IDS, ROUTES,
+                                WRITE_TOKEN, check_answer, with_credential)
+from tests.support import DaemonProcess, clean_env, decode_body, post, wait_for
 
 pytestmark = pytest.mark.integration
 
-WRITE, READ = "rw-0123456789abcdef", "ro-fedcba9876543210"
-TOKENS = {"PROGRESSISTA_API_TOKENS": WRITE, "PROGRESSISTA_READ_TOKENS": READ}
-CREDENTIALS = {
-    "none": {},
-    "wrong": {"Authorization": "Bearer wrong-token-4242"},
-    "read": {"Authorization": f"Bearer {READ}"},
-    "write": {"Authorization": f"Bearer {WRITE}"},
-    "read-cookie": {"Cookie": f"{contract.TOKEN_COOKIE}={READ}"},
-    "write-query": "?token=" + WRITE,
-}
-PUBLIC, NEEDS_READ, NEEDS_WRITE = "public", "read", "write"
-ROUTES = [
-    ("POST", "/progress", {"task_id": "new"}, NEEDS_WRITE),
-    ("GET", "/tasks", None, NEEDS_READ),
-    ("GET", "/tasks?status=update", None, NEEDS_READ),
-    ("DELETE", "/tasks?status=update", None, NEEDS_WRITE),
-    ("GET", "/tasks/kept", None, NEEDS_READ),
-    ("DELETE", "/tasks/kept", None, NEEDS_WRITE),
-    ("GET", "/metrics", None, NEEDS_READ),
-    ("GET", "/health", None, PUBLIC),
-    ("GET", "/openapi.json", None, PUBLIC),
-    ("GET", "/static/index.html", None, PUBLIC),
-    ("HEAD", "/static/index.html", None, PUBLIC),
-    ("GET", "/", None, PUBLIC),
-]
-
-
-def granted(credential: str) -> str:
-    if credential.startswith("write"):
-        return NEEDS_WRITE
-    if credential.startswith("read"):
-        return NEEDS_READ
-    return "none"
-
-
-def expected_status(needed: str, credential: str):
-    have = granted(credential)
-    if needed == PUBLIC or have == NEEDS_WRITE or (have == NEEDS_READ and needed == NEEDS_READ):
-        return "allowed"
-    return 403 if have == NEEDS_READ else 401
+TOKENS = {"PROGRESSISTA_API_TOKENS": WRITE_TOKEN, "PROGRESSISTA_READ_TOKENS": READ_TOKEN}
+WRITE_HEADERS = CREDENTIALS["write"].headers
 
 
 @pytest.fixture(scope="module")
@@ -80,33 +44,16 @@ def call(daemon, method, path, body=None, headers=None):
         conn.close()
 
 
-def with_credential(path, credential):
-    value = CREDENTIALS[credential]
-    if isinstance(value, str):
-        return path + ("&" if "?" in path else "?") + value.lstrip("?"), {}
-    return path, value
-
-
-@pytest.mark.parametrize("method, path, body, needed", ROUTES,
-                         ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
-def test_every_route_and_method_with_every_credential(guarded, method, path, body, needed,
-                                                      credential):
-    write = CREDENTIALS["write"]
-    assert call(guarded, "POST", "/progress", {"task_id": "kept", "n": 1}, write)[0] == 200
-    before = json.loads(call(guarded, "GET", "/tasks", headers=write)[2])
-    target, headers = with_credential(path, credential)
-    status, response, raw = call(guarded, method, target, body, headers)
-    expected = expected_status(needed, credential)
-    if expected == "allowed":
-        assert status in (200, 302), (status, raw[:200])
-        return
-    assert status == expected, (status, raw[:200])
-    assert "error" in json.loads(raw)
-    if expected == 401:
-        assert response.getheader("WWW-Authenticate", "").startswith("Bearer")
-    after = json.loads(call(guarded, "GET", "/tasks", headers=write)[2])
-    assert after == before, "a refused request changed state"
+def test_every_route_and_method_with_every_credential(guarded, route, credential):
+    post(guarded, {"task_id": KEPT, "n": 1}, WRITE_HEADERS)
+    before = json.loads(call(guarded, "GET", "/tasks", headers=WRITE_HEADERS)[2])
+    target, headers = with_credential(route.path, credential)
+    status, response, raw = call(guarded, route.method, target, route.body, headers)
+    if check_answer(route, credential, status, response.headers, decode_body(raw)):
+        after = json.loads(call(guarded, "GET", "/tasks", headers=WRITE_HEADERS)[2])
+        assert after == before, "a refused request changed state"
 
 
 async def _websocket(daemon, path="/ws", headers=None):
@@ -122,7 +69,7 @@ async def _websocket(daemon, path="/ws", headers=None):
 def test_websocket_with_every_credential(guarded, credential):
     path, headers = with_credential("/ws", credential)
     message, code = asyncio.run(_websocket(guarded, path, headers))
-    if granted(credential) == "none":
+    if CREDENTIALS[credential].grants == NOTHING:
         assert message is None and code == contract.WS_CLOSE_UNAUTHORIZED
     else:
         assert "tasks" in json.loads(message)
@@ -132,14 +79,14 @@ def test_websocket_with_every_credential(guarded, credential):
                                    "https://127.0.0.1"])
 def test_websocket_hijacking_from_a_foreign_origin_is_refused(guarded, origin):
     """A page elsewhere cannot ride the dashboard's cookie into /ws."""
-    headers = {"Origin": origin, "Cookie": f"{contract.TOKEN_COOKIE}={READ}"}
+    headers = {"Origin": origin, "Cookie": f"{contract.TOKEN_COOKIE}={READ_TOKEN}"}
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         asyncio.run(_websocket(guarded, headers=headers))
     assert refused.value.code == 403
 
 
 def test_same_origin_dashboard_with_its_cookie_connects(guarded):
-    headers = {"Origin": guarded.url, "Cookie": f"{contract.TOKEN_COOKIE}={READ}"}
+    headers = {"Origin": guarded.url, "Cookie": f"{contract.TOKEN_COOKIE}={READ_TOKEN}"}
     message, _ = asyncio.run(_websocket(guarded, headers=headers))
     assert "tasks" in json.loads(message)
 
@@ -149,7 +96,7 @@ def test_security_headers_on_every_kind_of_response(guarded):
              ("GET", "/static/index.html"), ("GET", "/static/missing.js"), ("GET", "/openapi.json"),
              ("POST", "/ws"), ("GET", "/ws"), ("GET", "/")]
     for method, path in cases:
-        status, response, _ = call(guarded, method, path, headers=CREDENTIALS["write"])
+        status, response, _ = call(guarded, method, path, headers=WRITE_HEADERS)
         assert response.getheader("X-Content-Type-Options") == "nosniff", (method, path, status)
         assert response.getheader("Referrer-Policy") == "no-referrer", (method, path, status)
     _, response, _ = call(guarded, "GET", "/static/index.html")
@@ -197,8 +144,7 @@ def exercise(daemon):
     for secret in SECRETS.values():
         for headers, query in (({"Authorization": f"Bearer {secret}"}, ""), ({}, f"?token={secret}"),
                                ({"Cookie": f"{contract.TOKEN_COOKIE}={secret}"}, "")):
-            for method, path, body, _ in ROUTES + [("GET", "/static/index.html", None, PUBLIC),
-                                                   ("GET", "/nowhere", None, PUBLIC)]:
+            for method, path, body, *_ in ROUTES + (("GET", "/nowhere", None),):
                 sep = "&" if "?" in path and query else ""
                 target = path + (sep + query[1:] if sep else query)
                 status, response, raw = call(daemon, method, target, body, headers)
@@ -255,7 +201,7 @@ SPOOF = {"X-Forwarded-For": "203.0.113.66", "X-Real-Ip": "203.0.113.66",
 @pytest.mark.parametrize("trust", [False, True], ids=["untrusted", "trust-proxy"])
 def test_forwarded_headers_count_only_behind_a_trusted_proxy(proxied, trust):
     daemon = proxied(trust)
-    _, response, _ = call(daemon, "GET", f"/static/index.html?token={READ}", headers=SPOOF)
+    _, response, _ = call(daemon, "GET", f"/static/index.html?token={READ_TOKEN}", headers=SPOOF)
     cookie = response.getheader("Set-Cookie")
     assert ("Secure" in cookie) is trust, cookie
     call(daemon, "GET", "/nowhere-logged", headers=SPOOF)
@@ -263,7 +209,7 @@ def test_forwarded_headers_count_only_behind_a_trusted_proxy(proxied, trust):
                                if "/nowhere-logged" in line], message="the access log line")
     assert ("203.0.113.66" in logged[-1]) is trust, logged
     headers = {"Origin": "http://evil.example", "X-Forwarded-Host": "evil.example",
-               "Authorization": f"Bearer {READ}"}
+               "Authorization": f"Bearer {READ_TOKEN}"}
     if trust:
         message, _ = asyncio.run(_websocket(daemon, headers=headers))
         assert "tasks" in json.loads(message)

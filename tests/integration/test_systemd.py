@@ -14,7 +14,7 @@ import time
 import pytest
 import tornado.websocket
 
-from tests.support import DaemonProcess, NotifySocket, free_port, require_tool, wait_for
+from tests.support import DaemonProcess, NotifySocket, free_port, post, require_tool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +155,7 @@ def test_socket_activation_serves_http_and_websocket():
     try:
         daemon.start()  # the first connection makes systemd-socket-activate exec the daemon
         assert "socket activation: serving 1 inherited socket" in daemon.logs()
-        assert daemon.request("POST", "/progress", {"task_id": "activated", "n": 1})[0] == 200
+        post(daemon, {"task_id": "activated", "n": 1})
 
         async def snapshot():
             conn = await tornado.websocket.websocket_connect(daemon.ws_url + "/ws")

@@ -7,10 +7,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import pytest
 
+from progressistad.daemon.config import OPTIONS, OPTIONS_BY_NAME, RELOADABLE_FIELDS
 from tests.support import REPO
 
 pytestmark = pytest.mark.packaging
@@ -66,3 +67,38 @@ def test_the_defaults_shown_are_the_daemons_defaults(tmp_path: Path):
     assert set(from_file) == set(built_in)
     for key in set(built_in) - TOKEN_KEYS:
         assert from_file[key] == built_in[key], key
+
+
+def commented_keys_with_reload_marks() -> List[Tuple[str, bool]]:
+    """Each `#key = value` line's key, and whether its comment or section says (reload)."""
+    keys, comment, section_reloads = [], "", False
+    for line in CONFFILE.read_text().splitlines():
+        option = COMMENTED_OPTION.match(line)
+        if line.startswith("# ---"):
+            section_reloads, comment = "(all reload)" in line, ""
+        elif option:
+            keys.append((option.group(1), section_reloads or "(reload)" in comment))
+        elif line.startswith("#"):
+            comment += line
+        else:
+            comment = ""
+    return keys
+
+
+def test_each_option_is_listed_once_and_every_key_is_an_option():
+    keys = [key for key, _ in commented_keys_with_reload_marks()]
+    assert sorted(keys) == sorted(set(keys))
+    assert sorted(set(keys) - set(OPTIONS_BY_NAME)) == []
+
+
+def test_the_reload_marks_are_what_sighup_reloads():
+    marked = {key for key, reloads in commented_keys_with_reload_marks() if reloads}
+    reloadable = {option.name for option in OPTIONS
+                  if option.field in RELOADABLE_FIELDS or option.name in TOKEN_KEYS}
+    assert marked == reloadable
+
+
+def test_every_variable_named_is_an_options():
+    variables = {option.env_var for option in OPTIONS}
+    named = set(re.findall(r"\bPROGRESSISTA_[A-Z_]*[A-Z]\b", CONFFILE.read_text()))
+    assert named and named <= variables

@@ -11,7 +11,8 @@ import stat
 import pytest
 
 from progressistad.web.metrics import Metrics
-from progressistad.daemon.persistence import StatePersister, move_aside, write_atomically
+from progressistad.daemon.persistence.files import move_aside, write_atomically
+from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.core.store import TaskStore
 
 NOW = 1_700_000_000.0
@@ -29,10 +30,11 @@ async def until(predicate, timeout=10.0):
         await asyncio.sleep(0.01)
 
 
-def make(tmp_path, interval=0.05, name="state.json"):
+def make(tmp_path, interval=0.05, name="state.json", on_health_change=None):
     store = TaskStore()
     metrics = Metrics()
-    persister = StatePersister(str(tmp_path / name), interval, store, metrics, clock=lambda: NOW)
+    persister = StatePersister(str(tmp_path / name), interval, store, metrics, clock=lambda: NOW,
+                               on_health_change=on_health_change)
     return store, metrics, persister
 
 
@@ -72,8 +74,7 @@ def test_many_changes_make_few_writes_holding_the_last_state(tmp_path):
         store, metrics, persister = make(tmp_path)
         for i in range(200):
             apply(store, persister, {"task_id": "job", "n": i})
-        await until(lambda: metrics.persist.count >= 1 and not persister._dirty
-                    and persister._writing is None)
+        await until(lambda: metrics.persist.count >= 1 and persister.idle())
         assert saved(persister.path)["job"]["n"] == 199
         assert metrics.persist.count <= 3
         apply(store, persister, {"task_id": "other"})
@@ -87,9 +88,10 @@ def test_failing_directory_is_reported_retried_and_caught_up(tmp_path):
     async def scenario():
         directory = tmp_path / "state"
         directory.mkdir()
-        store, metrics, persister = make(directory, interval=0.02)
         changes = []
-        persister._on_health_change = lambda: changes.append(persister.health()["ok"])
+        store, metrics, persister = make(
+            directory, interval=0.02,
+            on_health_change=lambda: changes.append(persister.health()["ok"]))
         shutil.rmtree(directory)
         apply(store, persister, {"task_id": "a", "n": 1})
         await until(lambda: metrics.persist_failures >= 1)
@@ -140,8 +142,7 @@ def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encod
     """Loaded, updated, added and removed tasks: after each write the file is the store,
     whether the writer encodes the changed tasks or takes entries a snapshot made."""
     async def settled(metrics, persister, writes):
-        await until(lambda: metrics.persist.count >= writes and persister._writing is None
-                    and not persister._dirty)
+        await until(lambda: metrics.persist.count >= writes and persister.idle())
 
     async def scenario():
         store, metrics, persister = make(tmp_path)

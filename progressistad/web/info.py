@@ -1,0 +1,37 @@
+"""What the daemon says about itself: GET /health, /metrics and /openapi.json."""
+
+from __future__ import annotations
+
+from progressistad.web import metrics as prom, openapi
+from progressistad.web.auth import Access
+from progressistad.web.base import ApiHandler
+
+
+class HealthHandler(ApiHandler):
+    """GET /health (no token): `{"status": "ok", "tasks": N, ...}`; 503 when degraded."""
+
+    access = {"GET": Access.NONE}
+
+    def get(self) -> None:
+        report = self.ctx.health()
+        report["auth"] = {"required": self.ctx.tokens.enabled, "access": self.granted.name.lower()}
+        self.write_json(report, 200 if report["status"] == "ok" else 503)
+
+
+class MetricsHandler(ApiHandler):
+    """GET /metrics: Prometheus text exposition."""
+
+    access = {"GET": Access.READ}
+
+    def get(self) -> None:
+        self.set_header("Content-Type", prom.CONTENT_TYPE)
+        self.finish(prom.render(self.ctx.metric_families()))
+
+
+class OpenApiHandler(ApiHandler):
+    """GET /openapi.json (no token): the OpenAPI 3 description of this API."""
+
+    access = {"GET": Access.NONE}
+
+    def get(self) -> None:
+        self.write_json(openapi.document(self.ctx.settings.base_path))
