@@ -1,4 +1,4 @@
-"""The Lua scripts that apply task changes inside Redis, atomically, as `core/store.py` does in memory.
+"""The Lua scripts that change tasks inside Redis, atomically, as `core/store.py` does in memory.
 
 Each script is one transaction: it reads and writes the task hash and its
 indexes, then appends what changed to the group's stream, so every daemon sees
@@ -93,13 +93,14 @@ def _new_task() -> Tuple[Dict[str, Any], List[str]]:
 
 
 def _keys() -> Dict[str, Any]:
-    """The keys (`SCRIPT_KEYS`) and the sweep queues' keys by queue, in a list and by status."""
+    """The keys (`SCRIPT_KEYS`), the sweep queues' keys in a list and by queue, and the queue of
+    each status."""
     queue_keys = {queue: Lua(local) for (local, _), queue in zip(SCRIPT_KEYS[-len(SWEEP_QUEUES):],
                                                                 SWEEP_QUEUES)}
     keys: Dict[str, Any] = {local: Lua(f"KEYS[{i}]") for i, (local, _) in enumerate(SCRIPT_KEYS, 1)}
     keys.update(QUEUES=[queue_keys[queue] for queue in SWEEP_QUEUES], QUEUE_KEY=queue_keys,
                 QUEUE_OF={status: sweep_queue(status) for status in contract.STATUSES},
-                K_DONE=queue_keys[QUEUE_FINISHED])
+                QUEUE_FINISHED=QUEUE_FINISHED)
     return keys
 
 
@@ -566,7 +567,7 @@ end
 local function drop(key, ids)
   redis.call("HDEL", K_TASKS, unpack(ids))
   redis.call("ZREM", key, unpack(ids))
-  if key == K_DONE then redis.call("ZREM", K_FINISHED, unpack(ids)) end
+  if key == QUEUE_KEY[QUEUE_FINISHED] then redis.call("ZREM", K_FINISHED, unpack(ids)) end
   for _, id in ipairs(ids) do removed[#removed + 1] = id end
 end
 

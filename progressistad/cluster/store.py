@@ -1,4 +1,4 @@
-"""Task state in Redis: the Lua scripts of `cluster.scripts`, called through redis-py's asyncio client.
+"""Task state in Redis: the scripts of `cluster.scripts`, called through redis-py's asyncio client.
 
 Imported only when `--redis-url` is set; redis-py is an optional dependency.
 Every mutation is one script call (atomic), returns the served form of what it

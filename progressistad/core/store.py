@@ -421,7 +421,7 @@ class TaskStore(TaskReader[Task]):
 
     def _collect_due(self, queue: str, now: float, horizon: float, rules: Sequence[SweepRule],
                      budget: int, stale: List[Task], doomed: List[Task]) -> int:
-        """Append up to `budget` tasks of `queue` that one of its `rules` touches; return how many."""
+        """Append up to `budget` tasks of `queue` that one of `rules` touches; return how many."""
         taken = 0
         for task in self._queues[queue].values():
             idle = now - task.updated_at

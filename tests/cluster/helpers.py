@@ -1,4 +1,4 @@
-"""What the Redis tests share: a whole sweep made of limited script calls, as the service runs it."""
+"""What the Redis tests share: a whole sweep made of limited script calls, as the service does."""
 
 from __future__ import annotations
 
