@@ -42,6 +42,15 @@ def seen(task: Mapping[str, Any]) -> Seen:
     return Seen(task["status"], task.get("overdue") is True)
 
 
+def remember(before: Optional[Seen], task: Mapping[str, Any]) -> Seen:
+    """What to remember of `task` after a change: a task loaded after a restart that goes
+    stale stays `recovered`, so that neither its stall nor its return is announced."""
+    now = seen(task)
+    if before is not None and before.status == contract.RECOVERED and now.status == contract.STALE:
+        return before
+    return now
+
+
 def kinds(before: Optional[Seen], task: Mapping[str, Any]) -> Tuple[str, ...]:
     """The events of the change from `before` to `task` (served form), in no particular order.
 

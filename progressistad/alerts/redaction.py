@@ -12,8 +12,9 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
-_KNOWN_SCHEMES = ("http", "https", "ntfy", "ntfys", "slack+https", "discord+https", "mailto")
-_CHAT_SCHEMES = ("slack+https", "discord+https")
+_KNOWN_SCHEMES = ("http", "https", "ntfy", "ntfys", "slack+https", "discord+https",
+                  "slack+http", "discord+http", "mailto")
+_CHAT_SCHEMES = ("slack+https", "discord+https", "slack+http", "discord+http")
 """Incoming-webhook URLs: their path is the credential."""
 _SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|auth|sig|credential|code|session",
                                re.IGNORECASE)
@@ -27,8 +28,10 @@ _SECRET_PATH_AFTER = (
 
 def redact(url: str, path_is_secret: bool = False) -> str:
     """`url` without its secrets; with `path_is_secret` (a URL from url-file) only its host shows."""
-    scheme, _, rest = url.partition(":")
+    scheme, colon, rest = url.partition(":")
     scheme = scheme.lower()
+    if not colon:
+        return MASK
     if scheme not in _KNOWN_SCHEMES or not rest:
         return f"{scheme}://{MASK}" if re.match(r"[a-z][a-z0-9+.-]*\Z", scheme) else MASK
     if scheme == "mailto":

@@ -31,6 +31,7 @@ SINK_OF_SCHEME = {
     "http": WEBHOOK, "https": WEBHOOK,
     "ntfy": NTFY, "ntfys": NTFY,
     "slack+https": SLACK, "discord+https": DISCORD,
+    "slack+http": SLACK, "discord+http": DISCORD,
     "mailto": MAIL,
 }
 """Schemes the built-in sinks handle; any other goes to Apprise."""

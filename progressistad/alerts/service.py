@@ -123,7 +123,7 @@ class Alerts:
         return on_changes
 
     def _observe_one(self, task: Mapping[str, Any], before: Optional[Seen]) -> None:
-        self._seen[task["task_id"]] = events.seen(task)
+        self._seen[task["task_id"]] = events.remember(before, task)
         found = events.kinds(before, task)
         if not found or not self._gathers():
             return

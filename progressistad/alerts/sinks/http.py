@@ -8,6 +8,7 @@ status line has arrived it decides the outcome, whatever the body does next.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from typing import List, Mapping, Optional
 
@@ -51,14 +52,24 @@ async def post(out: Outbound, url: str, body: bytes, headers: Mapping[str, str],
         decompress_response=False, header_callback=on_header,
         streaming_callback=lambda chunk: None,
     )
+    fetch = out.http.fetch(request, raise_error=False)
+    fetch.add_done_callback(_consume)
     try:
-        await out.http.fetch(request, raise_error=False)
+        # Shielded: a stop that cancels this attempt leaves the request to end by itself,
+        # instead of Tornado logging an error when its answer meets a cancelled future.
+        await asyncio.shield(fetch)
     except Exception as exc:
         if not status:
             raise SendFailed(reason(exc), retry=True) from None
     if not status:
         raise SendFailed("no status line in the answer", retry=True)
     judge(status[0], retry_after[0] if retry_after else None, sent_at)
+
+
+def _consume(future: "asyncio.Future[object]") -> None:
+    """Retrieve the outcome of a request nobody may await any more (after a stop)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def judge(code: int, retry_after: Optional[str], now: float) -> None:
