@@ -15,6 +15,7 @@ RATE_WINDOW = 60.0
 """Seconds over which a route's rate limit counts messages."""
 HELD_TASKS = messages.MAX_TASKS
 """Tasks a rate limit keeps in full for its summary; beyond them only ids are kept."""
+_UNKNOWN = object()
 
 
 @dataclass
@@ -68,15 +69,22 @@ class Gatherer:
         """Bursts being gathered and messages held back."""
         return len(self._bursts) + sum(len(w.held) for w in self._windows.values())
 
-    def add(self, route: Route, event: str, task: Mapping[str, Any], now: float) -> None:
-        """`task` (served form) made `event` for `route`."""
-        group = events.group_of(task)
+    def add(self, route: Route, event: str, task: Mapping[str, Any], now: float,
+            group: Any = _UNKNOWN) -> Optional[float]:
+        """`task` (served form) made `event` for `route`; when a new burst opened, its due time.
+
+        `group` is the task's `events.group_of`, when the caller has it already.
+        """
+        if group is _UNKNOWN:
+            group = events.group_of(task)
         key = (route.name, event, group if group is not None else "\0" + task["task_id"])
         burst = self._bursts.get(key)
+        opened = burst is None
         if burst is None:
             burst = self._bursts[key] = _Burst(route, event, group, now)
+            self._limits[route.name] = route.rate_limit
         burst.tasks[task["task_id"]] = task
-        self._limits[route.name] = route.rate_limit
+        return burst.due_at if opened else None
 
     def due(self, now: float) -> List[Message]:
         """Messages to send now: summaries whose slot opened, then bursts whose wait is over."""

@@ -102,24 +102,31 @@ class Alerts:
             self._observe_one(task, self._seen.get(task["task_id"]))
         self._forget(removed)
 
-    def listener(self, reader: Any, served: Optional[Callable[[Any], Mapping[str, Any]]] = None
-                 ) -> Callable[[Any], None]:
+    def listener(self, reader: Any, served: Optional[Callable[[Any], Mapping[str, Any]]] = None,
+                 overdue: Optional[Callable[[Any], bool]] = None) -> Callable[[Any], None]:
         """A task-service listener: reads changed tasks from `reader` (the store or a mirror).
 
         A task's served form (`served(task)`, default `task.to_wire()`) is made only when its
-        status changed, or for every change while a route wants `overdue`.
+        status changed, or, while a route wants `overdue`, when `overdue(task)` (a cheap
+        flag from the history's expectations; the served form must carry it as `overdue`)
+        differs from what was seen.
         """
+        seen = self._seen
+        read = reader.get
+
         def on_changes(changes: Any) -> None:
+            check_overdue = overdue is not None and self._wants_overdue
             for task_id in changes.upserted:
-                task = reader.get(task_id)
+                task = read(task_id)
                 if task is None:
                     continue
-                before = self._seen.get(task_id)
-                if before is not None and before.status == task.status \
-                        and not self._wants_overdue:
-                    continue
+                before = seen.get(task_id)
+                if before is not None and before.status == task.status and not (
+                        check_overdue and overdue(task) != before.overdue):
+                    continue  # the hot path: an update of a running task
                 self._observe_one(served(task) if served else task.to_wire(), before)
-            self._forget(changes.removed)
+            if changes.removed:
+                self._forget(changes.removed)
         return on_changes
 
     def _observe_one(self, task: Mapping[str, Any], before: Optional[Seen]) -> None:
@@ -128,11 +135,13 @@ class Alerts:
         if not found or not self._gathers():
             return
         now = self._clock()
+        group = events.group_of(task)
         for kind in found:
             for route in self._by_kind[kind]:
                 if events.wants(route, kind, task):
-                    self._gatherer.add(route, kind, task, now)
-        self._schedule()
+                    due = self._gatherer.add(route, kind, task, now, group)
+                    if due is not None and (self._timer_at is None or due < self._timer_at):
+                        self._schedule(due)
 
     def _forget(self, removed: Iterable[str]) -> None:
         for task_id in removed:
@@ -141,22 +150,21 @@ class Alerts:
     def flush(self) -> int:
         """Queue the messages whose burst is over; how many (the timer calls this)."""
         self._timer = self._timer_at = None
-        due = self._gatherer.due(self._clock())
-        for message in due:
+        ready = self._gatherer.due(self._clock())
+        for message in ready:
             asyncio.ensure_future(self.delivery.submit(message))
-        self._schedule()
-        return len(due)
-
-    def _schedule(self) -> None:
-        """Have `flush` run when the next burst is over (sooner than any timer set)."""
         due = self._gatherer.next_due()
-        if due is None or (self._timer_at is not None and self._timer_at <= due):
-            return
+        if due is not None:
+            self._schedule(due)
+        return len(ready)
+
+    def _schedule(self, due: float) -> None:
+        """Have `flush` run at `due` (epoch seconds) instead of any later time set before."""
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = due
-        delay = max(0.0, due - self._clock())
-        self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - self._clock()),
+                                                            self.flush)
 
     async def send_test(self, route_name: str, wait: float = TEST_WAIT) -> Dict[str, Any]:
         """Send a test message through `route_name` now (one attempt); its delivery record,
