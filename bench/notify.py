@@ -105,46 +105,32 @@ async def ingest_costs(events: int, repeat: int) -> Dict[str, float]:
                 service.add_listener(alerts.listener(service.store))
             return service, alerts
 
-        async def updates(alerts_path) -> float:
+        starts = [{"task_id": f"t{i}", "status": "start"} for i in range(100)]
+        updates = [[{"task_id": f"t{i % 100}", "n": i}] for i in range(events)]
+        failures = [[{"task_id": f"job{i}:0", "status": "error"}] for i in range(events)]
+
+        async def cpu_per_event(alerts_path, first, batches) -> float:
             service, alerts = service_with(alerts_path)
-            await service.ingest([{"task_id": f"t{i}", "status": "start"} for i in range(100)])
-            batches = [[{"task_id": f"t{i % 100}", "n": i}] for i in range(events)]
+            if first:
+                await service.ingest(first)
             started = time.process_time()
             for batch in batches:
                 await service.ingest(batch)
             spent = time.process_time() - started
             if alerts:
                 await alerts.close()
-            return spent / events * 1e6
+            return spent / len(batches) * 1e6
 
-        async def transitions() -> float:
-            service, alerts = service_with(path)
-            batches = [[{"task_id": f"job{i}:0", "status": "error"}] for i in range(events)]
-            started = time.process_time()
-            for batch in batches:
-                await service.ingest(batch)
-            spent = time.process_time() - started
-            await alerts.close()
-            return spent / events * 1e6
-
-        async def transitions_alone() -> float:
-            service, _ = service_with(None)
-            batches = [[{"task_id": f"job{i}:0", "status": "error"}] for i in range(events)]
-            started = time.process_time()
-            for batch in batches:
-                await service.ingest(batch)
-            return (time.process_time() - started) / events * 1e6
-
-        plain, routed, errors, errors_plain = [], [], [], []
+        plain, routed, errors, failuresplain = [], [], [], []
         for _ in range(repeat):  # alternating, so that other work on the machine hits both
-            plain.append(await updates(None))
-            routed.append(await updates(path))
-            errors_plain.append(await transitions_alone())
-            errors.append(await transitions())
+            plain.append(await cpu_per_event(None, starts, updates))
+            routed.append(await cpu_per_event(path, starts, updates))
+            failuresplain.append(await cpu_per_event(None, [], failures))
+            errors.append(await cpu_per_event(path, [], failures))
     return {"update_no_routes_us": min(plain), "update_10_routes_us": min(routed),
             "update_ratio": min(plain) / min(routed),
-            "error_no_routes_us": min(errors_plain), "error_10_routes_us": min(errors),
-            "error_extra_us": min(errors) - min(errors_plain)}
+            "error_no_routes_us": min(failuresplain), "error_10_routes_us": min(errors),
+            "error_extra_us": min(errors) - min(failuresplain)}
 
 
 async def main_async(args) -> Dict[str, Dict[str, float]]:

@@ -111,6 +111,8 @@ class Delivery:
         self._runner: Optional["asyncio.Future[None]"] = None
         self._dropped_unlogged = 0
         self._drop_logged_at: Optional[float] = None
+        self.queue_error: Optional[str] = None
+        """Why the queue or the log (a shared store) cannot be used right now, or None."""
 
     def start(self) -> None:
         """Begin sending, on the running loop."""
@@ -127,12 +129,21 @@ class Delivery:
         self._runner = None
 
     async def submit(self, message: Message, once: bool = False) -> None:
-        """Queue `message` for delivery (`once`: a single attempt, for a test)."""
+        """Queue `message` for delivery (`once`: a single attempt, for a test); never raises."""
         now = self._clock()
-        dropped = await self.queue.push(Entry(message, queued_at=now, once=once))
-        for entry in dropped:
-            entry.error = "dropped: the notification queue was full"
-            await self._finish(entry, DROPPED, now)
+        try:
+            dropped = await self.queue.push(Entry(message, queued_at=now, once=once))
+            for entry in dropped:
+                entry.error = "dropped: the notification queue was full"
+                await self._finish(entry, DROPPED, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a shared queue that cannot be reached: the message is lost
+            self._store_failed(exc)
+            self.stats.messages[(message.route, DROPPED)] += 1
+            dropped = [Entry(message, queued_at=now)]
+        else:
+            self._store_ok()
         self._note_dropped(len(dropped), now)
         self._poke()
 
@@ -158,8 +169,10 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a shared queue that cannot be reached: try again soon
-                log.warning("notification queue unavailable: %s", exc)
+                self._store_failed(exc)
                 due = None
+            else:
+                self._store_ok()
             wait = self._poll if due is None else min(self._poll, max(0.0, due - self._clock()))
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -179,6 +192,8 @@ class Delivery:
         except asyncio.CancelledError:
             await self.queue.retry(entry)
             raise
+        except Exception as exc:  # the shared store failed; the entry's lease brings it back
+            self._store_failed(exc)
         finally:
             self._busy.discard(route_name)
             self._poke()
@@ -249,6 +264,18 @@ class Delivery:
                         self._dropped_unlogged)
             self._dropped_unlogged = 0
             self._drop_logged_at = now
+
+    def _store_failed(self, exc: BaseException) -> None:
+        reason = str(exc) or type(exc).__name__
+        if self.queue_error is None:
+            log.warning("notification queue unavailable: %s; delivery resumes when it answers",
+                        reason)
+        self.queue_error = reason
+
+    def _store_ok(self) -> None:
+        if self.queue_error is not None:
+            log.info("notification queue available again")
+        self.queue_error = None
 
     def _poke(self) -> None:
         if self._wake is not None:

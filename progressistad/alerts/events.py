@@ -43,8 +43,9 @@ def seen(task: Mapping[str, Any]) -> Seen:
 
 
 def remember(before: Optional[Seen], task: Mapping[str, Any]) -> Seen:
-    """What to remember of `task` after a change: a task loaded after a restart that goes
-    stale stays `recovered`, so that neither its stall nor its return is announced."""
+    """What to remember of `task` after a change from `before`."""
+    # A task loaded after a restart that goes stale stays `recovered`: neither its stall
+    # nor its return is announced.
     now = seen(task)
     if before is not None and before.status == contract.RECOVERED and now.status == contract.STALE:
         return before
@@ -52,13 +53,11 @@ def remember(before: Optional[Seen], task: Mapping[str, Any]) -> Seen:
 
 
 def kinds(before: Optional[Seen], task: Mapping[str, Any]) -> Tuple[str, ...]:
-    """The events of the change from `before` to `task` (served form), in no particular order.
-
-    A task not seen before counts only when this is its first event: a daemon that
-    starts, or joins a group, must not announce what ended before it was listening.
-    """
+    """The events of the change from `before` to `task` (served form), in no particular order."""
     status = task["status"]
     if before is None:
+        # Only a task's first event counts: a daemon that starts, or joins a group, must
+        # not announce what ended before it was listening.
         if task.get("created_at") != task.get("updated_at"):
             return ()
         before = Seen(contract.START)
@@ -76,8 +75,7 @@ def kinds(before: Optional[Seen], task: Mapping[str, Any]) -> Tuple[str, ...]:
 
 
 def group_of(task: Mapping[str, Any]) -> Optional[str]:
-    """The group the dashboard folds a task into (static/tasks.js `groupOf`): `meta.group`,
-    else the task id's prefix before ':', else None."""
+    """A task's group as the dashboard's `groupOf` (static/tasks.js) finds it, or None."""
     meta = task.get("meta")
     if isinstance(meta, dict):
         group = meta.get("group")

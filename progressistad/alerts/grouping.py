@@ -71,10 +71,7 @@ class Gatherer:
 
     def add(self, route: Route, event: str, task: Mapping[str, Any], now: float,
             group: Any = _UNKNOWN) -> Optional[float]:
-        """`task` (served form) made `event` for `route`; when a new burst opened, its due time.
-
-        `group` is the task's `events.group_of`, when the caller has it already.
-        """
+        """`task` (served, of `group` if known) made `event`: a new burst's due time, or None."""
         if group is _UNKNOWN:
             group = events.group_of(task)
         key = (route.name, event, group if group is not None else "\0" + task["task_id"])

@@ -107,7 +107,7 @@ def test(route: str, host: str, now: float) -> Message:
 
 def _words(event: str, group: Optional[str], tasks: Sequence[Mapping[str, Any]],
            now: float) -> Tuple[str, str]:
-    """Title and text, e.g. "train: 8 tasks finished" and "train: 8 tasks finished in 2 h 13 min"."""
+    """Title and text: "train: 8 tasks finished", "train: 8 tasks finished in 2 h 13 min"."""
     verb = _FINISHED[event]
     if len(tasks) == 1:
         task = tasks[0]

@@ -27,7 +27,7 @@ _SECRET_PATH_AFTER = (
 
 
 def redact(url: str, path_is_secret: bool = False) -> str:
-    """`url` without its secrets; with `path_is_secret` (a URL from url-file) only its host shows."""
+    """`url` without its secrets; with `path_is_secret` (from url-file) only its host shows."""
     scheme, colon, rest = url.partition(":")
     scheme = scheme.lower()
     if not colon:

@@ -277,8 +277,7 @@ class _Section:
 
 
 class _SecretFiles:
-    """Secrets read from files: a relative name is a systemd credential when one has that name,
-    else a path beside the route file."""
+    """Secrets from files: a relative name is a systemd credential, else a file beside this one."""
 
     def __init__(self, config_path: str, credentials: Optional[str]) -> None:
         self._base = os.path.dirname(os.path.abspath(config_path))
@@ -318,7 +317,8 @@ def _route(section: _Section, secrets: _SecretFiles) -> Route:
     sink, safe_url = _sink_of(section, url, from_file)
     token = _one_of(section, secrets, "token", "token-file")
     if token is not None and sink not in (NTFY, WEBHOOK):
-        raise section.error("a token applies to ntfy and webhook routes only", _key_of(section, "token"))
+        raise section.error("a token applies to ntfy and webhook routes only",
+                            _key_of(section, "token"))
     return Route(
         name=section.name, sink=sink, safe_url=safe_url, url=url,
         events=_events(section), match=section.items("match") or ("*",),

@@ -41,7 +41,8 @@ class Alerts:
         self._clock = clock
         self._gathers = gathers
         self._hostname = hostname or socket.gethostname()
-        self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="progressista-notify")
+        self._executor = ThreadPoolExecutor(WORKER_THREADS,
+                                            thread_name_prefix="progressista-notify")
         self._out = Outbound(http=http.client(), executor=self._executor,
                              dashboard_url=dashboard_url, hostname=self._hostname,
                              user_agent=f"progressistad/{__version__}",
@@ -69,7 +70,7 @@ class Alerts:
         self.delivery.start()
 
     def reload(self, path: str, env: Mapping[str, str]) -> bool:
-        """Read the route file again; a bad file keeps the routes in use, logs why, returns False."""
+        """Read the route file again; a bad one keeps the routes in use, is logged, gives False."""
         try:
             config = route_file.load(path, env)
         except RouteError as exc:
@@ -104,13 +105,11 @@ class Alerts:
 
     def listener(self, reader: Any, served: Optional[Callable[[Any], Mapping[str, Any]]] = None,
                  overdue: Optional[Callable[[Any], bool]] = None) -> Callable[[Any], None]:
-        """A task-service listener: reads changed tasks from `reader` (the store or a mirror).
-
-        A task's served form (`served(task)`, default `task.to_wire()`) is made only when its
-        status changed, or, while a route wants `overdue`, when `overdue(task)` (a cheap
-        flag from the history's expectations; the served form must carry it as `overdue`)
-        differs from what was seen.
-        """
+        """A task-service listener reading changed tasks from `reader` (the store or a mirror)."""
+        # Ingest pays only for a dict lookup per change: the served form (`served(task)`, by
+        # default `task.to_wire()`) is made when the status changed, or, while a route wants
+        # `overdue`, when `overdue(task)` (a cheap flag from the history's expectations,
+        # which the served form carries as `overdue`) differs from what was seen.
         seen = self._seen
         read = reader.get
 
@@ -167,8 +166,7 @@ class Alerts:
                                                             self.flush)
 
     async def send_test(self, route_name: str, wait: float = TEST_WAIT) -> Dict[str, Any]:
-        """Send a test message through `route_name` now (one attempt); its delivery record,
-        or its queue entry when the receiver has not answered within `wait` seconds."""
+        """Send a test message through `route_name` once: its record, or its entry after `wait`."""
         if self._config.get(route_name) is None:
             raise UnknownRoute(route_name)
         message = messages.test(route_name, self._hostname, self._clock())
@@ -191,15 +189,15 @@ class Alerts:
         return self.delivery.stats
 
     def health(self) -> Dict[str, Any]:
-        """The /health report: not ok while a route's last message failed or a reload failed."""
+        """The /health report: not ok while a route's last message, a reload or the queue fails."""
         failing = {name: error for name, (result, error) in self.delivery.last_result.items()
                    if result != SENT and self._config.get(name) is not None}
-        return {"ok": not failing and self.reload_error is None,
-                "routes": len(self._config.routes), "gathering": len(self._gatherer),
-                "failing": failing, "error": self.reload_error}
+        error = self.reload_error or self.delivery.queue_error
+        return {"ok": not failing and error is None, "routes": len(self._config.routes),
+                "gathering": len(self._gatherer), "failing": failing, "error": error}
 
     async def close(self) -> None:
-        """Stop: what bursts hold goes to the queue (a shared queue keeps it), then delivery ends."""
+        """Stop: what bursts hold goes to the queue (a shared one keeps it), then delivery ends."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None

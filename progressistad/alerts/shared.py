@@ -189,11 +189,9 @@ class RedisLog:
 
 
 class GatherLease:
-    """Whether this daemon gathers the group's notifications: it holds a lease it renews.
-
-    `held` is what `Alerts(gathers=...)` reads; `run` renews the lease every third of its
-    time until cancelled. A daemon that dies loses the lease when it runs out.
-    """
+    """Whether this daemon gathers the group's notifications (`Alerts(gathers=lease)`)."""
+    # Renewed every third of its time while started; a daemon that dies loses it when it
+    # runs out, and one that stops hands it back.
 
     def __init__(self, client: Any, prefix: str, owner: str, seconds: float) -> None:
         self._key = f"{prefix}notify:gather-lease"

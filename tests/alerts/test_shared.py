@@ -150,3 +150,31 @@ async def test_one_daemon_gathers(route_file, receiver, client, redis_prefix, io
     finally:
         for alerts in group:
             await alerts.close()
+
+
+async def test_redis_away_then_back(config, out, receiver, redis_prefix, caplog):
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    client = redis_asyncio.Redis.from_url(server.url, socket_timeout=1,
+                                          socket_connect_timeout=1)
+    sender = Delivery(targets(config(f"[hook]\nurl = {receiver.url()}\n"), out), time.time,
+                      policy=FAST, poll_seconds=0.05,
+                      queue=shared.RedisQueue(client, redis_prefix, 5),
+                      journal=shared.RedisLog(client, redis_prefix))
+    sender.start()
+    try:
+        server.stop()
+        await sender.submit(failure(0))  # lost, counted, never raised
+        await wait_until(lambda: sender.queue_error is not None)
+        await wait_until(lambda: sender.stats.messages[("hook", "dropped")] == 1)
+        lines = [r.getMessage() for r in caplog.records if "queue unavailable" in r.getMessage()]
+        assert len(lines) == 1
+        server.start()
+        await sender.submit(failure(1))
+        await wait_until(lambda: sender.stats.messages[("hook", "sent")] == 1)
+        assert sender.queue_error is None
+        assert [got.json()["id"] for got in receiver.received()] == [failure(1).id]
+    finally:
+        await sender.close()
+        server.stop()

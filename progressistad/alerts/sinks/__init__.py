@@ -53,10 +53,8 @@ T = TypeVar("T")
 
 
 async def off_loop(out: Outbound, work: Callable[[], T]) -> T:
-    """Run blocking `work` on a worker thread; SendFailed (retry) once the timeout has passed.
-
-    A thread cannot be stopped: the work's own socket timeouts end it soon after.
-    """
+    """Run blocking `work` on a worker thread; SendFailed (retry) once the timeout has passed."""
+    # A thread cannot be stopped: the work's own socket timeouts end it soon after.
     future = asyncio.get_running_loop().run_in_executor(out.executor, work)
     try:
         return await asyncio.wait_for(future, out.timeout)

@@ -77,7 +77,8 @@ def judge(code: int, retry_after: Optional[str], now: float) -> None:
     if 200 <= code < 300:
         return
     if code == 429 or 500 <= code < 600:
-        raise SendFailed(f"HTTP {code}", retry=True, retry_after=parse_retry_after(retry_after, now))
+        raise SendFailed(f"HTTP {code}", retry=True,
+                         retry_after=parse_retry_after(retry_after, now))
     if 300 <= code < 400:
         raise SendFailed(f"HTTP {code}: redirect not followed", retry=False)
     raise SendFailed(f"HTTP {code}", retry=False)
