@@ -35,6 +35,19 @@ TASK_FIELDS = EVENT_FIELDS + (
     "eta",
 )
 """Fields of a task as served by /tasks and the WebSocket."""
+EXPECTATION_FIELDS = ("expected_duration", "overdue")
+"""Fields served besides those on an active task whose job has enough history (SPEC 14):
+`expected_duration` (seconds, the median of the job's last close runs) and `overdue`."""
+
+RUN_ABANDONED = "abandoned"
+"""A run that ended without close or error: removed while active, or begun again by a start."""
+RUN_STATUSES = (CLOSE, ERROR, RUN_ABANDONED)
+"""Outcomes of a run in the history (GET /history)."""
+RUN_FIELDS = ("id", "job", "task_id", "desc", "unit", "total", "n", "status", "started_at",
+              "ended_at", "duration", "metrics", "postfix", "meta", "log")
+"""Fields of a run as GET /history serves it."""
+HISTORY_MAX_LIMIT = 1000
+"""Most runs or jobs one page of GET /history or /history/jobs holds."""
 
 TOKEN_META_KEY = "_token"
 """`meta._token` carries a credential for older clients; it is never stored."""

@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from progressistad.core.store import Changes, SweepPolicy, TaskReader, TaskStore
 
 Listener = Callable[[Changes], None]
+OriginListener = Callable[[Changes, bool], None]
+"""A listener told, with each change, whether this daemon made it (`local`)."""
 Clock = Callable[[], float]
 
 SWEEP_CHUNK = 5000
@@ -32,16 +34,21 @@ class ServiceBase:
         self.store = store
         self.policy = policy
         self._clock = clock
-        self._listeners: List[Listener] = []
+        self._listeners: List[OriginListener] = []
         self.events_accepted = 0
 
     def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(lambda changes, local: listener(changes))
+
+    def add_origin_listener(self, listener: OriginListener) -> None:
+        """A listener that also hears whether each change was this daemon's own (`local`) or
+        another daemon's, heard from the shared store (which one records a run, say)."""
         self._listeners.append(listener)
 
-    def announce(self, changes: Changes) -> None:
+    def announce(self, changes: Changes, local: bool = True) -> None:
         if changes:
             for listener in self._listeners:
-                listener(changes)
+                listener(changes, local)
 
 
 class TaskService(ServiceBase):

@@ -68,7 +68,7 @@ class Cluster:
         self.service = RedisTaskService(self.backend, self.mirror, self.link, self.clock, policy,
                                         lease_seconds=cleanup_interval * LEASE_INTERVALS)
         self.follower = StreamFollower(self.backend, self.reader, self.mirror, self.link,
-                                       self.service.announce)
+                                       self.service.announce_remote)
         return self.service
 
     async def start(self) -> None:

@@ -3,13 +3,17 @@
 It offers what the WebSocket hub, `/health` and `/metrics` read from the
 in-memory `TaskStore` (`TaskReader`, which both are), fed with the tasks a
 shared store published. Pure: no I/O, no clock.
+
+Annotations (`annotate`, as on the `TaskStore`) are this daemon's own: the
+shared store never holds them, every daemon derives the same from the shared
+history, and a task's annotation stays on each copy the store publishes of it.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Protocol
+from typing import Any, Dict, Iterable, Mapping, Optional, Protocol
 
-from progressistad.core.store import Changes, ReadableTask, TaskReader
+from progressistad.core.store import Changes, EntryCache, ReadableTask, TaskReader
 
 
 class MirroredTask(ReadableTask, Protocol):
@@ -20,6 +24,43 @@ class MirroredTask(ReadableTask, Protocol):
     """Group-wide write version: a later write of any task has a larger one."""
 
 
+class AnnotatedTask(EntryCache):
+    """A mirrored task served with this daemon's annotation of it."""
+
+    __slots__ = ("task", "fields", "_entry")
+
+    def __init__(self, task: MirroredTask, fields: Mapping[str, Any]) -> None:
+        self.task = task
+        self.fields = fields
+        self._entry: Optional[str] = None
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def version(self) -> int:
+        return self.task.version
+
+    @property
+    def status(self) -> str:
+        return self.task.status
+
+    def to_wire(self) -> Dict[str, Any]:
+        return {**self.task.to_wire(), **self.fields}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AnnotatedTask) and other.task == self.task \
+            and other.fields == self.fields
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _published(task: MirroredTask) -> MirroredTask:
+    """The task as the shared store published it, without this daemon's annotation."""
+    return task.task if isinstance(task, AnnotatedTask) else task
+
+
 class TaskMirror(TaskReader[MirroredTask]):
     """Every task of the group as this daemon last heard of it."""
 
@@ -27,6 +68,7 @@ class TaskMirror(TaskReader[MirroredTask]):
         super().__init__()
         self.max_tasks = max_tasks
         """Kept for `AppContext.apply_settings`; the shared store enforces the limit."""
+        self._annotations: Dict[str, Mapping[str, Any]] = {}
 
     def apply(self, upserted: Iterable[MirroredTask], removed: Iterable[str]) -> Changes:
         """Record published changes: tasks written, and removed ids.
@@ -39,10 +81,11 @@ class TaskMirror(TaskReader[MirroredTask]):
             held = self._tasks.get(task.task_id)
             if held is not None and held.version >= task.version:
                 continue
-            self._tasks[task.task_id] = task
+            self._put(task)
             changes.add_upsert(task.task_id)
         for task_id in removed:
             if self._tasks.pop(task_id, None) is not None:
+                self._annotations.pop(task_id, None)
                 changes.add_removal(task_id)
         return changes
 
@@ -52,10 +95,33 @@ class TaskMirror(TaskReader[MirroredTask]):
         for task_id in list(self._tasks):
             if task_id not in tasks:
                 del self._tasks[task_id]
+                self._annotations.pop(task_id, None)
                 changes.add_removal(task_id)
         for task_id, task in tasks.items():
             held = self._tasks.get(task_id)
-            if held is None or held != task:
+            if held is None or _published(held) != task:
                 changes.add_upsert(task_id)
-            self._tasks[task_id] = task
+            self._put(task)
         return changes
+
+    def annotate(self, task_id: str, **fields: Any) -> Changes:
+        """Serve `fields` on a task besides what the shared store holds (none: stop), as
+        `TaskStore.annotate` does."""
+        task = self._tasks.get(task_id)
+        changes = Changes()
+        if task is None or (fields or None) == self._annotations.get(task_id):
+            return changes
+        if fields:
+            self._annotations[task_id] = dict(fields)
+        else:
+            self._annotations.pop(task_id, None)
+        self._put(_published(task))
+        changes.add_upsert(task_id)
+        return changes
+
+    def annotation(self, task_id: str) -> Optional[Mapping[str, Any]]:
+        return self._annotations.get(task_id)
+
+    def _put(self, task: MirroredTask) -> None:
+        fields = self._annotations.get(task.task_id) if self._annotations else None
+        self._tasks[task.task_id] = task if fields is None else AnnotatedTask(task, fields)

@@ -78,10 +78,21 @@ class RedisTaskService(ServiceBase):
             await asyncio.sleep(0)
 
     async def get(self, task_id: str) -> Optional[Dict[str, Any]]:
-        return await self._call(self.backend.get(task_id))
+        task = await self._call(self.backend.get(task_id))
+        return None if task is None else self._annotated(task)
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
-        return await self._call(self.backend.snapshot(statuses))
+        tasks = await self._call(self.backend.snapshot(statuses))
+        return {task_id: self._annotated(task) for task_id, task in tasks.items()}
+
+    def announce_remote(self, changes: Changes) -> None:
+        """Tell the listeners of changes other daemons made (the stream follower's)."""
+        self.announce(changes, local=False)
+
+    def _annotated(self, task: Dict[str, Any]) -> Dict[str, Any]:
+        """A task read from Redis with this daemon's annotation (the mirror's), if any."""
+        fields = self.store.annotation(task["task_id"])
+        return task if fields is None else {**task, **fields}
 
     def _mirror(self, upserted: List[MirroredTask], removed: List[str]) -> Changes:
         """Show this daemon's own writes at once; the stream brings them again, and is ignored."""

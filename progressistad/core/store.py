@@ -145,7 +145,7 @@ class EntryCache:
 class Task(EntryCache):
     """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
 
-    __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry",)
+    __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry", "_annotation")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -168,10 +168,23 @@ class Task(EntryCache):
         self._avg_dt: Optional[float] = None
         self._weight = FIRST_SAMPLE_WEIGHT
         self._entry: Optional[str] = None
+        self._annotation: Optional[Dict[str, Any]] = None
 
     def to_wire(self) -> Dict[str, Any]:
-        """The task as served: every field of `contract.TASK_FIELDS`."""
-        return {name: getattr(self, name) for name in contract.TASK_FIELDS}
+        """The task as served: every field of `contract.TASK_FIELDS`, and its annotation's."""
+        wire = {name: getattr(self, name) for name in contract.TASK_FIELDS}
+        if self._annotation is not None:
+            wire.update(self._annotation)
+        return wire
+
+    def annotate(self, fields: Mapping[str, Any]) -> bool:
+        """Serve `fields` besides the task's own (none: stop); True when that changed them."""
+        annotation = dict(fields) or None
+        if annotation == self._annotation:
+            return False
+        self._annotation = annotation
+        self._entry = None
+        return True
 
     def cached_entry(self) -> Optional[str]:
         """The entry if one was made since the task last changed, else None."""
@@ -207,6 +220,7 @@ class Task(EntryCache):
         task._avg_dn = task._avg_dt = None
         task._weight = FIRST_SAMPLE_WEIGHT
         task._entry = None
+        task._annotation = None
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
@@ -367,6 +381,23 @@ class TaskStore(TaskReader[Task]):
             self._insert(task)
             changes.add_upsert(task_id)
         return changes
+
+    def annotate(self, task_id: str, **fields: Any) -> Changes:
+        """Serve `fields` on a task besides its own, until annotated again (no fields: none).
+
+        The seam for what other parts derive about a task (the history's expectation), kept
+        apart from the event rules: an annotation survives events and goes with the task.
+        """
+        task = self._tasks.get(task_id)
+        changes = Changes()
+        if task is not None and task.annotate(fields):
+            changes.add_upsert(task_id)
+        return changes
+
+    def annotation(self, task_id: str) -> Optional[Mapping[str, Any]]:
+        """The fields `annotate` gave a task, or None."""
+        task = self._tasks.get(task_id)
+        return None if task is None else task._annotation
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()

@@ -66,6 +66,12 @@ class Settings:
     redis_url: Optional[str] = dataclasses.field(default=None, repr=False)
     redis_prefix: str = "progressista:"
     redis_wait: float = 0.0
+    history_path: Optional[str] = None
+    history_retention_days: float = 90.0
+    history_max_runs: int = 100000
+    history_children: bool = False
+    overdue_factor: float = 1.5
+    metrics_max_jobs: int = 200
 
     def replace(self, **changes: object) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -73,7 +79,8 @@ class Settings:
 
 RELOADABLE_FIELDS = (
     "api_tokens", "read_tokens", "api_tokens_file", "read_tokens_file", "allow_origins",
-    "retention_seconds", "stale_seconds", "max_task_age", "log_level",
+    "retention_seconds", "stale_seconds", "max_task_age", "log_level", "history_retention_days",
+    "overdue_factor",
 )
 """Settings that SIGHUP applies to the running daemon; the others need a restart."""
 
@@ -137,6 +144,26 @@ def _seconds(positive: bool) -> Callable[[str], float]:
                              else "expected a number of seconds >= 0 (0 disables)")
         return value
     return convert
+
+
+def _days(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("not a number of days") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a number of days >= 0 (0 keeps runs whatever their age)")
+    return value
+
+
+def _factor(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a number > 0")
+    return value
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -252,6 +279,21 @@ OPTIONS: Tuple[Option, ...] = (
             "one Redis (default %(default)s)", "PREFIX"),
     _option("redis-wait", _seconds(False), "at start, keep trying to reach Redis this long before "
             "giving up with exit status 1; 0 gives up at once (default %(default)s)", "SEC"),
+    _option("history-path", _optional_text, "SQLite database of the run history (every task's "
+            "runs: close, error, abandoned), written off the event loop; an unusable one is moved "
+            "aside and ingest goes on (default: history.sqlite3 beside --storage-path; without "
+            "either, kept in memory; unused with --redis-url, which keeps it in Redis)", "FILE"),
+    _option("history-retention-days", _days, "remove runs that ended this many days ago; 0 keeps "
+            "them whatever their age (default %(default)s)", "DAYS"),
+    _option("history-max-runs", _integer(0), "most runs the history keeps, the oldest removed "
+            "first; 0 turns the history off (default %(default)s)", "N"),
+    _option("history-children", _boolean, "also keep the runs of child bars (meta.parent_id), "
+            "such as a wrapped command's own bars (default false)", "BOOL"),
+    _option("overdue-factor", _factor, "an active task whose job has 3 close runs or more is "
+            "overdue once its run takes longer than this times the 90th percentile of the job's "
+            "last 20 close runs (default %(default)s)", "FACTOR"),
+    _option("metrics-max-jobs", _integer(0), "/metrics shows the run history of at most this many "
+            "jobs, the first by name; 0 shows none (default %(default)s)", "N"),
     _option("trust-proxy", _boolean, "take the client address and scheme from the X-Real-Ip, "
             "X-Forwarded-For and X-Forwarded-Proto headers of the proxy in front, and the host "
             "that origins are checked against from X-Forwarded-Host; set only when that proxy, "
@@ -273,9 +315,9 @@ credentials named `{WRITE_TOKENS_CREDENTIAL}` and `{READ_TOKENS_CREDENTIAL}` whe
 $CREDENTIALS_DIRECTORY is set (LoadCredential=). With no token at all every
 route is open. Tokens never appear in logs or in --print-config.
 
-Signals: SIGHUP reloads tokens, origins, retention, stale, max age and log level
-from the same sources (a bad file keeps the old settings); SIGTERM and SIGINT
-write the state and stop. Exit status: 0 clean stop, 1 runtime failure (port
+Signals: SIGHUP reloads tokens, origins, retention, stale, max age, log level,
+history retention and overdue factor from the same sources (a bad file keeps
+the old settings); SIGTERM and SIGINT write the state and stop. Exit status: 0 clean stop, 1 runtime failure (port
 taken, final state write failed), 2 bad configuration or usage."""
 
 

@@ -141,7 +141,8 @@ class Daemon:
         return self.services.ctx
 
     async def cleanup(self) -> None:
-        """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards."""
+        """One cleanup tick: the sweep of SPEC section 5, then reaping stalled dashboards, then
+        the history's share (overdue runs, retention)."""
         started = time.perf_counter()
         changes = await self.ctx.service.sweep()
         self.ctx.metrics.sweep.observe(time.perf_counter() - started)
@@ -149,6 +150,7 @@ class Daemon:
             log.debug("cleanup: %d stale or updated, %d removed",
                       len(changes.upserted), len(changes.removed))
         self.ctx.hub.reap()
+        await self.services.after_sweep()
 
     def update_status(self) -> None:
         """Refresh systemd's STATUS= line (tasks, dashboards, events per second, problems)."""

@@ -1,4 +1,5 @@
-"""The one builder of a daemon's services: task service, hub, handlers' context, state or Redis."""
+"""The one builder of a daemon's services: task service, hub, handlers' context, state or Redis,
+and the run history with what feeds it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from progressistad.core.store import TaskStore
 from progressistad.daemon.config import Settings
 from progressistad.daemon.persistence.loading import StorageError
 from progressistad.daemon.persistence.persister import StatePersister
+from progressistad.history.annotator import Annotator
+from progressistad.history.figures import JobFigures
+from progressistad.history.recorder import Recorder
+from progressistad.history.service import History, history_path, open_history
 from progressistad.service import TaskService
+from progressistad.transitions import TransitionObserver
 from progressistad.web.context import AppContext, sweep_policy
 from progressistad.web.hub import Hub
 from progressistad.web.metrics import Metrics
@@ -37,18 +43,38 @@ class Services:
         self.persister = persister
         self.cluster = cluster
         """This daemon's membership in the group sharing Redis (`progressistad.cluster`)."""
+        self.transitions: Optional[TransitionObserver] = None
+        self.history: Optional[History] = None
+        self.annotator: Optional[Annotator] = None
+        self._maintaining = False
 
     def problem(self) -> Optional[str]:
         """What systemd's STATUS= line should say is wrong, or None when all is well."""
-        parts = [part for part in (self.persister, self.cluster) if part is not None]
+        parts = [part for part in (self.persister, self.cluster, self.history) if part is not None]
         return "; ".join(filter(None, (part.problem() for part in parts))) or None
+
+    async def after_sweep(self) -> None:
+        """The rest of a cleanup pass: `overdue` turned on where runs are late, and the
+        history's retention (with Redis, by the daemon that swept for the group)."""
+        if self.annotator is not None:
+            self.annotator.check()
+        leads = self.cluster is None or self.cluster.service.cleanup_leader
+        if self.history is not None and leads and not self._maintaining:
+            self._maintaining = True
+            try:
+                await self.history.maintain()
+            finally:
+                self._maintaining = False
 
     async def save(self) -> bool:
         """The final write of the state file, if there is one; False when it failed."""
         return self.persister is None or await self.persister.close()
 
     async def close(self) -> None:
-        """Leave the group of daemons sharing Redis, if this daemon is in one."""
+        """Write the runs that wait, and leave the group of daemons sharing Redis, if any."""
+        if self.history is not None and not await self.history.close():
+            log.warning("stopped with runs not written to the history: %s",
+                        self.history.health().get("error") or "the write queue was full")
         if self.cluster is not None:
             await self.cluster.close()
 
@@ -57,8 +83,11 @@ async def build(settings: Settings, clock: Callable[[], float] = time.time,
                 on_health_change: Optional[Callable[[], None]] = None) -> Services:
     """The services, wired: on Redis with --redis-url, else in memory with the state file loaded."""
     if settings.redis_url:
-        return await _on_redis(settings, clock, on_health_change)
-    return _in_memory(settings, clock, on_health_change)
+        services = await _on_redis(settings, clock, on_health_change)
+    else:
+        services = _in_memory(settings, clock, on_health_change)
+    _with_history(services, settings, clock)
+    return services
 
 
 def _in_memory(settings: Settings, clock: Callable[[], float],
@@ -74,7 +103,7 @@ def _in_memory(settings: Settings, clock: Callable[[], float],
     except StorageError as exc:
         raise StartupError(str(exc)) from None
     service.add_listener(persister.on_changes)
-    ctx.health_checks["persistence"] = persister.health
+    ctx.add_health_check("persistence", persister.health, essential=True)
     return Services(ctx, persister=persister)
 
 
@@ -95,7 +124,7 @@ async def _on_redis(settings: Settings, clock: Callable[[], float],
     if settings.storage_path:
         log.warning("--storage-path is not used with --redis-url: Redis keeps the tasks")
     ctx = _context(settings, cluster.service, clock)
-    ctx.health_checks["redis"] = cluster.service.health
+    ctx.add_health_check("redis", cluster.service.health, essential=True)
     return Services(ctx, cluster=cluster)
 
 
@@ -111,3 +140,34 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
     )
     service.add_listener(hub.publish)
     return AppContext(settings, service, hub, clock, Metrics())
+
+
+def _with_history(services: Services, settings: Settings, clock: Callable[[], float]) -> None:
+    """The run history (none with --history-max-runs 0), fed by the transitions of the tasks:
+    runs recorded where they were made, expectations served on the tasks."""
+    cluster = services.cluster
+    path = history_path(settings.history_path, settings.storage_path)
+    history = open_history(
+        clock=clock, path=path, redis_client=None if cluster is None else cluster.backend.client,
+        redis_prefix=settings.redis_prefix, retention_days=settings.history_retention_days,
+        max_runs=settings.history_max_runs, overdue_factor=settings.overdue_factor,
+        children=settings.history_children)
+    if history is None:
+        return
+    if cluster is None and path is not None:
+        log.info("run history in %s", path)
+    ctx = services.ctx
+    service = ctx.service
+    observer = TransitionObserver(service.store)
+    service.add_origin_listener(observer.on_changes)
+    observer.prime()
+    annotator = Annotator(history, service, observer, clock,
+                          tornado.ioloop.IOLoop.current().add_callback)
+    observer.subscribe(Recorder(history).on_transitions)
+    observer.subscribe(annotator.on_transitions)
+    history.on_expectations = annotator.expectations_changed
+    annotator.prime()
+    ctx.history = history
+    ctx.job_figures = JobFigures(history, settings.metrics_max_jobs)
+    ctx.add_health_check("history", history.health, essential=False)
+    services.transitions, services.history, services.annotator = observer, history, annotator

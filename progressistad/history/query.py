@@ -12,12 +12,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Pattern, Sequence, Tuple
 
+from progressistad import contract
 from progressistad.core import wirejson
 from progressistad.history import expectations
 from progressistad.history.records import RUN_STATUSES, Run
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = contract.HISTORY_MAX_LIMIT
 JOB_MAX_CHARS = 8192
 """Longest job or job pattern a query may name (a job may come from `meta.job`)."""
 
@@ -158,6 +159,21 @@ def job_summary(runs: int, ok: int, failed: int, last: Optional[Run],
     found = expectations.figures(durations[:expectations.WINDOW])
     return {"runs": runs, "ok": ok, "failed": failed, "last": last,
             "duration": {"median": found and found.median, "p90": found and found.p90}}
+
+
+def job_figures(summaries: List[Tuple[str, Dict[str, Any]]],
+                statuses: Dict[str, Dict[str, Tuple[int, Optional[float]]]],
+                more: bool) -> Dict[str, Any]:
+    """What /metrics shows of the first jobs: each one's summary plus, by run status, how many
+    runs it has and when the last of them ended (`statuses`: job -> status -> (runs, last))."""
+    jobs = {}
+    for job, summary in summaries:
+        held = statuses.get(job, {})
+        jobs[job] = {**summary, "statuses": {
+            status: {"runs": held.get(status, (0, None))[0],
+                     "last_ended_at": held.get(status, (0, None))[1]}
+            for status in RUN_STATUSES}}
+    return {"jobs": jobs, "more": more}
 
 
 # ---- job patterns: SQLite's GLOB (case-sensitive `*`, `?`, `[...]`, `[^...]`)

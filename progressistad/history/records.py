@@ -18,16 +18,14 @@ from progressistad import contract
 Run = Dict[str, Any]
 """A run as stored and served: the keys of `RUN_FIELDS`."""
 
-ABANDONED = "abandoned"
-"""A run that ended without close or error: removed while active, or begun again by a `start`."""
-RUN_STATUSES = (contract.CLOSE, contract.ERROR, ABANDONED)
+ABANDONED = contract.RUN_ABANDONED
+RUN_STATUSES = contract.RUN_STATUSES
 FAILED_STATUSES = frozenset((contract.ERROR, ABANDONED))
 """Outcomes /history/jobs counts as `failed`."""
 LOG_TAIL_LINES = 20
 """Log lines a failed or abandoned run keeps."""
 
-RUN_FIELDS = ("id", "job", "task_id", "desc", "unit", "total", "n", "status", "started_at",
-              "ended_at", "duration", "metrics", "postfix", "meta", "log")
+RUN_FIELDS = contract.RUN_FIELDS
 
 
 class Step(NamedTuple):
@@ -39,7 +37,7 @@ class Step(NamedTuple):
     """The ended run is the task as it was before the change (a removal, or a `start` that
     abandons it); else as it is after."""
     begins: bool = False
-    """A new run begins with the change, at the task's `updated_at` after it."""
+    """A new run begins with the change (`run_start` says when)."""
 
 
 _NOTHING = Step()
@@ -72,6 +70,12 @@ def step(before: Optional[str], after: Optional[str]) -> Step:
     Per change, not per batch: a batch may end and begin several runs of one task.
     """
     return _STEPS[(before, after)]
+
+
+def run_start(before: Optional[str], after: Mapping[str, Any]) -> float:
+    """When the run a change begins began: a task's first run at its `created_at`, any later
+    one at the change (the task as served after it; `before`: its status before, None: absent)."""
+    return after["created_at"] if before is None else after["updated_at"]
 
 
 def job_of(task: Mapping[str, Any]) -> str:
@@ -148,7 +152,7 @@ def ended_runs(before: Optional[Mapping[str, Any]], after: Optional[Mapping[str,
                                 log_tail=log_before))
     if decided.begins:
         assert after is not None
-        run_started_at = after["updated_at"]
+        run_started_at = run_start(before and before["status"], after)
     if decided.ends and not decided.from_before:
         assert after is not None
         if children or not is_child(after):

@@ -29,9 +29,9 @@ from progressistad.history import expectations
 from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
     RETRY_MOST_SECONDS, Backlog, Faults
 from progressistad.history.query import SORT_KEY_CHARS, HistoryUnavailable, JobQuery, \
-    RunQuery, from_sort_key, glob_prefix, glob_regex, job_summary, jobs_page, runs_page, \
-    sort_key
-from progressistad.history.records import FAILED_STATUSES, Run
+    RunQuery, from_sort_key, glob_prefix, glob_regex, job_figures, job_summary, jobs_page, \
+    runs_page, sort_key
+from progressistad.history.records import FAILED_STATUSES, RUN_STATUSES, Run
 
 WRITE_BATCH = 500
 """Runs per script call."""
@@ -45,9 +45,9 @@ _ID_END = SORT_KEY_CHARS + 20
 _ADD = """
 local p = ARGV[1]
 local added = 0
-for i = 2, #ARGV, 7 do
-  local id, job, status, outcome, member, closed = unpack(ARGV, i, i + 5)
-  if redis.call('HSETNX', p .. 'runs', id, ARGV[i + 6]) == 1 then
+for i = 2, #ARGV, 8 do
+  local id, job, status, outcome, member, closed, ended = unpack(ARGV, i, i + 6)
+  if redis.call('HSETNX', p .. 'runs', id, ARGV[i + 7]) == 1 then
     redis.call('ZADD', p .. 'all', 0, member)
     redis.call('ZADD', p .. 'status:' .. status, 0, member)
     redis.call('ZADD', p .. 'job:' .. job, 0, member)
@@ -55,6 +55,11 @@ for i = 2, #ARGV, 7 do
     local stats = p .. 'stats:' .. job
     redis.call('HINCRBY', stats, 'runs', 1)
     redis.call('HINCRBY', stats, outcome, 1)
+    redis.call('HINCRBY', stats, 'runs:' .. status, 1)
+    local last = redis.call('HGET', stats, 'last:' .. status)
+    if not last or tonumber(last) < tonumber(ended) then
+      redis.call('HSET', stats, 'last:' .. status, ended)
+    end
     redis.call('ZADD', p .. 'jobs', 0, job)
     added = added + 1
   end
@@ -65,7 +70,7 @@ return added
 _REMOVE = """
 local p = ARGV[1]
 local removed = 0
-for i = 2, #ARGV, 6 do
+for i = 2, #ARGV, 7 do
   local id, job, status, outcome, member, closed = unpack(ARGV, i, i + 5)
   redis.call('ZREM', p .. 'all', member)
   redis.call('ZREM', p .. 'status:' .. status, member)
@@ -74,6 +79,11 @@ for i = 2, #ARGV, 6 do
   if redis.call('HDEL', p .. 'runs', id) == 1 then
     local stats = p .. 'stats:' .. job
     redis.call('HINCRBY', stats, outcome, -1)
+    -- Runs go oldest first (retention, max-runs, older_than), so the last of a status goes
+    -- only with every other of it: its end time stands until then.
+    if redis.call('HINCRBY', stats, 'runs:' .. status, -1) <= 0 then
+      redis.call('HDEL', stats, 'runs:' .. status, 'last:' .. status)
+    end
     if redis.call('HINCRBY', stats, 'runs', -1) <= 0 then
       redis.call('DEL', stats)
       redis.call('ZREM', p .. 'jobs', job)
@@ -87,10 +97,11 @@ return removed
 
 def _keys(run: Run) -> List[str]:
     """What the scripts need of a run besides its body: id, job, status, the counter its
-    outcome adds to, its index entry, and its entry among the job's close runs (or "")."""
+    outcome adds to, its index entry, its entry among the job's close runs (or ""), and
+    its end."""
     return [run["id"], run["job"], run["status"],
             "failed" if run["status"] in FAILED_STATUSES else "ok", _member(run),
-            _closed_member(run)]
+            _closed_member(run), repr(float(run["ended_at"]))]
 
 
 def _member(run: Run) -> str:
@@ -233,6 +244,24 @@ class RedisHistory:
             durations = [_closed(_text(m))[2] for m in replies[3 * i + 2]]
             page.append((job, job_summary(runs, ok, failed, last[0] if last else None, durations)))
         return page
+
+    async def metrics(self, limit: int) -> Dict[str, Any]:
+        """The first `limit` jobs by name for /metrics (`query.job_figures`)."""
+        fields = [name for status in RUN_STATUSES for name in ("runs:" + status, "last:" + status)]
+        async with self._reading():
+            names = [_text(m) for m in await self.client.zrangebylex(
+                self.prefix + "jobs", "-", "+", start=0, num=limit + 1)]
+            page = await self._summaries(names[:limit])
+            async with self.client.pipeline(transaction=False) as pipe:
+                for job, _ in page:
+                    pipe.hmget(self.prefix + "stats:" + job, fields)
+                replies = await pipe.execute()
+        statuses = {}
+        for (job, _), values in zip(page, replies):
+            pairs = iter(values)
+            statuses[job] = {status: (int(runs), float(last)) for status, (runs, last)
+                             in zip(RUN_STATUSES, zip(pairs, pairs)) if runs is not None}
+        return job_figures(page, statuses, len(names) > limit)
 
     async def closes(self, jobs: Iterable[str]) -> Dict[str, List[expectations.Closed]]:
         """Each job's most recent close runs, newest first."""

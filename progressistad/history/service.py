@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Sequence, Set
 
 from progressistad import contract
 from progressistad.history import expectations, query, records
@@ -21,10 +21,13 @@ from progressistad.history.records import Run, Transition
 log = logging.getLogger("progressistad.history")
 
 DEFAULT_FILE_NAME = "history.sqlite3"
+NO_EXPECTATION = {"expected_duration": None, "overdue": False}
 
 
 class Backend(Protocol):
     """What a store of runs provides (`sqlite.SQLiteHistory`, `redis.RedisHistory`)."""
+
+    retention_days: float
 
     def append(self, runs: Sequence[Run]) -> None: ...
 
@@ -33,6 +36,8 @@ class Backend(Protocol):
     async def jobs(self, query: query.JobQuery) -> Dict[str, Any]: ...
 
     async def closes(self, jobs: Iterable[str]) -> Dict[str, Any]: ...
+
+    async def metrics(self, limit: int) -> Dict[str, Any]: ...
 
     async def delete(self, job: Optional[str], before: Optional[float]) -> int: ...
 
@@ -54,6 +59,17 @@ class History:
         self._clock = clock
         self._expectations = Expectations(overdue_factor)
         self._loading: Optional["asyncio.Future[None]"] = None
+        self.on_expectations: Optional[Callable[[Optional[Set[str]]], None]] = None
+        """Told of the jobs whose expectation may have changed (None: every job's)."""
+
+    @property
+    def overdue_factor(self) -> float:
+        return self._expectations.factor
+
+    def reconfigure(self, *, retention_days: float, overdue_factor: float) -> None:
+        """Apply reloaded settings: retention from the next `maintain`, the factor at once."""
+        self.backend.retention_days = retention_days
+        self._expectations.factor = overdue_factor
 
     # ---- runs in
 
@@ -66,6 +82,7 @@ class History:
             self._expectations.add(run, now)
         self.backend.append(runs)
         self._load_wanted()
+        self._changed({run["job"] for run in runs if run["status"] == contract.CLOSE})
 
     def observe(self, before: Optional[Mapping[str, Any]], after: Optional[Mapping[str, Any]],
                 run_started_at: Optional[float], *, log_before: Sequence[str] = (),
@@ -91,16 +108,29 @@ class History:
                       now: float) -> Dict[str, Any]:
         """`expected_duration` and `overdue` of a task as served (None and False unless it is
         active and its job has enough close runs)."""
-        if task["status"] not in contract.ACTIVE_STATUSES or (
-                not self.children and records.is_child(task)):
-            return {"expected_duration": None, "overdue": False}
-        found = self.expectation(records.job_of(task))
-        if found is None:
-            return {"expected_duration": None, "overdue": False}
+        if not self.expects(task):
+            return dict(NO_EXPECTATION)
         started = task["created_at"] if run_started_at is None else run_started_at
+        return self.job_fields(records.job_of(task), started, now)
+
+    def expects(self, task: Mapping[str, Any]) -> bool:
+        """Whether a task (as served) is one an expectation is served on: active, and not a
+        child bar unless children count."""
+        return task["status"] in contract.ACTIVE_STATUSES and (
+            self.children or not records.is_child(task))
+
+    def job_fields(self, job: str, run_started_at: float, now: float) -> Dict[str, Any]:
+        """`served_fields` of an active task of `job` whose run began at `run_started_at`."""
+        found = self.expectation(job)
+        if found is None:
+            return dict(NO_EXPECTATION)
         return {"expected_duration": found.expected_duration,
-                "overdue": expectations.overdue(now - started, found.p90,
+                "overdue": expectations.overdue(now - run_started_at, found.p90,
                                                 self._expectations.factor)}
+
+    def _changed(self, jobs: Optional[Set[str]]) -> None:
+        if self.on_expectations is not None and (jobs is None or jobs):
+            self.on_expectations(jobs)
 
     def _load_wanted(self) -> None:
         if self._loading is None and self._expectations.wanted:
@@ -116,6 +146,7 @@ class History:
         for job, closes in found.items():
             self._expectations.load(job, closes, now)
         self._loading = None
+        self._changed(set(found))
         self._load_wanted()
 
     # ---- the API
@@ -138,7 +169,13 @@ class History:
         before = None if older_than is None else self._clock() - older_than
         removed = await self.backend.delete(job, before)
         self._expectations.forget(job)
+        self._changed(None if job is None else {job})
         return removed
+
+    async def job_metrics(self, limit: int) -> Dict[str, Any]:
+        """The first `limit` jobs by name with their figures by run status, for /metrics;
+        raises HistoryUnavailable."""
+        return await self.backend.metrics(limit)
 
     # ---- keeping it
 
@@ -153,6 +190,11 @@ class History:
     def health(self) -> Dict[str, Any]:
         """For /health: {"ok", "error", ...}; a fault degrades the daemon, never stops ingest."""
         return self.backend.health()
+
+    def problem(self) -> Optional[str]:
+        """What systemd's STATUS= line should say about the history, or None when all is well."""
+        report = self.health()
+        return None if report["ok"] else f"history: {report['error']}"
 
     async def close(self) -> bool:
         """Write what waits and let go of the backend; True when nothing was lost."""

@@ -32,12 +32,13 @@ from progressistad.daemon.persistence.files import move_aside
 from progressistad.history import expectations
 from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
     RETRY_MOST_SECONDS, Backlog, Faults, log
-from progressistad.history.query import HistoryUnavailable, JobQuery, RunQuery, job_summary, \
-    jobs_page, runs_page
+from progressistad.history.query import HistoryUnavailable, JobQuery, RunQuery, job_figures, \
+    job_summary, jobs_page, runs_page
 from progressistad.history.records import FAILED_STATUSES, Run
 
-SCHEMA_VERSION = 1
-"""PRAGMA user_version of the layout below; a newer file is left alone, never rewritten."""
+SCHEMA_VERSION = 2
+"""PRAGMA user_version of the layout below; a newer file is left alone, never rewritten. An
+older one is brought up to it by the same statements (version 2 added runs_by_status)."""
 WRITE_BATCH = 2000
 """Most runs per write transaction."""
 DELETE_BATCH = 1000
@@ -61,6 +62,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at, id);
 CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, ended_at, id);
 CREATE INDEX IF NOT EXISTS runs_closed ON runs (job, ended_at, id, duration)
     WHERE status = '{_CLOSE}';
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (job, status, ended_at);
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     runs INTEGER NOT NULL,
@@ -85,6 +87,8 @@ _NEWEST = "ORDER BY ended_at DESC, id DESC"
 _LAST_RUN = f"SELECT body FROM runs WHERE job = ? {_NEWEST} LIMIT 1"
 _CLOSES = (f"SELECT ended_at, id, duration FROM runs WHERE job = ? AND status = '{_CLOSE}' "
            f"{_NEWEST} LIMIT {expectations.WINDOW}")
+_BY_STATUS = ("SELECT job, status, COUNT(*), MAX(ended_at) FROM runs WHERE job IN "
+              "(SELECT job FROM jobs ORDER BY job LIMIT ?) GROUP BY job, status")
 
 _CORRUPT, _LOCKED, _FULL, _OTHER = "corrupt", "locked", "full", "other"
 
@@ -204,6 +208,10 @@ class SQLiteHistory:
     async def closes(self, jobs: Iterable[str]) -> Dict[str, List[expectations.Closed]]:
         """Each job's most recent close runs, newest first."""
         return await self._call(functools.partial(self._select_closes, list(jobs)))
+
+    async def metrics(self, limit: int) -> Dict[str, Any]:
+        """The first `limit` jobs by name for /metrics (`query.job_figures`)."""
+        return await self._call(functools.partial(self._select_metrics, limit))
 
     async def delete(self, job: Optional[str], before: Optional[float]) -> int:
         """Remove the runs of `job` (any when None) that ended before `before` (any when None)."""
@@ -480,6 +488,13 @@ class SQLiteHistory:
             durations = [duration for _, _, duration in db.execute(_CLOSES, (job,))]
             page.append((job, job_summary(runs, ok, failed, last and json.loads(last), durations)))
         return jobs_page(page, len(rows) > query.limit)
+
+    def _select_metrics(self, limit: int, db: sqlite3.Connection) -> Dict[str, Any]:
+        page = self._select_jobs(JobQuery(limit=limit), db)
+        statuses: Dict[str, Dict[str, Tuple[int, Optional[float]]]] = {}
+        for job, status, runs, last in db.execute(_BY_STATUS, (limit,)):
+            statuses.setdefault(job, {})[status] = (runs, last)
+        return job_figures(list(page["jobs"].items()), statuses, page["next"] is not None)
 
     def _select_closes(self, jobs: List[str],
                        db: sqlite3.Connection) -> Dict[str, List[expectations.Closed]]:

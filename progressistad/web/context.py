@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional
 
 from progressistad import __version__
 from progressistad.web import metrics as prom
@@ -13,8 +13,27 @@ from progressistad.web.metrics import Metrics
 from progressistad.service import TaskService
 from progressistad.core.store import SweepPolicy
 
+if TYPE_CHECKING:
+    from progressistad.history.figures import JobFigures
+    from progressistad.history.service import History
+
 HealthCheck = Callable[[], Dict[str, Any]]
 """Reports one part's state; a report with `"ok": False` makes the daemon degraded."""
+
+
+class HealthPart(NamedTuple):
+    """One part /health reports on, and what its fault means for the answer."""
+
+    check: HealthCheck
+    essential: bool
+    """A fault of an essential part (the task store, its state file, Redis) answers 503, so a
+    proxy sends clients elsewhere; any other part's (the history) answers 200, "degraded":
+    ingest still works."""
+
+
+class Health(NamedTuple):
+    report: Dict[str, Any]
+    code: int
 
 
 class AppContext:
@@ -37,8 +56,15 @@ class AppContext:
         self.metrics = metrics
         self._clock = clock
         self.started_at = clock()
-        self.health_checks: Dict[str, HealthCheck] = {}
+        self.health_parts: Dict[str, HealthPart] = {}
+        self.history: Optional["History"] = None
+        """The run history (`progressistad.history`), None when it is off."""
+        self.job_figures: Optional["JobFigures"] = None
         self.apply_settings(settings)
+
+    def add_health_check(self, name: str, check: HealthCheck, essential: bool) -> None:
+        """Report `check` in /health under `name` (see `HealthPart` for `essential`)."""
+        self.health_parts[name] = HealthPart(check, essential)
 
     def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
@@ -48,9 +74,14 @@ class AppContext:
         self.hub.stall_timeout = settings.ws_stall_timeout
         self.service.store.max_tasks = settings.max_tasks
         self.service.policy = sweep_policy(settings)
+        if self.history is not None:
+            self.history.reconfigure(retention_days=settings.history_retention_days,
+                                     overdue_factor=settings.overdue_factor)
 
-    def health(self) -> Dict[str, Any]:
-        """`{"status": "ok"|"degraded", "tasks": N, ...}` with each registered check's report."""
+    def health(self) -> Health:
+        """`{"status": "ok"|"degraded", "tasks": N, ...}` with each part's report, and the
+        answer's status code: 503 when an essential part fails, else 200."""
+        code = 200
         report: Dict[str, Any] = {
             "status": "ok",
             "tasks": len(self.service.store),
@@ -58,15 +89,16 @@ class AppContext:
             "version": __version__,
             "uptime": round(self._clock() - self.started_at, 3),
         }
-        for name, check in self.health_checks.items():
-            part = check()
-            report[name] = part
-            if not part.get("ok", True):
+        for name, part in self.health_parts.items():
+            part_report = report[name] = part.check()
+            if not part_report.get("ok", True):
                 report["status"] = "degraded"
-        return report
+                if part.essential:
+                    code = 503
+        return Health(report, code)
 
-    def metric_families(self) -> List[prom.Family]:
-        return prom.collect(
+    async def metric_families(self) -> List[prom.Family]:
+        families = prom.collect(
             counts_by_status=self.service.store.counts_by_status(),
             events_accepted=self.service.events_accepted,
             metrics=self.metrics,
@@ -74,6 +106,10 @@ class AppContext:
             hub_stats=self.hub.stats,
             uptime=self._clock() - self.started_at,
         )
+        if self.history is not None:
+            figures = await self.job_figures.current() if self.job_figures is not None else None
+            families += prom.history_families(self.history.health(), figures)
+        return families
 
 
 def sweep_policy(settings: Settings) -> SweepPolicy:

@@ -8,14 +8,16 @@ from progressistad.web.base import ApiHandler
 
 
 class HealthHandler(ApiHandler):
-    """GET /health (no token): `{"status": "ok", "tasks": N, ...}`; 503 when degraded."""
+    """GET /health (no token): `{"status": "ok", "tasks": N, ...}`, each part's report under its
+    name; "degraded" when a part fails, 503 when that part is the task store or its state
+    file (ingest is at risk), else 200 (the history: ingest works)."""
 
     access = {"GET": Access.NONE}
 
     def get(self) -> None:
-        report = self.ctx.health()
+        report, code = self.ctx.health()
         report["auth"] = {"required": self.ctx.tokens.enabled, "access": self.granted.name.lower()}
-        self.write_json(report, 200 if report["status"] == "ok" else 503)
+        self.write_json(report, code)
 
 
 class MetricsHandler(ApiHandler):
@@ -23,9 +25,10 @@ class MetricsHandler(ApiHandler):
 
     access = {"GET": Access.READ}
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        families = await self.ctx.metric_families()
         self.set_header("Content-Type", prom.CONTENT_TYPE)
-        self.finish(prom.render(self.ctx.metric_families()))
+        self.finish(prom.render(families))
 
 
 class OpenApiHandler(ApiHandler):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, List, Mapping, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from progressistad import __version__
 
@@ -111,6 +111,43 @@ def collect(
         .add(1, version=__version__, python=platform.python_version()),
     ]
     return families
+
+
+def history_families(health: Mapping[str, Any],
+                     figures: Optional[Mapping[str, Any]]) -> List[Family]:
+    """The run history's families: its write queue, and per job (`JobFigures`) what it holds."""
+    families = [
+        Family("progressista_history_queued_runs", "gauge",
+               "Runs ended but not yet written to the history.").add(health.get("queued", 0)),
+        Family("progressista_history_dropped_runs_total", "counter",
+               "Runs dropped because the history's write queue was full.")
+        .add(health.get("dropped", 0)),
+    ]
+    if figures is None:
+        return families
+    runs = Family("progressista_history_runs", "gauge",
+                  "Runs the history holds, by job and run status.")
+    last_end = Family("progressista_history_last_end_timestamp_seconds", "gauge",
+                      "When the job's last run of each status ended (epoch seconds).")
+    last_duration = Family("progressista_history_last_duration_seconds", "gauge",
+                           "How long the job's last run took.")
+    usual = Family("progressista_history_close_duration_seconds", "gauge",
+                   "Nearest-rank median and 90th percentile of the job's last 20 close runs, "
+                   "which expected_duration and overdue come from.")
+    for job, held in sorted(figures["jobs"].items()):
+        for status, counted in held["statuses"].items():
+            runs.add(counted["runs"], job=job, status=status)
+            if counted["last_ended_at"] is not None:
+                last_end.add(counted["last_ended_at"], job=job, status=status)
+        if held["last"] is not None:
+            last_duration.add(held["last"]["duration"], job=job)
+        for quantile, key in (("0.5", "median"), ("0.9", "p90")):
+            if held["duration"][key] is not None:
+                usual.add(held["duration"][key], job=job, quantile=quantile)
+    capped = Family("progressista_history_jobs_capped", "gauge",
+                    "1 when the history holds more jobs than --metrics-max-jobs shows "
+                    "(the first by name are shown).").add(int(bool(figures["more"])))
+    return families + [runs, last_end, last_duration, usual, capped]
 
 
 def _labels(labels: Labels) -> str:

@@ -9,6 +9,7 @@ import tornado.web
 from progressistad.web import contractjs
 from progressistad.web.context import AppContext
 from progressistad.web.dashboard import ContractHandler, DashboardHandler, RootHandler
+from progressistad.web.history import HistoryHandler, HistoryJobsHandler
 from progressistad.web.info import HealthHandler, MetricsHandler, OpenApiHandler
 from progressistad.web.progress import ProgressHandler
 from progressistad.web.tasks import TaskHandler, TasksHandler
@@ -23,6 +24,8 @@ def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
         tornado.web.url(base + r"/progress", ProgressHandler, deps),
         tornado.web.url(base + r"/tasks", TasksHandler, deps),
         tornado.web.url(base + r"/tasks/(.+)", TaskHandler, deps),
+        tornado.web.url(base + r"/history", HistoryHandler, deps),
+        tornado.web.url(base + r"/history/jobs", HistoryJobsHandler, deps),
         tornado.web.url(base + r"/health", HealthHandler, deps),
         tornado.web.url(base + r"/metrics", MetricsHandler, deps),
         tornado.web.url(base + r"/openapi\.json", OpenApiHandler, deps),
