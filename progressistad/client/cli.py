@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = sub.add_parser("pipe", parents=[common, reporting],
                           help="copy stdin to stdout, reporting bytes or lines (like pv)")
-    pipe.add_argument("--task-id", help="task id (default host:pid:bar-1)")
+    pipe.add_argument("--task-id", help="task id (default pipe:DESC:host:pid:bar-N, its job "
+                                        "pipe:DESC)")
     pipe.add_argument("--desc", help="description")
     size = pipe.add_mutually_exclusive_group()
     size.add_argument("--total", type=_number, help="expected bytes (or lines with --lines)")

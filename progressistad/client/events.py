@@ -32,7 +32,7 @@ def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = N
         "status": status,
         "n": _count(n),
         "total": _total(total),
-        "desc": _desc(desc),
+        "desc": desc_text(desc),
         "timestamp": time.time() if now is None else now,
     }
     if unit:
@@ -48,7 +48,8 @@ def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = N
     return event
 
 
-def _desc(desc: Any) -> str:
+def desc_text(desc: Any) -> str:
+    """A bar's description as the daemon keeps it."""
     text = str(desc or "")
     # tqdm.set_description() stores "desc: " for its own layout; the dashboard wants "desc".
     return (text[:-2] if text.endswith(": ") else text)[: contract.DESC_MAX_CHARS]

@@ -7,6 +7,7 @@ import io
 import os
 from typing import Any, Optional
 
+from progressistad.client import jobs
 from progressistad.client.remote import RemoteTqdm
 
 CHUNK = 1 << 20
@@ -56,8 +57,11 @@ def run_pipe(task_id: Optional[str], desc: Optional[str], total: Optional[float]
              quiet: bool, remote: dict, src: int = 0, dst: int = 1) -> int:
     """Copy src to dst with a bar on stderr (when it is a terminal); the exit status."""
     unit = "line" if lines else "B"
-    bar = RemoteTqdm(total=total, desc=desc or ("lines" if lines else "bytes"), unit=unit,
-                     unit_scale=not lines, unit_divisor=1024, task_id=task_id,
+    desc = desc or ("lines" if lines else "bytes")
+    # The program is this command, not the `progressista` that runs it.
+    meta = None if task_id else {"job": jobs.bar_job("pipe", desc, 1)}
+    bar = RemoteTqdm(total=total, desc=desc, unit=unit, unit_scale=not lines,
+                     unit_divisor=1024, task_id=task_id, meta=meta,
                      disable=True if quiet else None, **remote)
     try:
         copy(src, dst, bar, lines)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
-import socket
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, TypeVar, Union
 
 from tqdm import tqdm
 
 from progressistad import contract
-from progressistad.client import sender
+from progressistad.client import jobs, sender
 from progressistad.client.events import State, log_lines, merge_metrics, task_id_for
 from progressistad.client.settings import ClientSettings, auth_headers, progress_url
 
@@ -20,11 +18,6 @@ _bar_numbers = itertools.count(1)
 _open_bars: List[Tuple[int, "sender.Track", int]] = []
 """(id of the bar, its track, id of the thread that opened it) of every reporting bar, oldest first."""
 _warned: set = set()
-
-
-def default_task_id(number: int) -> str:
-    """`host:pid:bar-N`: unique per bar, and says where the bar runs."""
-    return f"{socket.gethostname()}:{os.getpid()}:bar-{number}"
 
 
 def _read_state(bar: Any) -> State:
@@ -82,9 +75,13 @@ class RemoteTqdmMixin:
             settings = ClientSettings.from_env()
             url = progress_url(server_url) if server_url else settings.server_url
             sent_headers = {**auth_headers(settings.api_token), **(headers or {})}
-            sent_meta = self._remote_meta(meta, settings)
+            sent_meta = self._remote_meta(meta, settings, given_id=task_id is not None)
+            job = (sent_meta or {}).get("job")
+            sent_id = task_id_for(task_id) if task_id is not None else jobs.task_id(
+                job if isinstance(job, str) and job else self._remote_job(None),
+                self._remote_number)
             self._remote_track = sender.get_sender().track(
-                self, _read_state, task_id_for(task_id or default_task_id(self._remote_number)),
+                self, _read_state, sent_id,
                 url, sent_headers, float(request_timeout or settings.request_timeout),
                 float(push_every or settings.push_interval), sent_meta)
         except Exception as error:  # a bad option must not break the user's loop
@@ -95,16 +92,23 @@ class RemoteTqdmMixin:
         if self._remote_track is not None:
             _open_bars.append((id(self), self._remote_track, threading.get_ident()))
 
-    def _remote_meta(self, meta: Optional[dict], settings: ClientSettings) -> Optional[dict]:
-        """`meta` plus the parent (the innermost open bar, else the wrapping command) and the job."""
+    def _remote_meta(self, meta: Optional[dict], settings: ClientSettings,
+                     given_id: bool) -> Optional[dict]:
+        """`meta` plus the parent (the innermost open bar, else the wrapping command) and the
+        job: the default one, unless the user named the task (its id is then the job) outside
+        a wrapped command."""
         sent = copy.deepcopy(meta) if meta else {}
         parent = _innermost(same_thread=True)
         parent_id = parent.task_id if parent is not None else settings.parent_id
         if parent_id and "parent_id" not in sent:
             sent["parent_id"] = parent_id
-        if settings.job and "job" not in sent:
-            sent["job"] = f"{settings.job}:{self._remote_desc or f'bar-{self._remote_number}'}"
+        if "job" not in sent and (settings.job or not given_id):
+            sent["job"] = self._remote_job(settings.job)
         return sent or None
+
+    def _remote_job(self, program: Optional[str]) -> str:
+        """The default job: the wrapped command's, else this program's, with the description."""
+        return jobs.bar_job(program or jobs.program(), self._remote_desc, self._remote_number)
 
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
         """tqdm's set_postfix; the text goes to the task's `postfix`, the finite numbers to `metrics`."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import time
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from progressistad import contract
+from progressistad.client import jobs
 from progressistad.client.events import task_id_for
 from progressistad.client.logqueue import LINES_PER_TASK
 from progressistad.client.pipe import write_all
@@ -40,17 +40,12 @@ EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 
 
-def default_job(command: Sequence[str]) -> str:
-    """The job of a wrapped command: its program's basename."""
-    return os.path.basename(command[0].rstrip("/")) or command[0]
-
-
 def run_command(command: Sequence[str], job: Optional[str], task_id: Optional[str],
                 meta: Optional[Mapping[str, Any]], remote: Dict[str, Any],
                 env: Mapping[str, str]) -> int:
     """Run `command` as one task reported with `remote` options; `env` is added to its environment."""
-    job = job or str((meta or {}).get("job") or default_job(command))
-    task_id = task_id_for(task_id or f"{job}:{socket.gethostname()}:{os.getpid()}")
+    job = job or str((meta or {}).get("job") or jobs.command_job(command))
+    task_id = task_id_for(task_id) if task_id else jobs.task_id(job)
     with Forwarder() as forwarder:
         bar = RemoteTqdm(total=None, desc=job, unit="lines", disable=True, task_id=task_id,
                          meta={**(meta or {}), "job": job}, **remote)

@@ -67,8 +67,59 @@ TASK = {
         "stale_at": _nullable_number(),
         "rate": _nullable_number(),
         "eta": _nullable_number(),
+        "expected_duration": {"type": "number", "minimum": 0,
+                              "description": "Only on an active task whose job has at least 3 "
+                                             "close runs: the nearest-rank median of the job's "
+                                             "last 20 close runs, in seconds."},
+        "overdue": {"type": "boolean",
+                    "description": "With expected_duration: the run has taken longer than "
+                                   "--overdue-factor times the 90th percentile of those runs."},
     },
 }
+
+RUN = {
+    "type": "object",
+    "description": "One run of a task: from its start (or its creation) to its close, error, "
+                   "or abandonment (removed while active, or started again).",
+    "required": list(contract.RUN_FIELDS),
+    "properties": {
+        "id": {"type": "string"},
+        "job": {"type": "string", "description": "meta.job, else the task id"},
+        "task_id": {"type": "string"},
+        "desc": {"type": "string", "nullable": True},
+        "unit": {"type": "string", "nullable": True},
+        "total": _nullable_number(),
+        "n": _nullable_number(),
+        "status": {"type": "string", "enum": list(contract.RUN_STATUSES)},
+        "started_at": {"type": "number"},
+        "ended_at": {"type": "number"},
+        "duration": {"type": "number", "minimum": 0},
+        "metrics": {"type": "object", "nullable": True,
+                    "additionalProperties": {"type": "number"}},
+        "postfix": {"type": "string", "nullable": True},
+        "meta": {"type": "object", "nullable": True},
+        "log": {"type": "array", "items": {"type": "string"}, "nullable": True,
+                "description": "The last 20 log lines of an error or abandoned run"},
+    },
+}
+
+JOB_SUMMARY = {
+    "type": "object",
+    "required": ["runs", "ok", "failed", "last", "duration"],
+    "properties": {
+        "runs": {"type": "integer", "minimum": 0},
+        "ok": {"type": "integer", "minimum": 0, "description": "close runs"},
+        "failed": {"type": "integer", "minimum": 0, "description": "error and abandoned runs"},
+        "last": {"allOf": [_ref("Run")], "nullable": True},
+        "duration": {"type": "object", "required": ["median", "p90"],
+                     "description": "Nearest-rank median and 90th percentile of the last 20 "
+                                    "close runs",
+                     "properties": {"median": _nullable_number(0), "p90": _nullable_number(0)}},
+    },
+}
+
+_NEXT = {"type": "string", "nullable": True,
+         "description": "Give it as `cursor` for the next page; null on the last page"}
 
 SCHEMAS = {
     "Event": EVENT,
@@ -80,6 +131,13 @@ SCHEMAS = {
     "Accepted": {"type": "object", "required": ["ok", "accepted", "ignored"],
                  "properties": {"ok": {"type": "boolean"}, "accepted": {"type": "integer"},
                                 "ignored": {"type": "array", "items": {"type": "string"}}}},
+    "Run": RUN,
+    "Runs": {"type": "object", "required": ["runs", "next"],
+             "properties": {"runs": {"type": "array", "items": _ref("Run")}, "next": _NEXT}},
+    "JobSummary": JOB_SUMMARY,
+    "Jobs": {"type": "object", "required": ["jobs", "next"],
+             "properties": {"jobs": {"type": "object", "additionalProperties": _ref("JobSummary")},
+                            "next": _NEXT}},
     "Error": {"type": "object", "required": ["error"],
               "properties": {"error": {"type": "string"}, "field": {"type": "string"},
                              "index": {"type": "integer"}}},
@@ -90,6 +148,8 @@ SCHEMAS = {
                    "dashboards": {"type": "integer"},
                    "version": {"type": "string"},
                    "uptime": {"type": "number"},
+                   "history": {"type": "object", "description": "The run history's writer: ok, "
+                               "error, queued and dropped runs; its fault answers 200"},
                    "auth": {"type": "object", "required": ["required", "access"],
                             "properties": {"required": {"type": "boolean"},
                                            "access": {"type": "string",
@@ -127,6 +187,23 @@ OLDER_THAN = {"name": "older_than", "in": "query", "required": False,
 TASK_ID = {"name": "task_id", "in": "path", "required": True,
            "schema": {"type": "string", "minLength": 1}}
 PUBLIC: List[Dict[str, List[str]]] = [{}]
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
+
+
+def _query(name: str, description: str, schema: Dict[str, Any]) -> Dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+JOB_TEXT = {"type": "string", "minLength": 1, "maxLength": 8192}
+HISTORY_ERRORS = {
+    "400": _error("a bad query parameter (`field` names it)"),
+    "404": _error("the run history is off (--history-max-runs 0)"),
+    "503": _error("the history cannot be read right now", **RETRY_AFTER),
+}
+LIMIT = _query("limit", "most entries in the page (default 100)",
+               {"type": "integer", "minimum": 1, "maximum": contract.HISTORY_MAX_LIMIT})
+CURSOR = _query("cursor", "the `next` of the previous page", {"type": "string"})
 
 PATHS = {
     "/progress": {"post": {
@@ -162,10 +239,42 @@ PATHS = {
                        "type": "object", "required": ["removed"],
                        "properties": {"removed": {"type": "boolean"}}}), **WRITE_ERRORS}},
     },
+    "/history": {
+        "get": {"summary": "Runs newest first, filtered by every given parameter",
+                "parameters": [
+                    _query("job", "runs of this job", JOB_TEXT),
+                    _query("status", "runs that ended so",
+                           {"type": "string", "enum": list(contract.RUN_STATUSES)}),
+                    _query("since", "runs that ended at or after this epoch time",
+                           {"type": "number"}),
+                    _query("until", "runs that ended before this epoch time", {"type": "number"}),
+                    LIMIT, CURSOR],
+                "responses": {"200": _ok("one page of runs", _ref("Runs")), **READ_ERRORS,
+                              **HISTORY_ERRORS}},
+        "delete": {"summary": "Remove the runs matching every given filter (at least one)",
+                   "parameters": [
+                       _query("job", "runs of this job", JOB_TEXT),
+                       _query("older_than", "runs that ended more than this many seconds ago",
+                              {"type": "number", "minimum": 0})],
+                   "responses": {"200": _ok("how many were removed", {
+                       "type": "object", "required": ["removed"],
+                       "properties": {"removed": {"type": "integer", "minimum": 0}}}),
+                       **WRITE_ERRORS, **HISTORY_ERRORS}},
+    },
+    "/history/jobs": {"get": {
+        "summary": "Jobs by name, each with its outcomes, last run and usual duration",
+        "parameters": [_query("job", "a glob on the job (*, ?, [...], case-sensitive)", JOB_TEXT),
+                       LIMIT, CURSOR],
+        "responses": {"200": _ok("one page of jobs", _ref("Jobs")), **READ_ERRORS,
+                      **HISTORY_ERRORS},
+    }},
     "/health": {"get": {
         "summary": "Liveness, task count and what the caller's credentials grant",
         "security": PUBLIC,
-        "responses": {"200": _ok("ok", _ref("Health")), "503": _ok("degraded", _ref("Health"))},
+        "responses": {"200": _ok("ok, or degraded with ingest working (a history fault)",
+                                 _ref("Health")),
+                      "503": _ok("degraded: the task store or its state file fails",
+                                 _ref("Health"))},
     }},
     "/metrics": {"get": {
         "summary": "Prometheus text exposition",

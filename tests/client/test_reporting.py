@@ -52,7 +52,7 @@ def test_updates_are_coalesced_and_many_bars_share_one_batch():
     assert len({e["task_id"] for e in starts}) == 50
 
 
-def test_nested_bars_name_their_parent_and_default_ids_say_host_and_pid(daemon):
+def test_nested_bars_name_their_parent_and_default_ids_say_job_host_and_pid(daemon):
     done = run_program("""
         import os
         from progressistad.client import RemoteTqdm
@@ -67,8 +67,14 @@ def test_nested_bars_name_their_parent_and_default_ids_say_host_and_pid(daemon):
     for task in tasks(daemon).values():
         by_desc.setdefault(task["desc"], []).append(task)
     outer = by_desc["outer"][0]
-    assert f":{pid}:" in outer["task_id"] and outer["task_id"].split(":")[0] == os.uname().nodename
-    assert all(t["meta"] == {"parent_id": outer["task_id"]} for t in by_desc["inner"])
+    # The default job is the program (here `python -c`) and the description; the id ends
+    # with host, pid and bar number.
+    assert outer["task_id"] == f"python:outer:{os.uname().nodename}:{pid}:bar-1"
+    assert outer["meta"] == {"job": "python:outer"}
+    assert all(t["meta"] == {"parent_id": outer["task_id"], "job": "python:inner"}
+               for t in by_desc["inner"])
+    assert {t["task_id"].rsplit(":", 1)[0] for t in by_desc["inner"]} == {
+        f"python:inner:{os.uname().nodename}:{pid}"}
 
 
 def test_server_down_at_start_then_up(tmp_path):
