@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, DaemonProcess, require_tool
+from tests.support import REPO, DaemonProcess, require_tool, unavailable
 
 
 @pytest.fixture
@@ -29,6 +29,19 @@ def daemon_factory(tmp_path):
 def daemon(daemon_factory):
     """One real daemon with default settings on a free loopback port."""
     return daemon_factory()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (mounting needs root, as `make test` runs in CI)."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(mountpoint)], capture_output=True, text=True)
+    if done.returncode != 0:
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 @pytest.fixture(scope="session")

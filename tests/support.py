@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,16 @@ def unavailable(message: str) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def fill_disk(directory: Path) -> Path:
+    """Take every free byte of the file system `directory` is on; returns the file holding them."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as stream:
+        with contextlib.suppress(OSError):
+            while stream.write(b"\0" * 4096):
+                pass
+    return filler
 
 
 def clean_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:

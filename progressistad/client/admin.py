@@ -1,10 +1,11 @@
-"""One-shot calls to the daemon for the command line: send an event, list tasks, remove tasks."""
+"""One-shot calls to the daemon for the command line: send an event, list and remove tasks, read
+the run history; the tables the command prints."""
 
 from __future__ import annotations
 
 import http.client
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import quote, urlencode
 
 from progressistad.client.settings import auth_headers, base_url, safe_url
@@ -57,18 +58,61 @@ class Daemon:
         return list(self.call("DELETE", "/tasks", query=urlencode(filters))["removed"])
 
 
+    def runs(self, job: Optional[str], limit: Optional[int]) -> Dict[str, Any]:
+        """GET /history: `{"runs", "next"}`, the newest first."""
+        filters = {k: v for k, v in (("job", job), ("limit", limit)) if v is not None}
+        return self.call("GET", "/history", query=urlencode(filters))
+
+    def jobs(self, pattern: Optional[str], limit: Optional[int]) -> Dict[str, Any]:
+        """GET /history/jobs: `{"jobs", "next"}`, by name."""
+        filters = {k: v for k, v in (("job", pattern), ("limit", limit)) if v is not None}
+        return self.call("GET", "/history/jobs", query=urlencode(filters))
+
+
 COLUMNS = ("TASK", "STATUS", "PROGRESS", "%", "RATE", "ETA", "IDLE", "DESC")
+RUN_COLUMNS = ("ENDED", "STATUS", "DURATION", "PROGRESS", "TASK", "DESC")
+JOB_COLUMNS = ("JOB", "RUNS", "OK", "FAILED", "USUALLY", "P90", "LAST", "ENDED")
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Aligned columns, the last one left ragged."""
+    rows = [tuple(columns)] + [tuple(row) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+        for row in rows).rstrip() + "\n"
 
 
 def task_table(tasks: Dict[str, Any], now: Optional[float] = None) -> str:
     """The tasks as an aligned text table, newest update first."""
     now = time.time() if now is None else now
-    rows = [COLUMNS] + [_row(task, now) for task in sorted(
-        tasks.values(), key=lambda t: -(t.get("updated_at") or 0))]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-        for row in rows).rstrip() + "\n"
+    return table(COLUMNS, [_row(task, now) for task in sorted(
+        tasks.values(), key=lambda t: -(t.get("updated_at") or 0))])
+
+
+def run_table(runs: Sequence[Dict[str, Any]]) -> str:
+    """Runs as GET /history gives them (newest first): when, how, how long, how far."""
+    return table(RUN_COLUMNS, [(
+        _when(run["ended_at"]), run["status"], _duration(run["duration"]),
+        format_progress(run.get("n") or 0, run.get("total"), run.get("unit") or "", between="/"),
+        str(run["task_id"]), str(run.get("desc") or "")) for run in runs])
+
+
+def job_table(jobs: Dict[str, Dict[str, Any]]) -> str:
+    """Jobs as GET /history/jobs gives them: outcomes, usual duration, the last run."""
+    rows = []
+    for job, summary in jobs.items():
+        last, usual = summary.get("last") or {}, summary["duration"]
+        rows.append((job, str(summary["runs"]), str(summary["ok"]), str(summary["failed"]),
+                     "" if usual["median"] is None else _duration(usual["median"]),
+                     "" if usual["p90"] is None else _duration(usual["p90"]),
+                     str(last.get("status", "")),
+                     _when(last["ended_at"]) if last.get("ended_at") else ""))
+    return table(JOB_COLUMNS, rows)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
 def _row(task: Dict[str, Any], now: float) -> tuple:

@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--status", metavar="S[,S...]", help="only tasks with these statuses")
     tasks.add_argument("--json", action="store_true", help="print the JSON as the daemon sends it")
 
+    history = sub.add_parser("history", parents=[common],
+                             help="runs of a job, or every job's outcomes and usual duration")
+    history.add_argument("job", nargs="?", metavar="JOB",
+                         help="this job's runs, newest first; a glob (*, ?, [...]) lists the "
+                              "jobs it matches; none lists every job")
+    history.add_argument("--limit", type=_count, metavar="N",
+                         help="at most N runs or jobs (1 to 1000; the daemon's default 100)")
+    history.add_argument("--json", action="store_true", help="print the JSON as the daemon sends it")
+
     rm = sub.add_parser("rm", parents=[common], help="remove tasks")
     rm.add_argument("task_ids", nargs="*", metavar="TASK_ID")
     rm.add_argument("--status", help="remove every task with this status")
@@ -120,6 +129,16 @@ def _number(raw: str) -> float:
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {raw!r}")
     return int(value) if value.is_integer() else value
+
+
+def _count(raw: str) -> int:
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 1000, got {raw!r}")
+    return value
 
 
 def _json_object(raw: str) -> Dict[str, Any]:
@@ -344,6 +363,28 @@ def cmd_tasks(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(ns: argparse.Namespace) -> int:
+    from progressistad.client.admin import job_table, run_table
+
+    daemon = _daemon(ns)
+    listing = ns.job is None or any(char in ns.job for char in "*?[")
+    if listing:
+        answer = _call(daemon.jobs, ns.job, ns.limit)
+    else:
+        answer = _call(daemon.runs, ns.job, ns.limit)
+    if ns.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+        return 0
+    if listing:
+        sys.stdout.write(job_table(answer["jobs"]) if answer["jobs"] else "no runs recorded\n")
+    else:
+        sys.stdout.write(run_table(answer["runs"]) if answer["runs"]
+                         else f"no runs of {ns.job!r} recorded\n")
+    if answer["next"] is not None:
+        print("(more: --limit N shows up to 1000, --json gives the cursor)", file=sys.stderr)
+    return 0
+
+
 def cmd_rm(ns: argparse.Namespace) -> int:
     if not ns.task_ids and ns.status is None and ns.older_than is None:
         raise CommandError("name TASK_IDs, or --status and/or --older-than", EXIT_USAGE)
@@ -370,6 +411,7 @@ COMMANDS = {
     "send": cmd_send,
     "pipe": cmd_pipe,
     "tasks": cmd_tasks,
+    "history": cmd_history,
     "rm": cmd_rm,
 }
 

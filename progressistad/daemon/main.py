@@ -127,6 +127,7 @@ class Daemon:
         log.info("progressistad %s listening on %s; dashboard at %s; %s",
                  __version__, ", ".join(describe(s) for s in self.sockets),
                  self.dashboard_url(), self._auth_summary())
+        self.services.log_notes()
         asyncio.get_running_loop().call_soon(self._announce_ready)
 
     def _announce_ready(self) -> None:

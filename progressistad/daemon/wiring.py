@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import tornado.ioloop
 
@@ -46,7 +46,14 @@ class Services:
         self.transitions: Optional[TransitionObserver] = None
         self.history: Optional[History] = None
         self.annotator: Optional[Annotator] = None
+        self.notes: List[str] = []
+        """Lines for the start-up log, written once the daemon listens (so that a daemon that
+        cannot bind says only that)."""
         self._maintaining = False
+
+    def log_notes(self) -> None:
+        for line in self.notes:
+            log.info("%s", line)
 
     def problem(self) -> Optional[str]:
         """What systemd's STATUS= line should say is wrong, or None when all is well."""
@@ -151,11 +158,9 @@ def _with_history(services: Services, settings: Settings, clock: Callable[[], fl
         clock=clock, path=path, redis_client=None if cluster is None else cluster.backend.client,
         redis_prefix=settings.redis_prefix, retention_days=settings.history_retention_days,
         max_runs=settings.history_max_runs, overdue_factor=settings.overdue_factor,
-        children=settings.history_children)
+        children=settings.history_children, note=services.notes.append)
     if history is None:
         return
-    if cluster is None and path is not None:
-        log.info("run history in %s", path)
     ctx = services.ctx
     service = ctx.service
     observer = TransitionObserver(service.store)

@@ -216,11 +216,13 @@ def open_history(*, clock: Callable[[], float], path: Optional[str] = None,
                  redis_client: Any = None, redis_prefix: str = "progressista:",
                  retention_days: float = 90.0, max_runs: int = 100000,
                  overdue_factor: float = expectations.DEFAULT_OVERDUE_FACTOR,
-                 children: bool = False) -> Optional[History]:
+                 children: bool = False,
+                 note: Callable[[str], None] = log.info) -> Optional[History]:
     """The history the options ask for: None when `max_runs` is 0 (history off); in Redis
-    with a client (`path` unused), else SQLite at `path`, else SQLite in memory."""
+    with a client (`path` unused), else SQLite at `path`, else SQLite in memory. Where it
+    is, or that it is off, is told to `note` (a line for the start-up log)."""
     if max_runs == 0:
-        log.info("run history is off (--history-max-runs 0)")
+        note("run history is off (--history-max-runs 0)")
         return None
     backend: Backend
     if redis_client is not None:
@@ -228,12 +230,13 @@ def open_history(*, clock: Callable[[], float], path: Optional[str] = None,
 
         backend = RedisHistory(redis_client, redis_prefix, retention_days=retention_days,
                                max_runs=max_runs, clock=clock)
+        note(f"run history in Redis under {redis_prefix}history:, shared by the group")
     else:
         from progressistad.history.sqlite import SQLiteHistory
 
-        if path is None:
-            log.info("run history is kept in memory (no --history-path or --storage-path): "
-                     "it does not survive a restart")
+        note(f"run history in {os.path.abspath(path)}" if path is not None else
+             "run history is kept in memory (no --history-path or --storage-path): it does "
+             "not survive a restart")
         backend = SQLiteHistory(path, retention_days=retention_days, max_runs=max_runs,
                                 clock=clock)
     return History(backend, clock, overdue_factor=overdue_factor, children=children)

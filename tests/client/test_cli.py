@@ -43,6 +43,36 @@ def test_send_tasks_and_rm(daemon):
     assert progressista(["rm"], daemon.url).returncode == 2
 
 
+def test_history_of_a_job_and_of_every_job(daemon_factory):
+    daemon = daemon_factory(env={"PROGRESSISTA_API_TOKEN": "tok"})
+    token = {"PROGRESSISTA_API_TOKEN": "tok"}
+    for night, status in enumerate(("close", "close", "error")):
+        task_id = f"backup:db1:{night}"
+        for event in ({"status": "start", "total": 2 * 2 ** 30, "unit": "B"},
+                      {"status": status, "n": 2 * 2 ** 30}):
+            progressista(["send", task_id, "--meta", '{"job": "backup"}',
+                          *[f"--{k}={v}" if k != "status" else f"--{v}" for k, v in event.items()]],
+                         daemon.url, token)
+    runs = progressista(["history", "backup"], daemon.url, token, text=True)
+    assert runs.returncode == 0, runs.stderr
+    lines = runs.stdout.splitlines()
+    assert lines[0].split() == ["ENDED", "STATUS", "DURATION", "PROGRESS", "TASK", "DESC"]
+    assert len(lines) == 4 and lines[1].split()[2:4] == ["error", "0s"]
+    assert "2 GiB/2 GiB" in lines[1] and "backup:db1:2" in lines[1]
+    jobs = progressista(["history"], daemon.url, token, text=True).stdout.splitlines()
+    assert jobs[0].split() == ["JOB", "RUNS", "OK", "FAILED", "USUALLY", "P90", "LAST", "ENDED"]
+    assert jobs[1].split()[:7] == ["backup", "3", "2", "1", "0s", "0s", "error"]
+    assert progressista(["history", "b*"], daemon.url, token, text=True).stdout == "\n".join(
+        jobs) + "\n"
+    one = json.loads(progressista(["history", "backup", "--limit", "1", "--json"], daemon.url,
+                                  token).stdout)
+    assert len(one["runs"]) == 1 and one["next"]
+    assert "no runs of 'other'" in progressista(["history", "other"], daemon.url, token,
+                                                text=True).stdout
+    refused = progressista(["history"], daemon.url, text=True)
+    assert refused.returncode == 1 and "401" in refused.stderr
+
+
 def test_base_url_flag_and_token(daemon_factory):
     daemon = daemon_factory(env={"PROGRESSISTA_API_TOKEN": "tok"})
     base = daemon.url + "/"
@@ -55,7 +85,8 @@ def test_base_url_flag_and_token(daemon_factory):
     assert "t" in json.loads(from_env.stdout)["tasks"]
 
 
-@pytest.mark.parametrize("args", [["send", "x"], ["tasks"], ["rm", "x"], ["demo", "--seconds", "1"]])
+@pytest.mark.parametrize("args", [["send", "x"], ["tasks"], ["rm", "x"], ["demo", "--seconds", "1"],
+                                  ["history"], ["history", "nightly"]])
 def test_unreachable_daemon_is_one_line_and_exit_1(args):
     done = progressista(args, f"http://127.0.0.1:{free_port()}", text=True)
     assert done.returncode == 1
@@ -64,7 +95,8 @@ def test_unreachable_daemon_is_one_line_and_exit_1(args):
 
 def test_bad_arguments_are_usage_errors(daemon):
     for args in (["send", "x", "--n", "-1"], ["send", "x", "--meta", "[1]"], ["bogus"],
-                 ["tasks", "--server-url", "localhost:8000"]):
+                 ["tasks", "--server-url", "localhost:8000"], ["history", "--limit", "0"],
+                 ["history", "--limit", "x"]):
         done = progressista(args, daemon.url, text=True)
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr

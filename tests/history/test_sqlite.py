@@ -13,7 +13,6 @@ import glob
 import os
 import sqlite3
 import stat
-import subprocess
 import time
 
 import pytest
@@ -22,7 +21,7 @@ from progressistad.history import query
 from progressistad.history.sqlite import SCHEMA_VERSION, SQLiteHistory
 
 from tests.history.conftest import run
-from tests.support import unavailable
+from tests.support import fill_disk
 from tests.history.helpers import T0, run as make_run, until
 
 FAST = {"retry_first": 0.05, "retry_most": 0.2}
@@ -194,35 +193,12 @@ def test_a_file_deleted_under_the_backend_is_noticed_and_begun_again(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MiB tmpfs (mounting needs root, as `make test` runs in CI)."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
-                           str(mountpoint)], capture_output=True, text=True)
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mountpoint
-    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-
-
-def fill(directory):
-    """Take every free byte of the file system; returns the file that holds them."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as stream:
-        with contextlib.suppress(OSError):
-            while stream.write(b"\0" * 4096):
-                pass
-    return filler
-
-
 def test_a_full_disk_degrades_and_when_space_comes_back_every_run_is_written(small_disk):
     path = small_disk / "history.sqlite3"
 
     async def body():
         backend = await with_one_run(path)
-        filler = fill(small_disk)
+        filler = fill_disk(small_disk)
         runs = [make_run("j", ended_at=T0 + i, desc="x" * 1000) for i in range(1, 200)]
         backend.append(runs)
         await until(lambda: not backend.health()["ok"], what="the full disk reported")
