@@ -147,13 +147,15 @@ def populate(url: str, tasks: int, first: int = 0) -> None:
 
 
 def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
-        delay_ms: Optional[float] = None) -> Dict:
-    """Run wrk with bench/post.lua; requests and events per second, errors, latency p50/p99."""
-    env = dict(os.environ, TASKS=str(tasks), BATCH=str(batch))
+        delay_ms: Optional[float] = None, script: str = "post.lua",
+        script_env: Optional[Dict[str, str]] = None) -> Dict:
+    """Run wrk with a script of bench/ (post.lua unless told); requests and events per second,
+    errors, latency p50/p99."""
+    env = dict(os.environ, TASKS=str(tasks), BATCH=str(batch), **(script_env or {}))
     if delay_ms:
         env["DELAY_MS"] = str(delay_ms)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "post.lua"), url + "/progress"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url + "/progress"],
         env=env, capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout
     match = re.search(r"BENCH requests=(\d+) errors=(\d+) non2xx=(\d+) seconds=([\d.]+) "

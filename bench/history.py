@@ -1,13 +1,21 @@
-"""The run history in process: how fast the worker writes runs, the database file's size per
-run, and GET /history/jobs and GET /history (the backend's query plus the JSON the handler
-would write) with 100,000 runs in the database.
+"""The run history: how fast the worker writes runs, the database file's size per run, GET
+/history/jobs and GET /history (the backend's query plus the JSON the handler would write)
+with 100,000 runs in the database, all in process; and the real daemon's ingest rate with the
+history on against off while 1,000 tasks finish continuously.
 
 Runs look like a training script's: description, unit, four metrics, a postfix, three meta
 keys; one run in ten is an error carrying its 20 last log lines of 80 characters. Query
 times are wall times awaited from the event loop (the hop to the worker thread included),
 best and median of --repeat calls.
 
+Ingest: two daemons as packaged (a state file each; one with the history beside it, the other
+with --history-max-runs 0), wrk with bench/runs.lua (each task a start, updates and a close,
+then again, in runs of 20 and of 200 events; 50 jobs, so expectations are served too), in alternating rounds (each
+taking up the tasks where the last left them); rates, the daemon's CPU time per event (the
+history's writer thread included) and the runs it recorded.
+
     python bench/history.py [--runs 100000] [--jobs 200] [--repeat 7] [--redis-url URL]
+                            [--ingest-rounds 3] [--run-events 20 200] [--no-queries]
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -152,6 +161,71 @@ def report(title: str, result: Dict[str, Any]) -> None:
         print(f"  {name:<42} best {times['best_ms']:7.2f} ms  median {times['median_ms']:7.2f} ms")
 
 
+INGEST_TASKS = 1000
+INGEST_CONNECTIONS = 8
+RUN_EVENTS = (20, 200)
+"""Events per run in bench/runs.lua (a start, updates, a close): short runs make the history's
+share of the work largest, since its cost is per run."""
+ROUND_SECONDS = 3
+"""Each wrk run takes up the tasks where the last one left them; a longer round leaves fewer
+seams (a few events in flight at its end are skipped)."""
+
+
+def measure_ingest(rounds: int, run_events: List[int]) -> List[Dict[str, Any]]:
+    """History on against off, single events and batches of 100, for each run length, in
+    alternating rounds of ROUND_SECONDS: one row each, then the runs recorded."""
+    rows = []
+    with harness.daemon() as on, harness.daemon(["--history-max-runs", "0"]) as off:
+        for steps in run_events:
+            for batch in (1, 100):
+                with_history, without = side_by_side([on, off], batch, rounds, steps)
+                rows.append({"batch": batch, "steps": steps, "on": with_history,
+                             "off": without, "ratio": with_history["events"] / without["events"],
+                             "cpu_ratio": without["cpu_us"] / with_history["cpu_us"]})
+        recorded = on.health()["history"]
+        rows.append({"recorded": recorded["runs"], "dropped": recorded["dropped"]})
+    return rows
+
+
+def side_by_side(servers: List[Any], batch: int, rounds: int,
+                 steps: int) -> List[Dict[str, float]]:
+    """Events per second and the server's CPU time per event over `rounds` rounds each."""
+    sent = [0 for _ in servers]
+    cpu = [0.0 for _ in servers]
+    seconds = [0.0 for _ in servers]
+    errors = [0 for _ in servers]
+    for _ in range(max(1, rounds)):
+        for index, server in enumerate(servers):
+            before = harness.cpu_seconds(server.pid)
+            done = harness.wrk(server.url, INGEST_TASKS, batch, ROUND_SECONDS, INGEST_CONNECTIONS,
+                               script="runs.lua", script_env={"STEPS": str(steps),
+                                                              "START": str(sent[index])})
+            cpu[index] += harness.cpu_seconds(server.pid) - before
+            sent[index] += done["requests"] * batch
+            seconds[index] += done["requests"] / done["rps"] if done["rps"] else 0.0
+            errors[index] += done["errors"]
+    for index, server in enumerate(servers):
+        # The writer may still hold runs of these rounds: its CPU for them counts here.
+        before = harness.cpu_seconds(server.pid)
+        while server.health().get("history", {}).get("queued", 0):
+            time.sleep(0.05)
+        cpu[index] += harness.cpu_seconds(server.pid) - before
+    return [{"events": events / elapsed, "cpu_us": used / events * 1e6, "errors": failed}
+            for events, elapsed, used, failed in zip(sent, seconds, cpu, errors)]
+
+
+def report_ingest(rows: List[Dict[str, Any]]) -> None:
+    print(f"\nIngest, {INGEST_TASKS:,} tasks finishing continuously, real daemon, history on "
+          f"against off")
+    for row in rows[:-1]:
+        on, off = row["on"], row["off"]
+        print(f"  {row['steps']:>4} events a run, batch {row['batch']:>3}: on {on['events']:>9,.0f} ev/s {on['cpu_us']:7.1f} us CPU/ev"
+              f" | off {off['events']:>9,.0f} ev/s {off['cpu_us']:7.1f} us CPU/ev"
+              f" | ratio {row['ratio']:.3f} (CPU {row['cpu_ratio']:.3f})"
+              f" | errors {on['errors'] + off['errors']}")
+    print(f"  runs recorded: {rows[-1]['recorded']:,}, dropped: {rows[-1]['dropped']:,}")
+
+
 def main(argv: List[str] = sys.argv[1:]) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,12 +233,24 @@ def main(argv: List[str] = sys.argv[1:]) -> int:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--redis-url", help="also measure the Redis backend on this server")
+    parser.add_argument("--ingest-rounds", type=int, default=3,
+                        help=f"rounds of {ROUND_SECONDS} s per side for the ingest rows; 0 skips them")
+    parser.add_argument("--run-events", type=int, nargs="+", default=list(RUN_EVENTS),
+                        help="events per run of the ingest rows (default %(default)s)")
+    parser.add_argument("--no-queries", action="store_true",
+                        help="skip the in-process figures (writes, size, queries)")
     args = parser.parse_args(argv)
-    report(f"SQLite file, {args.runs:,} runs of {args.jobs} jobs",
-           asyncio.run(measure_sqlite(args.runs, args.jobs, args.repeat)))
-    if args.redis_url:
-        report(f"Redis, {args.runs:,} runs of {args.jobs} jobs",
-               asyncio.run(measure_redis(args.redis_url, args.runs, args.jobs, args.repeat)))
+    if not args.no_queries:
+        report(f"SQLite file, {args.runs:,} runs of {args.jobs} jobs",
+               asyncio.run(measure_sqlite(args.runs, args.jobs, args.repeat)))
+        if args.redis_url:
+            report(f"Redis, {args.runs:,} runs of {args.jobs} jobs",
+                   asyncio.run(measure_redis(args.redis_url, args.runs, args.jobs, args.repeat)))
+    if args.ingest_rounds > 0:
+        if not shutil.which("wrk"):
+            print("wrk is not installed (Debian package wrk): apt-get install wrk", file=sys.stderr)
+            return 1
+        report_ingest(measure_ingest(args.ingest_rounds, args.run_events))
     return 0
 
 

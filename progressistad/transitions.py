@@ -2,11 +2,11 @@
 
 `TransitionObserver` listens to the task service (an origin listener: it hears
 whether this daemon made each change) and remembers per task its status, its
-served `overdue` flag, when its current run began and its last task object. It
+annotation, when its current run began and its last task object. It
 tells its subscribers, once per announcement, of each change that begins or ends
-a run (`history.records.step`), changes the status, or turns `overdue` on: the
-history records runs from them, and notifications want the same close, error,
-stalled, resumed and overdue.
+a run (`history.records.step`), changes the status (but from one active status to
+another), or turns `overdue` on: the history records runs from them, and
+notifications want the same close, error, stalled, resumed and overdue.
 
 A run begins at the task's `created_at` for its first run, else at the
 `updated_at` of the event that began it (`records.run_start`). A task present at
@@ -35,29 +35,38 @@ Progress = Tuple[float, Any, Any, Any, Any]
 _PROGRESS_FIELDS = ("updated_at", "n", "total", "desc", "unit")
 
 
-class _Seen:
-    __slots__ = ("status", "overdue", "run_started_at", "task", "stamp", "progress")
+def _progress(task: Any) -> Progress:
+    return (task.updated_at, task.n, task.total, task.desc, task.unit)
 
-    def __init__(self, status: str, overdue: bool, run_started_at: float, task: Any,
-                 stamp: Any, progress: Optional[Progress]) -> None:
+
+def _version(task: Any) -> int:
+    return task.version
+
+
+class _Seen:
+    __slots__ = ("status", "annotation", "run_started_at", "task", "stamp")
+
+    def __init__(self, status: str, annotation: Any, run_started_at: float, task: Any,
+                 stamp: Any) -> None:
         self.status = status
-        self.overdue = overdue
+        self.annotation = annotation
+        """The task's annotation as last seen: a new object each time it changes."""
         self.run_started_at = run_started_at
         self.task = task
         self.stamp = stamp
-        """What changes with each write of the task: its version, or its last update."""
-        self.progress = progress
+        """What each write of the task changes: its version, or (a task changed in place) its
+        progress, which the run a `start` abandons keeps."""
 
 
 class Transition:
     """One change of a task that matters: a run begins or ends, its status changes, or it
     turns overdue."""
 
-    __slots__ = ("task_id", "before", "after", "task", "run_started_at",
+    __slots__ = ("task_id", "before", "after", "step", "task", "run_started_at",
                  "previous_run_started_at", "turned_overdue", "local", "_seen", "_current")
 
     def __init__(self, task_id: str, before: Optional[str], after: Optional[str],
-                 task: Dict[str, Any], run_started_at: Optional[float],
+                 step: records.Step, task: Dict[str, Any], run_started_at: Optional[float],
                  previous_run_started_at: Optional[float], turned_overdue: bool, local: bool,
                  seen: Optional[_Seen], current: Any) -> None:
         self.task_id = task_id
@@ -65,6 +74,9 @@ class Transition:
         """Status before the change; None: the task was not seen before."""
         self.after = after
         """Status after it; None: the task was removed."""
+        self.step = step
+        """What the change did to the task's runs (`records.step`; none for the same write
+        announced again)."""
         self.task = task
         """Served form after the change; for a removal, the last one seen."""
         self.run_started_at = run_started_at
@@ -77,10 +89,6 @@ class Transition:
         self._seen = seen
         self._current = current
 
-    @property
-    def step(self) -> records.Step:
-        return records.step(self.before, self.after)
-
     def previous(self) -> Optional[Dict[str, Any]]:
         """The served form before the change, None when the task was not seen before."""
         seen = self._seen
@@ -89,8 +97,8 @@ class Transition:
         if self.after is None:
             return self.task
         form = seen.task.to_wire()
-        if seen.progress is not None:
-            form.update(zip(_PROGRESS_FIELDS, seen.progress))
+        if isinstance(seen.stamp, tuple):
+            form.update(zip(_PROGRESS_FIELDS, seen.stamp))
         form["status"] = seen.status
         return form
 
@@ -113,7 +121,9 @@ class TransitionObserver:
 
     def __init__(self, reader: TaskReader) -> None:
         self._reader = reader
-        self._in_place = isinstance(reader, TaskStore)
+        # The in-memory store changes a task in place: keep its progress, not its object.
+        self._stamp: Callable[[Any], Any] = _progress if isinstance(reader, TaskStore) \
+            else _version
         self._seen: Dict[str, _Seen] = {}
         self._subscribers: List[Subscriber] = []
 
@@ -128,8 +138,8 @@ class TransitionObserver:
         """Remember the tasks present at start, in runs begun at their `created_at`."""
         for task_id, form in self._reader.snapshot().items():
             task = self._reader.get(task_id)
-            self._seen[task_id] = self._remember(task, form["status"], form.get("overdue") is True,
-                                                 form["created_at"])
+            self._seen[task_id] = _Seen(form["status"], _annotation(task), form["created_at"],
+                                        task, self._stamp(task))
 
     def run_started_at(self, task_id: str) -> Optional[float]:
         """When the task's current run began, or None for a task not seen."""
@@ -139,60 +149,64 @@ class TransitionObserver:
     def on_changes(self, changes: Changes, local: bool = True) -> None:
         """The task service's origin listener."""
         found: List[Transition] = []
-        read = self._reader.get
+        read, seen_of, stamp_of = self._reader.get, self._seen.get, self._stamp
         for task_id in changes.upserted:
             task = read(task_id)
-            if task is not None:
-                transition = self._changed(task_id, task, local)
-                if transition is not None:
-                    found.append(transition)
+            if task is None:
+                continue
+            seen = seen_of(task_id)
+            if seen is not None and task.status == seen.status and \
+                    getattr(task, "annotation", None) is seen.annotation:
+                # The hot path: an update of a running task.
+                stamp = stamp_of(task)
+                if seen.status != contract.START or stamp == seen.stamp:
+                    seen.task, seen.stamp = task, stamp
+                    continue
+            transition = self._changed(task_id, task, seen, local)
+            if transition is not None:
+                found.append(transition)
         for task_id in changes.removed:
             seen = self._seen.pop(task_id, None)
             if seen is not None:
                 # A removed task's object keeps its last state.
-                found.append(Transition(task_id, seen.status, None, seen.task.to_wire(), None,
-                                        seen.run_started_at, False, local, seen, None))
+                found.append(Transition(task_id, seen.status, None,
+                                        records.step(seen.status, None), seen.task.to_wire(),
+                                        None, seen.run_started_at, False, local, seen, None))
         if found:
             for subscriber in self._subscribers:
                 subscriber(found)
 
-    def _changed(self, task_id: str, task: Any, local: bool) -> Optional[Transition]:
-        seen = self._seen.get(task_id)
-        status = task.status
-        annotation = self._reader.annotation(task_id)
-        overdue = annotation is not None and annotation.get("overdue") is True
-        stamp = self._stamp(task)
-        if seen is not None and status == seen.status and overdue == seen.overdue and (
-                status != contract.START or stamp == seen.stamp):
-            # The hot path: an update of a running task.
-            seen.task, seen.stamp = task, stamp
-            if self._in_place:
-                seen.progress = self._progress(task)
-            return None
+    def _changed(self, task_id: str, task: Any, seen: Optional[_Seen],
+                 local: bool) -> Optional[Transition]:
+        status, annotation, stamp = task.status, _annotation(task), self._stamp(task)
         before = None if seen is None else seen.status
-        decided = records.step(before, status)
-        turned_overdue = overdue and not (seen is not None and seen.overdue)
-        if seen is not None and not (decided.ends or decided.begins or turned_overdue
-                                     or status != before):
-            seen.task, seen.stamp, seen.overdue = task, stamp, overdue
-            if self._in_place:
-                seen.progress = self._progress(task)
+        # The same write again (an annotation changed) is no second `start`.
+        decided = _NO_EVENT if status == before and stamp == seen.stamp \
+            else records.step(before, status)
+        turned_overdue = _overdue(annotation) and not (
+            seen is not None and _overdue(seen.annotation))
+        if seen is not None and not (decided.ends or decided.begins or turned_overdue or (
+                status != before and not (status in _ACTIVE and before in _ACTIVE))):
+            # Nothing that matters: a start becoming an update, an annotation changed.
+            seen.status, seen.annotation, seen.task, seen.stamp = status, annotation, task, stamp
             return None
         form = task.to_wire()
         previous_start = None if seen is None else seen.run_started_at
         start = records.run_start(before, form) if decided.begins else previous_start
-        self._seen[task_id] = self._remember(task, status, overdue, start)
-        return Transition(task_id, before, status, form, start, previous_start, turned_overdue,
-                          local, seen, task)
+        assert start is not None
+        self._seen[task_id] = _Seen(status, annotation, start, task, stamp)
+        return Transition(task_id, before, status, decided, form, start, previous_start,
+                          turned_overdue, local, seen, task)
 
-    def _remember(self, task: Any, status: str, overdue: bool, run_started_at: float) -> _Seen:
-        return _Seen(status, overdue, run_started_at, task, self._stamp(task),
-                     self._progress(task) if self._in_place else None)
 
-    def _stamp(self, task: Any) -> Any:
-        return task.updated_at if self._in_place else task.version
+_ACTIVE = contract.ACTIVE_STATUSES
+_NO_EVENT = records.Step()
 
-    @staticmethod
-    def _progress(task: Any) -> Progress:
-        return (task.updated_at, task.n, task.total, task.desc, task.unit)
 
+def _annotation(task: Any) -> Any:
+    """What a task is annotated with (the store's and the mirror's `annotate`), or None."""
+    return getattr(task, "annotation", None)
+
+
+def _overdue(annotation: Any) -> bool:
+    return annotation is not None and annotation.get("overdue") is True

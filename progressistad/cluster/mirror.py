@@ -27,11 +27,11 @@ class MirroredTask(ReadableTask, Protocol):
 class AnnotatedTask(EntryCache):
     """A mirrored task served with this daemon's annotation of it."""
 
-    __slots__ = ("task", "fields", "_entry")
+    __slots__ = ("task", "annotation", "_entry")
 
-    def __init__(self, task: MirroredTask, fields: Mapping[str, Any]) -> None:
+    def __init__(self, task: MirroredTask, annotation: Mapping[str, Any]) -> None:
         self.task = task
-        self.fields = fields
+        self.annotation = annotation
         self._entry: Optional[str] = None
 
     @property
@@ -47,11 +47,11 @@ class AnnotatedTask(EntryCache):
         return self.task.status
 
     def to_wire(self) -> Dict[str, Any]:
-        return {**self.task.to_wire(), **self.fields}
+        return {**self.task.to_wire(), **self.annotation}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AnnotatedTask) and other.task == self.task \
-            and other.fields == self.fields
+            and other.annotation == self.annotation
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -145,7 +145,7 @@ class EntryCache:
 class Task(EntryCache):
     """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
 
-    __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry", "_annotation")
+    __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry", "annotation")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -168,21 +168,22 @@ class Task(EntryCache):
         self._avg_dt: Optional[float] = None
         self._weight = FIRST_SAMPLE_WEIGHT
         self._entry: Optional[str] = None
-        self._annotation: Optional[Dict[str, Any]] = None
+        self.annotation: Optional[Dict[str, Any]] = None
+        """Fields served besides the task's own (`annotate`), or None."""
 
     def to_wire(self) -> Dict[str, Any]:
         """The task as served: every field of `contract.TASK_FIELDS`, and its annotation's."""
         wire = {name: getattr(self, name) for name in contract.TASK_FIELDS}
-        if self._annotation is not None:
-            wire.update(self._annotation)
+        if self.annotation is not None:
+            wire.update(self.annotation)
         return wire
 
     def annotate(self, fields: Mapping[str, Any]) -> bool:
         """Serve `fields` besides the task's own (none: stop); True when that changed them."""
         annotation = dict(fields) or None
-        if annotation == self._annotation:
+        if annotation == self.annotation:
             return False
-        self._annotation = annotation
+        self.annotation = annotation
         self._entry = None
         return True
 
@@ -220,7 +221,7 @@ class Task(EntryCache):
         task._avg_dn = task._avg_dt = None
         task._weight = FIRST_SAMPLE_WEIGHT
         task._entry = None
-        task._annotation = None
+        task.annotation = None
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
@@ -397,7 +398,7 @@ class TaskStore(TaskReader[Task]):
     def annotation(self, task_id: str) -> Optional[Mapping[str, Any]]:
         """The fields `annotate` gave a task, or None."""
         task = self._tasks.get(task_id)
-        return None if task is None else task._annotation
+        return None if task is None else task.annotation
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()

@@ -3,9 +3,10 @@ with enough close runs (SPEC section 14).
 
 A subscriber of the `TransitionObserver`. It annotates a task (the store's
 `annotate`) when it becomes active or begins a run, clears the annotation when it
-stops being active, annotates again the tasks of a job whose figures changed, and
-in each cleanup pass (`check`) turns `overdue` on for the runs that have taken longer
-than `--overdue-factor` times their job's 90th percentile. What it changes of its
+stops being active, annotates again the tasks of a job whose close runs were just
+read from the history, and in each cleanup pass (`check`) brings every figure up to
+date (a run recorded since changes its job's) and turns `overdue` on for the runs
+that have taken longer than `--overdue-factor` times their job's 90th percentile. What it changes of its
 own accord is announced like any other change, so dashboards, and through the
 observer notifications, see it; what it changes in answer to an announcement goes
 out with that announcement. With a shared store every daemon annotates its own

@@ -134,7 +134,12 @@ class Expectations:
         if entry is None:
             entry = self._entry(run["job"], now)
             self.wanted.add(run["job"])
-        self._set(entry, entry.closes + [closed(run)])
+        added, closes = closed(run), entry.closes
+        if not closes or added > closes[0]:
+            # The usual case, a run that just ended: no sort (bench/history.py's ingest rows).
+            self._store(entry, [added] + closes[:WINDOW - 1])
+        else:
+            self._set(entry, closes + [added])
 
     def load(self, job: str, closes: Iterable[Closed], now: float) -> None:
         """The job's most recent close runs as the history holds them (any order)."""
@@ -156,7 +161,11 @@ class Expectations:
         return entry
 
     def _set(self, entry: _Job, closes: Iterable[Closed]) -> None:
-        entry.closes = latest(closes)
-        found = figures(duration for _, _, duration in entry.closes)
+        self._store(entry, latest(closes))
+
+    def _store(self, entry: _Job, closes: List[Closed]) -> None:
+        """Keep `closes` (at most WINDOW, newest first, each once) and the figures they give."""
+        entry.closes = closes
+        found = figures(duration for _, _, duration in closes)
         entry.expectation = None if found is None or found.runs < MIN_RUNS else Expectation(
             found.median, found.p90, self.factor * found.p90)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import List
 
-from progressistad.history.records import FAILED_STATUSES
+from progressistad.history import records
+from progressistad.history.records import FAILED_STATUSES, Run
 from progressistad.history.service import History
 from progressistad.transitions import Transition
 
@@ -23,6 +24,7 @@ class Recorder:
         self.history = history
 
     def on_transitions(self, transitions: List[Transition]) -> None:
+        runs: List[Run] = []
         for transition in transitions:
             ends = transition.step.ends
             if not ends or not transition.local:
@@ -30,7 +32,8 @@ class Recorder:
             # Only failed and abandoned runs keep a log tail: copy it only for them.
             log_before, log_after = transition.log_tails() if ends in FAILED_STATUSES \
                 else ([], [])
-            self.history.observe(transition.previous(),
-                                 None if transition.after is None else transition.task,
-                                 transition.previous_run_started_at,
-                                 log_before=log_before, log_after=log_after)
+            runs += records.ended_runs(
+                transition.previous(), None if transition.after is None else transition.task,
+                transition.previous_run_started_at, log_before=log_before, log_after=log_after,
+                children=self.history.children).runs
+        self.history.record(runs)

@@ -60,7 +60,9 @@ class History:
         self._expectations = Expectations(overdue_factor)
         self._loading: Optional["asyncio.Future[None]"] = None
         self.on_expectations: Optional[Callable[[Optional[Set[str]]], None]] = None
-        """Told of the jobs whose expectation may have changed (None: every job's)."""
+        """Told of the jobs whose close runs were read from the backend or deleted (None: every
+        job's); a run recorded here changes its job's figures without a word (they are asked
+        for, `expectation`, when they are needed)."""
 
     @property
     def overdue_factor(self) -> float:
@@ -82,7 +84,6 @@ class History:
             self._expectations.add(run, now)
         self.backend.append(runs)
         self._load_wanted()
-        self._changed({run["job"] for run in runs if run["status"] == contract.CLOSE})
 
     def observe(self, before: Optional[Mapping[str, Any]], after: Optional[Mapping[str, Any]],
                 run_started_at: Optional[float], *, log_before: Sequence[str] = (),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 from progressistad import contract
 from progressistad.core import wirejson
 from progressistad.daemon.persistence.files import move_aside
-from progressistad.history import expectations
+from progressistad.history import expectations, records
 from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
     RETRY_MOST_SECONDS, Backlog, Faults, log
 from progressistad.history.query import HistoryUnavailable, JobQuery, RunQuery, job_figures, \
@@ -37,8 +37,8 @@ from progressistad.history.query import HistoryUnavailable, JobQuery, RunQuery, 
 from progressistad.history.records import FAILED_STATUSES, Run
 
 SCHEMA_VERSION = 2
-"""PRAGMA user_version of the layout below; a newer file is left alone, never rewritten. An
-older one is brought up to it by the same statements (version 2 added runs_by_status)."""
+"""PRAGMA user_version of the layout below; a newer file is left alone, never rewritten, an
+older one brought up to it (version 2 added the jobs' counts and last ends by status)."""
 WRITE_BATCH = 2000
 """Most runs per write transaction."""
 DELETE_BATCH = 1000
@@ -48,8 +48,28 @@ BUSY_TIMEOUT = 0.1
 
 _CLOSE = contract.CLOSE
 _FAILED = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(FAILED_STATUSES)))
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
+_COUNT_OF = {contract.CLOSE: "ok", contract.ERROR: "errors",
+             records.ABANDONED: "failed - errors"}
+"""A job's runs of each status, from its counters."""
+_LAST_OF = {status: f"last_{status}" for status in records.RUN_STATUSES}
+"""The column of when a job's last run of each status ended."""
+
+
+def _last_added(status: str) -> str:
+    column = _LAST_OF[status]
+    return (f"{column} = CASE WHEN NEW.status = '{status}' THEN "
+            f"max(coalesce({column}, NEW.ended_at), NEW.ended_at) ELSE {column} END")
+
+
+def _last_removed(status: str) -> str:
+    # Runs go oldest first (retention, max-runs, older_than), so the last of a status goes
+    # only with every other of it; the counters are the ones before this removal.
+    column = _LAST_OF[status]
+    return (f"{column} = CASE WHEN OLD.status = '{status}' AND {_COUNT_OF[status]} <= 1 "
+            f"THEN NULL ELSE {column} END")
+
+
+_TABLES = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT NOT NULL,
     job TEXT NOT NULL,
@@ -62,33 +82,55 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at, id);
 CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, ended_at, id);
 CREATE INDEX IF NOT EXISTS runs_closed ON runs (job, ended_at, id, duration)
     WHERE status = '{_CLOSE}';
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (job, status, ended_at);
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     runs INTEGER NOT NULL,
     ok INTEGER NOT NULL,
-    failed INTEGER NOT NULL
+    failed INTEGER NOT NULL,
+    errors INTEGER NOT NULL DEFAULT 0,
+    {", ".join(f"{column} REAL" for column in _LAST_OF.values())}
 ) WITHOUT ROWID;
+"""
+_FROM_VERSION_1 = "".join([
+    "DROP TRIGGER IF EXISTS run_added;\nDROP TRIGGER IF EXISTS run_removed;\n",
+    "ALTER TABLE jobs ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;\n",
+    *(f"ALTER TABLE jobs ADD COLUMN {column} REAL;\n" for column in _LAST_OF.values()),
+    "UPDATE jobs SET errors = (SELECT COUNT(*) FROM runs WHERE runs.job = jobs.job AND "
+    f"status = '{contract.ERROR}'), ",
+    ", ".join(f"{column} = (SELECT MAX(ended_at) FROM runs WHERE runs.job = jobs.job AND "
+              f"status = '{status}')" for status, column in _LAST_OF.items()),
+    ";\n"])
+_TRIGGERS = f"""
 CREATE TRIGGER IF NOT EXISTS run_added AFTER INSERT ON runs BEGIN
     INSERT OR IGNORE INTO jobs (job, runs, ok, failed) VALUES (NEW.job, 0, 0, 0);
     UPDATE jobs SET runs = runs + 1, ok = ok + NOT (NEW.{_FAILED}),
-        failed = failed + (NEW.{_FAILED}) WHERE job = NEW.job;
+        failed = failed + (NEW.{_FAILED}), errors = errors + (NEW.status = '{contract.ERROR}'),
+        {", ".join(map(_last_added, _LAST_OF))} WHERE job = NEW.job;
 END;
 CREATE TRIGGER IF NOT EXISTS run_removed AFTER DELETE ON runs BEGIN
     UPDATE jobs SET runs = runs - 1, ok = ok - NOT (OLD.{_FAILED}),
-        failed = failed - (OLD.{_FAILED}) WHERE job = OLD.job;
+        failed = failed - (OLD.{_FAILED}), errors = errors - (OLD.status = '{contract.ERROR}'),
+        {", ".join(map(_last_removed, _LAST_OF))} WHERE job = OLD.job;
     DELETE FROM jobs WHERE job = OLD.job AND runs <= 0;
 END;
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
 """
+
+
+def _schema(version: int) -> str:
+    """The statements that bring a file of layout `version` (0: a new one) to SCHEMA_VERSION,
+    in one transaction."""
+    upgrade = _FROM_VERSION_1 if version == 1 else ""
+    return (f"BEGIN IMMEDIATE;\n{_TABLES}{upgrade}{_TRIGGERS}"
+            f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;\n")
+
+
 _INSERT = "INSERT OR IGNORE INTO runs (id, job, status, ended_at, duration, body) VALUES (?, ?, ?, ?, ?, ?)"
 _NEWEST = "ORDER BY ended_at DESC, id DESC"
 _LAST_RUN = f"SELECT body FROM runs WHERE job = ? {_NEWEST} LIMIT 1"
 _CLOSES = (f"SELECT ended_at, id, duration FROM runs WHERE job = ? AND status = '{_CLOSE}' "
            f"{_NEWEST} LIMIT {expectations.WINDOW}")
-_BY_STATUS = ("SELECT job, status, COUNT(*), MAX(ended_at) FROM runs WHERE job IN "
-              "(SELECT job FROM jobs ORDER BY job LIMIT ?) GROUP BY job, status")
+_BY_STATUS = (f"SELECT job, {', '.join(_COUNT_OF[s] + ', ' + _LAST_OF[s] for s in _LAST_OF)} "
+              "FROM jobs ORDER BY job LIMIT ?")
 
 _CORRUPT, _LOCKED, _FULL, _OTHER = "corrupt", "locked", "full", "other"
 
@@ -376,7 +418,7 @@ class SQLiteHistory:
             db.execute("PRAGMA synchronous = NORMAL")
         if version < SCHEMA_VERSION:
             try:
-                db.executescript(_SCHEMA)
+                db.executescript(_schema(version))
             except sqlite3.Error:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -492,8 +534,9 @@ class SQLiteHistory:
     def _select_metrics(self, limit: int, db: sqlite3.Connection) -> Dict[str, Any]:
         page = self._select_jobs(JobQuery(limit=limit), db)
         statuses: Dict[str, Dict[str, Tuple[int, Optional[float]]]] = {}
-        for job, status, runs, last in db.execute(_BY_STATUS, (limit,)):
-            statuses.setdefault(job, {})[status] = (runs, last)
+        for job, *figures in db.execute(_BY_STATUS, (limit,)):
+            statuses[job] = {status: (figures[2 * i], figures[2 * i + 1])
+                             for i, status in enumerate(_LAST_OF)}
         return job_figures(list(page["jobs"].items()), statuses, page["next"] is not None)
 
     def _select_closes(self, jobs: List[str],

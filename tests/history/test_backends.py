@@ -217,3 +217,34 @@ def test_a_run_keeps_every_field_and_any_text(open_backend):
         assert backend.health()["ok"] and backend.health()["error"] is None
         await shut(backend)
     run(body())
+
+
+def by_status(runs, job):
+    """What `metrics` owes a job: runs and the last end per status, from the runs themselves."""
+    figures = {}
+    for status in ("close", "error", ABANDONED):
+        ended = [r["ended_at"] for r in runs if r["job"] == job and r["status"] == status]
+        figures[status] = {"runs": len(ended), "last_ended_at": max(ended) if ended else None}
+    return figures
+
+
+def test_the_figures_for_metrics_count_each_status_and_its_last_end(open_backend):
+    async def body():
+        backend = open_backend()
+        runs = sample()
+        backend.append(runs + runs[:5])  # a run given twice counts once
+        await written(backend, len(runs))
+        figures = await backend.metrics(2)
+        assert list(figures["jobs"]) == ["backup", "nightly"] and figures["more"] is True
+        jobs = await backend.jobs(query.job_query(limit=2))
+        for job, held in figures["jobs"].items():
+            assert held["statuses"] == by_status(runs, job)
+            assert {k: v for k, v in held.items() if k != "statuses"} == jobs["jobs"][job]
+        # Retention removes the oldest first: the last end of a status stands until the last
+        # run of that status goes.
+        assert await backend.delete("nightly", T0 + 12) > 0
+        kept = [r for r in runs if not (r["job"] == "nightly" and r["ended_at"] < T0 + 12)]
+        assert (await backend.metrics(5))["jobs"]["nightly"]["statuses"] == by_status(kept, "nightly")
+        assert (await backend.metrics(5))["more"] is False
+        await shut(backend)
+    run(body())

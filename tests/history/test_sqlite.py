@@ -222,3 +222,56 @@ def test_without_a_path_the_history_lives_in_memory():
         assert await backend.close()
 
     run(body())
+
+
+VERSION_1 = """
+BEGIN IMMEDIATE;
+CREATE TABLE runs (id TEXT NOT NULL, job TEXT NOT NULL, status TEXT NOT NULL,
+    ended_at REAL NOT NULL, duration REAL NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX runs_by_end ON runs (ended_at, id);
+CREATE INDEX runs_by_job ON runs (job, ended_at, id);
+CREATE INDEX runs_closed ON runs (job, ended_at, id, duration) WHERE status = 'close';
+CREATE TABLE jobs (job TEXT PRIMARY KEY, runs INTEGER NOT NULL, ok INTEGER NOT NULL,
+    failed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER run_added AFTER INSERT ON runs BEGIN
+    INSERT OR IGNORE INTO jobs (job, runs, ok, failed) VALUES (NEW.job, 0, 0, 0);
+    UPDATE jobs SET runs = runs + 1, ok = ok + NOT (NEW.status IN ('abandoned', 'error')),
+        failed = failed + (NEW.status IN ('abandoned', 'error')) WHERE job = NEW.job;
+END;
+CREATE TRIGGER run_removed AFTER DELETE ON runs BEGIN
+    UPDATE jobs SET runs = runs - 1, ok = ok - NOT (OLD.status IN ('abandoned', 'error')),
+        failed = failed - (OLD.status IN ('abandoned', 'error')) WHERE job = OLD.job;
+    DELETE FROM jobs WHERE job = OLD.job AND runs <= 0;
+END;
+PRAGMA user_version = 1;
+COMMIT;
+"""
+"""The layout of the first release of the history, as it wrote its files."""
+
+
+def test_a_file_of_the_first_layout_is_brought_up_to_date_with_its_runs(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    old = [make_run("j", status, ended_at=T0 + i) for i, status in
+           enumerate(("close", "error", "close", "abandoned"))]
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(VERSION_1)
+        db.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                       [(r["id"], r["job"], r["status"], r["ended_at"], r["duration"], "{}")
+                        for r in old])
+
+    async def body():
+        backend = open_file(path)
+        figures = (await backend.metrics(10))["jobs"]["j"]
+        assert figures["statuses"] == {
+            "close": {"runs": 2, "last_ended_at": T0 + 2},
+            "error": {"runs": 1, "last_ended_at": T0 + 1},
+            "abandoned": {"runs": 1, "last_ended_at": T0 + 3}}
+        backend.append([make_run("j", "error", ended_at=T0 + 9)])
+        await drained(backend)
+        figures = (await backend.metrics(10))["jobs"]["j"]
+        assert figures["statuses"]["error"] == {"runs": 2, "last_ended_at": T0 + 9}
+        assert (figures["runs"], figures["ok"], figures["failed"]) == (5, 2, 3)
+        assert await backend.close()
+    run(body())
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

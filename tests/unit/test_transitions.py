@@ -45,7 +45,7 @@ def test_a_task_s_first_event_begins_a_run_at_its_creation():
 def test_updates_of_a_running_task_make_none_and_its_end_makes_one():
     rig = Rig()
     rig.event(T0, status="start")
-    assert len(rig.event(T0 + 1, n=1)) == 1, "start to update: the status changed"
+    assert rig.event(T0 + 1, n=1) == [], "from one active status to another: nothing to tell"
     assert rig.event(T0 + 2, n=2) == [] and rig.event(T0 + 3, n=3) == []
     (end,) = rig.event(T0 + 4, status="close", n=4)
     assert (end.before, end.after, end.step.ends) == ("update", "close", "close")
@@ -142,7 +142,7 @@ def test_on_a_mirror_the_task_before_a_change_is_the_copy_held_before():
     observer.on_changes(mirror.apply([Copy("t", 1, status="start")], []), False)
     observer.on_changes(mirror.apply([Copy("t", 2, n=4)], []), False)
     observer.on_changes(mirror.apply([Copy("t", 3, n=5)], []), False)
-    assert len(seen) == 2
+    assert len(seen) == 1
     observer.on_changes(mirror.annotate("t", expected_duration=1.0, overdue=True), True)
     assert seen[-1].turned_overdue and seen[-1].task["overdue"] is True
     observer.on_changes(mirror.apply([Copy("t", 4, status="start", n=0)], []), False)
@@ -156,3 +156,12 @@ def test_a_task_created_finished_is_a_run_from_its_creation(status):
     rig = Rig()
     (made,) = rig.event(T0, status=status)
     assert made.step.ends == status and made.run_started_at == T0
+
+
+def test_overdue_on_a_task_still_in_its_start_ends_no_run():
+    rig = Rig()
+    rig.event(T0, status="start")
+    (late,) = rig.announce(rig.store.annotate("t", expected_duration=5.0, overdue=True))
+    assert late.turned_overdue and not late.step.ends and not late.step.begins
+    (again,) = rig.event(T0 + 9, status="start")
+    assert again.step.ends == ABANDONED and again.previous_run_started_at == T0
