@@ -1,6 +1,8 @@
 // Calls to the daemon's HTTP API, relative to the page so a --base-path prefix works.
 // Credentials travel in the HttpOnly cookie the daemon set; none are ever put in a URL.
 
+import { HISTORY_MAX_LIMIT } from "./contract.js";
+
 function apiUrl(path) {
   return new URL("../" + path, location.href).href;
 }
@@ -44,4 +46,16 @@ export function discardTask(taskId) {
 /** Remove every task whose status is one of `statuses`. */
 export function clearTasks(statuses) {
   return request("DELETE", "tasks?status=" + statuses.map(encodeURIComponent).join(","));
+}
+
+/** One page of jobs with their counts and usual duration: {job: {runs, ok, failed, last, duration}}. */
+export async function fetchJobs() {
+  const body = await request("GET", "history/jobs?limit=" + HISTORY_MAX_LIMIT);
+  return body.jobs;
+}
+
+/** The newest runs of `job`, newest first. */
+export async function fetchRuns(job, limit) {
+  const body = await request("GET", "history?job=" + encodeURIComponent(job) + "&limit=" + limit);
+  return body.runs;
 }

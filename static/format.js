@@ -91,3 +91,9 @@ export function formatAge(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
   return seconds < 1 ? "just now" : formatDuration(seconds) + " ago";
 }
+
+/** A run's duration: tenths of a second below ten seconds ("0.4s"), else as `formatDuration`. */
+export function formatRunDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "";
+  return seconds < 9.95 ? trimNumber(Math.max(0, seconds), 1) + "s" : formatDuration(seconds);
+}

@@ -4,6 +4,7 @@ import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
+import { HistoryView } from "./history.js";
 import { element } from "./rows.js";
 import { Filters, STATUSES, TaskState } from "./tasks.js";
 
@@ -15,6 +16,22 @@ function dropTokenFromAddress() {
   if (!url.searchParams.has(TOKEN_QUERY_PARAM)) return;
   url.searchParams.delete(TOKEN_QUERY_PARAM);
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+}
+
+const HISTORY_VIEW = "history";
+
+/** What the hash says besides the filters: which view, and in History the chosen job. */
+function viewOf(hash) {
+  const params = new URLSearchParams(hash.replace(/^#/, ""));
+  return { history: params.has(HISTORY_VIEW), job: params.get("job") || null };
+}
+
+function hashOf(view, filters) {
+  const parts = view.history ? [HISTORY_VIEW] : [];
+  const text = filters.toHash().replace(/^#/, "");
+  if (text) parts.push(text);
+  if (view.history && view.job) parts.push(new URLSearchParams({ job: view.job }).toString());
+  return parts.length ? "#" + parts.join("&") : "";
 }
 
 /** One checkbox per status in the status filter, in the order the sections show them. */
@@ -73,6 +90,11 @@ class Dashboard {
   constructor() {
     this.state = new TaskState();
     this.filters = Filters.fromHash(location.hash);
+    this.view = viewOf(location.hash);
+    this.historyView = new HistoryView((job) => {
+      this.view = { history: true, job };
+      this.writeHash();
+    });
     this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
     this.connectionState = "connecting";
@@ -86,6 +108,7 @@ class Dashboard {
   start() {
     this.bindControls();
     this.board.setFilters(this.filters);
+    this.showView();
     this.connection.start();
     setInterval(() => this.board.tick(), 1000);
   }
@@ -157,9 +180,9 @@ class Dashboard {
     const changed = () => {
       this.filters = new Filters(search.value.trim(),
         boxes.filter((box) => box.checked).map((box) => box.value), sort.value);
-      const base = location.pathname + location.search;
-      history.replaceState(history.state, "", base + this.filters.toHash());
+      this.writeHash();
       this.board.setFilters(this.filters);
+      if (this.view.history) this.historyView.filter(this.filters.query);
     };
     show();
     search.addEventListener("input", changed);
@@ -167,8 +190,10 @@ class Dashboard {
     for (const box of boxes) box.addEventListener("change", changed);
     window.addEventListener("hashchange", () => {
       this.filters = Filters.fromHash(location.hash);
+      this.view = viewOf(location.hash);
       show();
       this.board.setFilters(this.filters);
+      this.showView();
     });
     byId("board").addEventListener("click", (event) => this.clicked(event));
     byId("clear-completed").addEventListener("click", (event) =>
@@ -177,6 +202,31 @@ class Dashboard {
       this.act(event.currentTarget, () => clearTasks([ERROR])));
     byId("clear-stale").addEventListener("click", (event) =>
       this.act(event.currentTarget, () => clearTasks([STALE])));
+  }
+
+  writeHash() {
+    const base = location.pathname + location.search;
+    history.replaceState(history.state, "", base + hashOf(this.view, this.filters));
+    this.linkViews();
+  }
+
+  /** The view tabs keep the search when switching. */
+  linkViews() {
+    byId("tab-board").href = hashOf({ history: false }, this.filters) || "#";
+    byId("tab-history").href = hashOf({ history: true, job: this.view.job }, this.filters);
+  }
+
+  showView() {
+    const history = this.view.history;
+    document.body.classList.toggle("view-history", history);
+    byId("board").hidden = history;
+    byId("history").hidden = !history;
+    for (const [id, current] of [["tab-board", !history], ["tab-history", history]]) {
+      if (current) byId(id).setAttribute("aria-current", "page");
+      else byId(id).removeAttribute("aria-current");
+    }
+    this.linkViews();
+    if (history) this.historyView.show(this.filters.query, this.view.job);
   }
 
   clicked(event) {

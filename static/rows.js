@@ -4,7 +4,7 @@
 import { ACTIVE_STATUSES, STALE } from "./contract.js";
 import { fractionOf } from "./tasks.js";
 import {
-  formatAge, formatDuration, formatPercent, formatProgress, formatRate, isByteUnit,
+  formatAge, formatDuration, formatPercent, formatProgress, formatRate, formatRunDuration, isByteUnit,
 } from "./format.js";
 
 export function element(tag, className, attributes) {
@@ -55,6 +55,7 @@ class Stats {
     this.percent = this.add("percent");
     this.rate = this.add("rate");
     this.eta = this.add("eta");
+    this.expected = this.add("expected");
     this.elapsed = this.add("elapsed");
     this.age = this.add("age");
   }
@@ -80,6 +81,26 @@ function remainingSeconds(task, now) {
   return Math.max(0, task.eta - Math.max(0, now - task.updated_at));
 }
 
+/** Without a total, what the job's usual duration leaves of this run: an estimate. */
+function estimatedSeconds(task, now) {
+  if (typeof task.expected_duration !== "number" || !isRunning(task) || typeof task.total === "number") {
+    return null;
+  }
+  return Math.max(0, task.expected_duration - Math.max(0, now - task.created_at));
+}
+
+function etaText(task, now) {
+  const remaining = remainingSeconds(task, now);
+  if (remaining !== null) return "ETA " + formatDuration(remaining);
+  const estimate = estimatedSeconds(task, now);
+  return estimate === null ? "" : "ETA ~" + formatDuration(estimate) + " (estimate)";
+}
+
+function expectedText(task) {
+  const expected = task.expected_duration;
+  return typeof expected === "number" && isRunning(task) ? "usually " + formatRunDuration(expected) : "";
+}
+
 /** One task: description, id, status, discard button, bar and figures. */
 export class TaskRow {
   constructor(taskId) {
@@ -91,13 +112,16 @@ export class TaskRow {
     this.desc = element("span", "desc");
     this.id = element("code", "task-id");
     this.status = element("span", "status");
+    this.overdue = element("span", "badge overdue");
+    this.overdue.textContent = "overdue";
+    this.overdue.hidden = true;
     this.discard = element("button", "discard write-only", { type: "button", "data-action": "discard" });
     this.discard.textContent = "Discard";
     this.discard.setAttribute("aria-label", "Discard task " + taskId);
     this.id.textContent = taskId;
     const title = element("div", "title");
     title.append(this.desc, this.id);
-    head.append(title, this.status, this.discard);
+    head.append(title, this.overdue, this.status, this.discard);
     this.bar = new Bar();
     this.stats = new Stats();
     this.node.append(head, this.bar.node, this.stats.node);
@@ -117,6 +141,10 @@ export class TaskRow {
     setText(this.stats.amount, amount);
     setText(this.stats.percent, percent);
     setText(this.stats.rate, isRunning(task) ? formatRate(task.rate, task.unit) : "");
+    setText(this.stats.expected, expectedText(task));
+    const overdue = task.overdue === true && isRunning(task);
+    this.overdue.hidden = !overdue;
+    this.node.classList.toggle("is-overdue", overdue);
     this.tick(now);
   }
 
@@ -124,8 +152,7 @@ export class TaskRow {
   tick(now) {
     const task = this.task;
     if (!task) return;
-    const remaining = remainingSeconds(task, now);
-    setText(this.stats.eta, remaining === null ? "" : "ETA " + formatDuration(remaining));
+    setText(this.stats.eta, etaText(task, now));
     const end = task.done_at || (task.status === STALE && task.stale_at) || now;
     setText(this.stats.elapsed, labelled("elapsed ", formatDuration(end - task.created_at)));
     setText(this.stats.age, labelled("updated ", formatAge(Math.max(0, now - task.updated_at))));
