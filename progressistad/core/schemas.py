@@ -37,6 +37,39 @@ def _meta_problem(value: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
+def metrics_problem(value: Any) -> Optional[str]:
+    """What is wrong with an event's `metrics`, or None: an object of finite numbers (null
+    removes a key), keys of 1 to METRIC_KEY_MAX_CHARS characters."""
+    if type(value) is not dict:
+        return "must be an object of numbers"
+    for key, number in value.items():
+        if type(key) is not str or not 0 < len(key) <= contract.METRIC_KEY_MAX_CHARS:
+            return f"key {str(key)[:contract.METRIC_KEY_MAX_CHARS]!r}: must be 1 to" \
+                   f" {contract.METRIC_KEY_MAX_CHARS} characters"
+        if type(number) is float:  # the common value, without the call
+            if number - number == 0.0:
+                continue
+        elif number is None or _is_number(number):
+            continue
+        return f"key {key!r}: must be a finite number or null"
+    return None
+
+
+def load_log(value: Any) -> List[str]:
+    """The lines of an event's `log` (`contract.split_log`); raises ValueError saying what is wrong."""
+    if type(value) is not str and not (type(value) is list and all(type(text) is str for text in value)):
+        raise ValueError("must be a string or an array of strings")
+    lines = contract.split_log(value)
+    if len(lines) > contract.LOG_MAX_LINES:
+        raise ValueError(f"{len(lines)} lines, at most {contract.LOG_MAX_LINES} in one event")
+    for number, line in enumerate(lines):
+        size = contract.utf8_size(line)
+        if size > contract.LOG_LINE_MAX_BYTES:
+            raise ValueError(f"line {number} is {size} bytes of UTF-8,"
+                             f" at most {contract.LOG_LINE_MAX_BYTES}")
+    return lines
+
+
 _EVENT_FIELDS = frozenset(contract.EVENT_FIELDS)
 _NULL_CLEARS = frozenset(("total",))
 
@@ -144,6 +177,9 @@ _FAST_CHECKS: Dict[str, Callable[[Any], bool]] = {
     "status": lambda value: type(value) is str and value in contract.EVENT_STATUSES,
     "timestamp": _is_number,
     "meta": lambda value: type(value) is dict,
+    "metrics": lambda value: metrics_problem(value) is None,
+    "postfix": _is_text(contract.POSTFIX_MAX_CHARS),
+    "log": lambda value: type(value) is str or type(value) is list,  # its lines: `load_log`
 }
 
 
@@ -166,6 +202,11 @@ def fast_event(raw: Dict[str, Any]) -> Optional[Dict[str, Any]]:
             event[name] = value
         else:
             return None
+    if "log" in event:
+        try:
+            event["log"] = load_log(event["log"])
+        except ValueError:
+            return None
     return event
 
 
@@ -180,8 +221,14 @@ def _pop_meta_token(event: Dict[str, Any], where: str, index: Optional[int]) -> 
         event["meta"] = meta
     problem = _meta_problem(meta)
     if problem is not None:
-        raise InvalidInput(f"{where}field 'meta': {problem}", field="meta", **_index(index))
+        raise field_error("meta", problem, index)
     return token if isinstance(token, str) else None
+
+
+def field_error(field: str, problem: str, index: Optional[int]) -> InvalidInput:
+    """The 400 for one field of one event (`index` in its batch; None for a single event)."""
+    where = "" if index is None else f"event {index}: "
+    return InvalidInput(f"{where}field {field!r}: {problem}", field=field, **_index(index))
 
 
 def _field_error(messages: Any, where: str, index: Optional[int]) -> InvalidInput:

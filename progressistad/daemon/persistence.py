@@ -245,7 +245,7 @@ class StatePersister:
         changed: Dict[str, Any] = {}
         for task_id in self._changed:
             task = self._store.get(task_id)
-            changed[task_id] = None if task is None else task.cached_entry() or task.to_wire()
+            changed[task_id] = None if task is None else statefile.pending_entry(task)
         self._changed = set()
         return changed
 
