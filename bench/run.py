@@ -134,6 +134,8 @@ def run_memory(table: Table, raw: Dict) -> None:
 def run_costs(table: Table, raw: Dict, repeat: int) -> None:
     rows = [costs.measure(tasks, repeat, [0, 5, 100, 1000]) for tasks in (1000, 10000, 100000)]
     raw["costs"] = rows
+    held = costs.full_telemetry_bytes()
+    raw["costs_telemetry_bytes"] = held
 
     def series(key: str, fmt: str) -> str:
         return " / ".join(fmt.format(row[key]) for row in rows)
@@ -154,6 +156,18 @@ def run_costs(table: Table, raw: Dict, repeat: int) -> None:
               series("snapshot_bytes", "{:,}") + " bytes")
     table.add("curve", f"CPU per event (store + hub publish) {where}", series("event_us", "{:.1f}") + " µs",
               "", "", "flat")
+    ratios = [row["event_telemetry_us"] / row["event_us"] for row in rows]
+    table.add("cost", f"CPU per event with 4 metrics (a log line in 1 of 10), store + hub, {where}",
+              series("event_telemetry_us", "{:.2f}") + " µs",
+              series("event_us", "{:.2f}") + " µs plain", " / ".join(f"{r:.2f}" for r in ratios),
+              "within 1.1x plain", max(ratios) <= 1.1)
+    table.add("cost", f"CPU per event in validation, with telemetry and plain, {where}",
+              series("validate_telemetry_us", "{:.2f}") + " µs",
+              series("validate_us", "{:.2f}") + " µs plain", "", "")
+    table.add("cost", f"one series sample per changed task (4 metrics), {where}",
+              series("sample_us", "{:.2f}") + " µs", "", "", "")
+    table.add("memory", "telemetry of one task: 4 metrics, full log tail (80-char lines), full series",
+              f"{held['traced']:,.0f} B (tracemalloc)", f"{held['estimate']:,.0f} B budget estimate", "", "")
     for watchers in (0, 5, 100, 1000):
         table.add("curve", f"one flush of 100 changed tasks to {watchers} dash, {where}",
                   series(f"flush_{watchers}_ms", "{:.2f}") + " ms", "", "", "")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from progressistad.core.store import Changes, SweepPolicy, TaskStore
+from progressistad.core.schemas import field_error
+from progressistad.core.store import Changes, EventRefused, SweepPolicy, TaskStore
 
 Listener = Callable[[Changes], None]
 
@@ -40,8 +41,13 @@ class TaskService:
         self._listeners.append(listener)
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
-        """Apply validated events all or none; raises CapacityError when they do not fit."""
-        changes = self.store.apply(events, self._clock())
+        """Apply validated events all or none; raises CapacityError when they do not fit and
+        InvalidInput (a 400, naming field and batch index) when one breaks a task rule."""
+        try:
+            changes = self.store.apply(events, self._clock())
+        except EventRefused as refused:
+            # The store cannot tell a batch of one from a single event: the index is named always.
+            raise field_error(refused.field, refused.problem, refused.index) from None
         self.events_accepted += len(events)
         self._announce(changes)
         return changes
