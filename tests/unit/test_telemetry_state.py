@@ -9,7 +9,7 @@ import json
 from progressistad import contract
 from progressistad.core.statefile import TAIL_KEY, decode, encode, pending_entry, state_form
 from progressistad.core.store import TaskStore
-from progressistad.daemon.persistence import StatePersister
+from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.web.metrics import Metrics
 
 NOW = 1_700_000_000.0
