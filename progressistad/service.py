@@ -80,6 +80,23 @@ class TaskService:
         task = self.store.get(task_id)
         return None if task is None else task.to_wire()
 
+    async def log_tail(self, task_id: str) -> Optional[List[str]]:
+        """The lines of one task's log tail, oldest first, or None when there is no such task."""
+        task = self.store.get(task_id)
+        return None if task is None else task.log_tail()
+
+    async def series(self, task_id: str) -> Optional[Dict[str, Any]]:
+        """One task's series as GET /tasks/{id}/series serves it, or None."""
+        task = self.store.get(task_id)
+        return None if task is None else task.series_wire()
+
+    def sample(self, task_ids: Iterable[str]) -> None:
+        """A point in the series of each task of `task_ids`; the hub asks once per flush.
+
+        What the telemetry budget trims on the way is announced like any other change.
+        """
+        self._announce(self.store.sample(self._clock(), task_ids))
+
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return self.store.snapshot(statuses)
 

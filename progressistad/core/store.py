@@ -421,6 +421,10 @@ class TaskReader(Generic[T]):
         return counts
 
 
+TELEMETRY_KINDS = ("series", "tails")
+"""What the telemetry budget holds, as /metrics labels it."""
+
+
 class TaskStore(TaskReader[Task]):
     """Every task, and per sweep queue its tasks in order of last update.
 
@@ -445,11 +449,17 @@ class TaskStore(TaskReader[Task]):
         """Finished tasks, least recently updated first: also the eviction order."""
         self._series_bytes = HeldBytes()
         self._tail_bytes = HeldBytes()
+        self.telemetry_trimmed: Dict[str, int] = dict.fromkeys(TELEMETRY_KINDS, 0)
+        """Bytes of series and of tails dropped for the budget since the start, by kind."""
 
     @property
     def telemetry_bytes(self) -> int:
         """Estimated bytes held in series and log tails, counted against the budget."""
         return self._series_bytes.total + self._tail_bytes.total
+
+    def telemetry_held(self) -> Dict[str, int]:
+        """Estimated bytes held now, by kind (`TELEMETRY_KINDS`)."""
+        return {"series": self._series_bytes.total, "tails": self._tail_bytes.total}
 
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self._tasks.values()))
@@ -535,12 +545,15 @@ class TaskStore(TaskReader[Task]):
         """Within the budget again: drop series, then tails, least recently updated first."""
         series_bytes, tail_bytes = self._series_bytes, self._tail_bytes
         budget = self.telemetry_budget_bytes
+        held = series_bytes.total, tail_bytes.total
         while series_bytes.total + tail_bytes.total > budget and series_bytes:
             self._tasks[series_bytes.pop_oldest()].drop_series()
         while tail_bytes.total > budget and tail_bytes:
             task_id = tail_bytes.pop_oldest()
             self._tasks[task_id].drop_tail()
             changes.add_upsert(task_id)
+        self.telemetry_trimmed["series"] += held[0] - series_bytes.total
+        self.telemetry_trimmed["tails"] += held[1] - tail_bytes.total
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import configargparse
 
 from progressistad import __version__
+from progressistad.core.telemetry import DEFAULT_BUDGET_BYTES
 
 ENV_PREFIX = "PROGRESSISTA_"
 DEFAULT_CONFIG_FILE = "/etc/progressista/progressistad.conf"
@@ -54,6 +55,7 @@ class Settings:
     persist_interval: float = 1.0
     max_tasks: int = 10000
     max_body_bytes: int = 1024 * 1024
+    telemetry_budget_bytes: int = DEFAULT_BUDGET_BYTES
     ws_ping_interval: float = 20.0
     ws_stall_timeout: float = 30.0
     log_level: str = "info"
@@ -73,7 +75,7 @@ class Settings:
 
 RELOADABLE_FIELDS = (
     "api_tokens", "read_tokens", "api_tokens_file", "read_tokens_file", "allow_origins",
-    "retention_seconds", "stale_seconds", "max_task_age", "log_level",
+    "retention_seconds", "stale_seconds", "max_task_age", "log_level", "telemetry_budget_bytes",
 )
 """Settings that SIGHUP applies to the running daemon; the others need a restart."""
 
@@ -220,6 +222,11 @@ OPTIONS: Tuple[Option, ...] = (
             "then new tasks get 503 (default %(default)s)", "N"),
     _option("max-body-bytes", _integer(1), "largest request body accepted; larger ones get 413 "
             "(default %(default)s)", "BYTES"),
+    _option("telemetry-budget-bytes", _integer(0), "memory for the series behind the "
+            "dashboard's sparklines and the log tails of every task together; beyond it the least "
+            "recently updated tasks lose their series, then their tails (events are never refused "
+            "for it; with --redis-url it holds the series, Redis the tails) "
+            "(default %(default)s)", "BYTES"),
     _option("allow-origins", _origins, "comma-separated origins (scheme://host[:port]) allowed "
             "for CORS and WebSockets besides the daemon's own (default: none)", "LIST"),
     _option("api-token", _optional_text, "one read-write token (prefer --api-tokens-file: "
@@ -273,8 +280,8 @@ credentials named `{WRITE_TOKENS_CREDENTIAL}` and `{READ_TOKENS_CREDENTIAL}` whe
 $CREDENTIALS_DIRECTORY is set (LoadCredential=). With no token at all every
 route is open. Tokens never appear in logs or in --print-config.
 
-Signals: SIGHUP reloads tokens, origins, retention, stale, max age and log level
-from the same sources (a bad file keeps the old settings); SIGTERM and SIGINT
+Signals: SIGHUP reloads tokens, origins, retention, stale, max age, log level and
+the telemetry budget from the same sources (a bad file keeps the old settings); SIGTERM and SIGINT
 write the state and stop. Exit status: 0 clean stop, 1 runtime failure (port
 taken, final state write failed), 2 bad configuration or usage."""
 

@@ -11,7 +11,7 @@ subscribers, the clock and the timer are passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, Protocol
+from typing import Any, Callable, Dict, Iterable, Optional, Protocol, Set
 
 from progressistad import contract
 from progressistad.core.store import Changes
@@ -72,8 +72,12 @@ class Hub:
         clock: Callable[[], float],
         schedule: Callable[[float, Callable[[], None]], Any],
         perf_clock: Optional[Callable[[], float]] = None,
+        sample: Optional[Callable[[Set[str]], Any]] = None,
     ) -> None:
         self._source = source
+        self._sample = sample
+        """Called once per flush with the ids of the tasks changed since the last: the series
+        behind the dashboards' sparklines take one point per flush, whoever is watching."""
         self.interval = interval
         self.stall_timeout = stall_timeout
         self._clock = clock
@@ -124,12 +128,22 @@ class Hub:
         changes, self._pending = self._pending, Changes()
         if not changes:
             return
+        self._take_samples(changes)
         self._seq += 1
         self._snapshot_cache.clear()
         if self._watchers:
             self._broadcast(changes)
         self.stats.flushes += 1
         self.stats.flush_seconds += self._perf_clock() - started
+
+    def _take_samples(self, changes: Changes) -> None:
+        """Series points for the changed tasks; a delta carries only their served fields.
+
+        What the sampling trims (telemetry beyond its budget) comes back through `publish`
+        and goes out with the next flush.
+        """
+        if self._sample is not None and changes.upserted:
+            self._sample(changes.upserted)
 
     def reap(self) -> None:
         """Close watchers whose last message has been stuck longer than the stall timeout."""

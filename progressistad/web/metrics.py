@@ -73,6 +73,8 @@ def collect(
     dashboards: int,
     hub_stats,
     uptime: float,
+    telemetry_held: Mapping[str, int],
+    telemetry_trimmed: Mapping[str, int],
 ) -> List[Family]:
     """The families /metrics serves, from the live objects they describe."""
     tasks = Family("progressista_tasks", "gauge", "Tasks held, by status.")
@@ -82,6 +84,14 @@ def collect(
                       "Events refused, by reason.")
     for reason, count in sorted(metrics.rejected.items()):
         rejected.add(count, reason=reason)
+    held = Family("progressista_telemetry_bytes", "gauge",
+                  "Estimated bytes of series and log tails held against --telemetry-budget-bytes.")
+    for kind, size in sorted(telemetry_held.items()):
+        held.add(size, kind=kind)
+    trimmed = Family("progressista_telemetry_trimmed_bytes_total", "counter",
+                     "Estimated bytes of series and log tails dropped to stay within the budget.")
+    for kind, size in sorted(telemetry_trimmed.items()):
+        trimmed.add(size, kind=kind)
     families = [
         tasks,
         Family("progressista_events_accepted_total", "counter",
@@ -105,6 +115,8 @@ def collect(
         .add(metrics.persist.count, "_count").add(metrics.persist.total, "_sum"),
         Family("progressista_persist_failures_total", "counter",
                "State-file writes that failed.").add(metrics.persist_failures),
+        held,
+        trimmed,
         Family("progressista_uptime_seconds", "gauge", "Seconds since the daemon started.")
         .add(uptime),
         Family("progressista_build_info", "gauge", "Version of the daemon and of Python.")

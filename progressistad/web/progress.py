@@ -69,6 +69,8 @@ class ProgressHandler(ApiHandler):
         self._authorize(parsed.meta_tokens)
         try:
             await self.call(self.ctx.service.ingest(parsed.events))
+        except InvalidInput as error:  # a rule that depends on a task's state (the metrics cap)
+            raise self.rejected(error, "invalid", len(parsed.events)) from None
         except CapacityError as error:
             self.ctx.metrics.reject("capacity", len(parsed.events))
             raise ApiError(503, str(error), headers=self.retry_after(),

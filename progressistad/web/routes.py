@@ -11,7 +11,7 @@ from progressistad.web.context import AppContext
 from progressistad.web.dashboard import ContractHandler, DashboardHandler, RootHandler
 from progressistad.web.info import HealthHandler, MetricsHandler, OpenApiHandler
 from progressistad.web.progress import ProgressHandler
-from progressistad.web.tasks import TaskHandler, TasksHandler
+from progressistad.web.tasks import TaskHandler, TaskLogHandler, TaskSeriesHandler, TasksHandler
 from progressistad.web.websocket import DashboardSocket
 
 
@@ -22,6 +22,10 @@ def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
     return [
         tornado.web.url(base + r"/progress", ProgressHandler, deps),
         tornado.web.url(base + r"/tasks", TasksHandler, deps),
+        # Before /tasks/(.+), matched on the path as sent: a task id holding `/` comes
+        # percent-encoded (SPEC section 2), so one ending in /log is still a task's own path.
+        tornado.web.url(base + r"/tasks/(.+)/log", TaskLogHandler, deps),
+        tornado.web.url(base + r"/tasks/(.+)/series", TaskSeriesHandler, deps),
         tornado.web.url(base + r"/tasks/(.+)", TaskHandler, deps),
         tornado.web.url(base + r"/health", HealthHandler, deps),
         tornado.web.url(base + r"/metrics", MetricsHandler, deps),

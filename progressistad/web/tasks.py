@@ -26,6 +26,10 @@ class TasksHandler(ApiHandler):
         self.write_json({"removed": removed})
 
 
+def no_such_task(task_id: str) -> ApiError:
+    return ApiError(404, "no such task", task_id=task_id[: contract.TASK_ID_MAX_CHARS])
+
+
 class TaskHandler(ApiHandler):
     """GET /tasks/{task_id}: the task, 404 if unknown. DELETE: `{"removed": true/false}`."""
 
@@ -34,8 +38,34 @@ class TaskHandler(ApiHandler):
     async def get(self, task_id: str) -> None:
         task = await self.call(self.ctx.service.get(task_id))
         if task is None:
-            raise ApiError(404, "no such task", task_id=task_id[: contract.TASK_ID_MAX_CHARS])
+            raise no_such_task(task_id)
         self.write_json(task)
 
     async def delete(self, task_id: str) -> None:
         self.write_json({"removed": await self.call(self.ctx.service.remove(task_id))})
+
+
+class TaskLogHandler(ApiHandler):
+    """GET /tasks/{task_id}/log: `{"task_id": ..., "lines": [...]}`, the log tail oldest first;
+    404 if unknown."""
+
+    access = {"GET": Access.READ}
+
+    async def get(self, task_id: str) -> None:
+        lines = await self.call(self.ctx.service.log_tail(task_id))
+        if lines is None:
+            raise no_such_task(task_id)
+        self.write_json({"task_id": task_id, "lines": lines})
+
+
+class TaskSeriesHandler(ApiHandler):
+    """GET /tasks/{task_id}/series: `{"task_id", "t", "n", "rate", "metrics": {key: [...]}}`,
+    this daemon's samples for sparklines (null where a value was missing); 404 if unknown."""
+
+    access = {"GET": Access.READ}
+
+    async def get(self, task_id: str) -> None:
+        series = await self.call(self.ctx.service.series(task_id))
+        if series is None:
+            raise no_such_task(task_id)
+        self.write_json(series)
