@@ -9,6 +9,13 @@ with 5 more dashboards connected. Everything on loopback, bounded in time:
 
     python bench/redis_ingest.py                 # 5 s per measurement, 200 fan-out probes
     python bench/redis_ingest.py --seconds 10 --probes 500
+
+With `--code LABEL=DIR` (repeatable), the Redis rows are measured for the daemon of each
+checkout DIR as well, one and two daemons of each in turn, in the same run; the label names
+them in the table (this checkout's is `--label`, `here` by default):
+
+    git archive COMMIT | tar -x -C /tmp/other
+    python bench/redis_ingest.py --code other=/tmp/other
 """
 
 from __future__ import annotations
@@ -46,14 +53,14 @@ def cpu_seconds(pids: List[int]) -> float:
 
 
 @contextlib.contextmanager
-def daemon(extra_args, pids: List[int]):
-    """One daemon as bench/harness.py starts it; its pid is appended to `pids`."""
+def daemon(extra_args, pids: List[int], code: Path = harness.REPO):
+    """One daemon of checkout `code` as bench/harness.py starts it; its pid is appended to `pids`."""
     port = harness.free_port()
     argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
             "--max-tasks", "200000", "--log-level", "warning", *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESSISTA_")}
     env["PROGRESSISTA_CONFIG"] = ""
-    with harness.process(argv, cwd=harness.REPO, env=env) as proc:
+    with harness.process(argv, cwd=code, env=env) as proc:
         pids.append(proc.pid)
         harness.wait_http(f"http://127.0.0.1:{port}/health")
         yield harness.Daemon(f"http://127.0.0.1:{port}", proc.pid)
@@ -79,14 +86,14 @@ def redis_server(pids: List[int]):
 
 
 @contextlib.contextmanager
-def group(store: str, count: int, broadcast: float, pids: List[int]):
+def group(store: str, count: int, broadcast: float, pids: List[int], code: Path):
     """`count` daemons on the in-memory store (count must be 1) or on one fresh Redis."""
     args = ["--broadcast-interval", str(broadcast)]
     with contextlib.ExitStack() as stack:
         if store == "redis":
             url = stack.enter_context(redis_server(pids))
             args += ["--redis-url", url]
-        yield [stack.enter_context(daemon(args, pids)) for _ in range(count)]
+        yield [stack.enter_context(daemon(args, pids, code)) for _ in range(count)]
 
 
 def wrk_all(urls: List[str], tasks: int, batch: int, seconds: float, connections: int,
@@ -154,10 +161,10 @@ def percentile(values: List[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def measure(store: str, count: int, args) -> dict:
-    row = {"store": store, "daemons": count}
+def measure(store: str, count: int, label: str, code: Path, args) -> dict:
+    row = {"store": store, "daemons": count, "code": label}
     pids: List[int] = []
-    with group(store, count, args.broadcast, pids) as daemons:
+    with group(store, count, args.broadcast, pids, code) as daemons:
         urls = [d.url for d in daemons]
         harness.populate(urls[0], args.tasks)
         with contextlib.ExitStack() as stack:
@@ -184,7 +191,16 @@ def main(argv=None) -> int:
     parser.add_argument("--broadcast", type=float, default=0.1)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     parser.add_argument("--quick", action="store_true", help="2 s measurements, 50 probes")
+    parser.add_argument("--code", action="append", default=[], metavar="LABEL=DIR",
+                        help="also measure the Redis rows for the checkout in DIR")
+    parser.add_argument("--label", default="here", help="this checkout's name in the table")
     args = parser.parse_args(argv)
+    codes = [(args.label, harness.REPO)]
+    for item in args.code:
+        label, sep, path = item.partition("=")
+        if not sep or not (Path(path) / "progressistad").is_dir():
+            parser.error(f"--code {item}: not LABEL=DIR with a progressistad package in DIR")
+        codes.append((label, Path(path).resolve()))
     if args.quick:
         args.seconds, args.probes = 2, 50
     for tool in ("wrk", "redis-server"):
@@ -194,18 +210,20 @@ def main(argv=None) -> int:
     print(f"# redis ingest: wrk -t1 -c{args.connections} -d{args.seconds}s per daemon, "
           f"{args.tasks} tasks, {args.dashboards} dashboards per daemon, broadcast "
           f"{args.broadcast}s, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    header = (f"{'store':>6} {'daemons':>7} | {'single ev/s':>11} {'per daemon':>10} "
+    header = (f"{'store':>6} {'code':>8} {'daemons':>7} | {'single ev/s':>11} {'per daemon':>10} "
               f"{'cpu us/ev':>9} | {'batch100 ev/s':>13} {'per daemon':>10} {'cpu us/ev':>9} "
               f"{'p99 ms':>7} | {'fan-out p50 ms':>14} {'p99 ms':>7} {'lost':>4} | {'errors':>6}")
     print(header)
     print("-" * len(header))
-    for store, count in (("memory", 1), ("redis", 1), ("redis", 2)):
-        row = measure(store, count, args)
+    rows = [("memory", 1, args.label, harness.REPO)] + [
+        ("redis", count, label, code) for count in (1, 2) for label, code in codes]
+    for store, count, label, code in rows:
+        row = measure(store, count, label, code, args)
         if args.json:
             print(json.dumps(row), flush=True)
             continue
         single, batch = row["batch1"], row["batch100"]
-        print(f"{store:>6} {count:>7} | {single['events']:>11.0f} {single['per_daemon']:>10.0f} "
+        print(f"{store:>6} {label:>8} {count:>7} | {single['events']:>11.0f} {single['per_daemon']:>10.0f} "
               f"{single['cpu_us']:>9.0f} | {batch['events']:>13.0f} {batch['per_daemon']:>10.0f} "
               f"{batch['cpu_us']:>9.1f} {batch['p99']:>7.1f} | "
               f"{row['fanout_p50_ms']:>14.1f} {row['fanout_p99_ms']:>7.1f} "

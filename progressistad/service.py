@@ -2,8 +2,8 @@
 
 It is the one place where the clock meets the pure store, and the one place
 that announces changes (to the WebSocket hub, to persistence). Its interface
-is asynchronous so that a shared store (Redis, `cluster.py`) can stand behind
-the same calls; this in-memory one never waits.
+is asynchronous so that a shared store (Redis, `cluster/service.py`) can stand
+behind the same calls; this in-memory one never waits.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from progressistad.core.schemas import field_error
-from progressistad.core.store import Changes, EventRefused, SweepPolicy, TaskStore
+from progressistad.core.store import Changes, EventRefused, SweepPolicy, TaskReader, TaskStore
 
 Listener = Callable[[Changes], None]
+Clock = Callable[[], float]
 
 SWEEP_CHUNK = 5000
 """Most tasks one step of a sweep acts on before the loop serves other work (a few ms)."""
@@ -24,13 +25,11 @@ class StoreUnavailable(Exception):
     """The shared task store cannot be reached right now; the request may be retried later."""
 
 
-class TaskService:
-    """Store mutations, timestamped with the injected clock and announced to listeners.
+class ServiceBase:
+    """What every task service holds: the store readers read, the sweep policy, the clock, the
+    count of events taken, and the listeners it tells of each change (the hub, persistence)."""
 
-    `store` is what synchronous readers (hub, health, metrics, persistence) read.
-    """
-
-    def __init__(self, store: TaskStore, clock: Callable[[], float], policy: SweepPolicy) -> None:
+    def __init__(self, store: TaskReader, clock: Clock, policy: SweepPolicy) -> None:
         self.store = store
         self.policy = policy
         self._clock = clock
@@ -39,6 +38,20 @@ class TaskService:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def announce(self, changes: Changes) -> None:
+        if changes:
+            for listener in self._listeners:
+                listener(changes)
+
+
+class TaskService(ServiceBase):
+    """Store mutations, timestamped with the injected clock and announced to listeners.
+
+    `store` is what synchronous readers (hub, health, metrics, persistence) read.
+    """
+
+    store: TaskStore
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
         """Apply validated events all or none; raises CapacityError when they do not fit and
@@ -49,19 +62,19 @@ class TaskService:
             # The store cannot tell a batch of one from a single event: the index is named always.
             raise field_error(refused.field, refused.problem, refused.index) from None
         self.events_accepted += len(events)
-        self._announce(changes)
+        self.announce(changes)
         return changes
 
     async def remove(self, task_id: str) -> bool:
         changes = self.store.remove(task_id)
-        self._announce(changes)
+        self.announce(changes)
         return bool(changes)
 
     async def remove_where(
         self, statuses: Optional[Iterable[str]], older_than: Optional[float]
     ) -> List[str]:
         changes = self.store.remove_where(self._clock(), statuses, older_than)
-        self._announce(changes)
+        self.announce(changes)
         return sorted(changes.removed)
 
     async def sweep(self) -> Changes:
@@ -69,7 +82,7 @@ class TaskService:
         done = Changes()
         while True:
             changes = self.store.sweep(self._clock(), self.policy, SWEEP_CHUNK)
-            self._announce(changes)
+            self.announce(changes)
             done.merge(changes)
             if len(changes.upserted) + len(changes.removed) < SWEEP_CHUNK:
                 return done
@@ -95,12 +108,8 @@ class TaskService:
 
         What the telemetry budget trims on the way is announced like any other change.
         """
-        self._announce(self.store.sample(self._clock(), task_ids))
+        self.announce(self.store.sample(self._clock(), task_ids))
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return self.store.snapshot(statuses)
 
-    def _announce(self, changes: Changes) -> None:
-        if changes:
-            for listener in self._listeners:
-                listener(changes)

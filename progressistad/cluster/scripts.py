@@ -1,84 +1,166 @@
-"""The Lua scripts that apply task changes inside Redis, atomically, as `store.py` does in memory.
+"""The Lua scripts that change tasks inside Redis, atomically, as `core/store.py` does in memory.
 
 Each script is one transaction: it reads and writes the task hash and its
 indexes, then appends what changed to the group's stream, so every daemon sees
-changes in the order they were made. User text (task ids, desc, unit, meta)
-reaches Lua as JSON fragments and is stored as such, never decoded, so any
-string Python accepts round-trips exactly.
+changes in the order they were made. Records are packed as `records` says.
 
-A record is packed with Redis's `struct` library, which Python's `struct`
-reads back: a status code, a mask of null fields, the numbers as IEEE doubles
-(exact, and no formatting to pay for), then the id, desc, unit and meta
-fragments, NUL-terminated (JSON fragments never hold a raw NUL).
-Replies and stream entries carry records back to back, removed ids joined by NUL.
+The scripts hold no constant or table of their own: statuses, record layout, key
+order, reply and stream field names, the rate's weights, a new task's fields and
+the fields an event sets come from Python (`CONSTANTS`, declared ahead of every
+script), and the sweep gets each queue's rules (`SweepPolicy.rules`) as an
+argument. What they do restate of `Task` and `TaskStore` (applying an event, rate,
+eta, making room, the sweep's walk of its queues) has a parity test per rule
+(tests/cluster/test_parity.py).
 
-KEYS, in every script: tasks (hash: id fragment -> record), updated (zset:
-updated_at, written only by the previous layout: see `upgrade_layout`), finished
-(zset: write version of finished tasks, the eviction order), seq (the write
-version counter), stream, lease, layout (the layout version), then the three
-sweep queues (zsets: updated_at of the active, stale and finished tasks, the
-queues of `store.sweep_queue`). A sweep reads each queue from its idle end, only
-as far as tasks are due, and at most `limit` of them per call.
+KEYS, in every script, are `KEY_NAMES` under the prefix: tasks (hash: id fragment
+-> record), updated (zset: updated_at, written only by the previous layout: see
+`upgrade_layout`), finished (zset: write version of finished tasks, the eviction
+order), seq (the write version counter), stream, lease, layout (the layout
+version), then the sweep queues (zsets: updated_at of the tasks of each queue of
+`store.sweep_queue`). A sweep reads each queue from its idle end, only as far as
+tasks are due, and at most `limit` of them per call.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import struct
+from typing import Any, Dict, List, Mapping, Tuple
 
 from progressistad import contract
-from progressistad.core.store import RATE_SMOOTHING
-
-TEXT_FIELDS = ("desc", "unit", "meta")
-NUMBER_FIELDS = ("total", "n", "timestamp", "created_at", "updated_at", "done_at", "stale_at",
-                 "rate", "eta", "sn", "st", "adn", "adt", "w", "v")
-"""The record's numbers, in order: the served ones, then the rate state and the version."""
-RECORD_HEAD = ">BI"
-"""Status code (1-based index in contract.STATUSES) and the null mask (bit i: number i,
-bit 15 + j: text j)."""
-
-
-def number_at(name: str) -> int:
-    """Where number `name` starts in a record, 1-based as Lua's string functions count."""
-    return struct.calcsize(RECORD_HEAD + "d" * NUMBER_FIELDS.index(name)) + 1
-
+from progressistad.cluster import records
+from progressistad.core.store import (
+    APPLIED_FIELDS, FIRST_SAMPLE_WEIGHT, QUEUE_FINISHED, RATE_SMOOTHING, SWEEP_QUEUES,
+    SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, Task, sweep_queue,
+)
 
 LAYOUT_VERSION = "2"
 """Version 2 added the per-queue sweep sets; the previous layout had no version key."""
 
+SCRIPT_KEYS = (("K_TASKS", "tasks"), ("K_UPDATED", "updated"), ("K_FINISHED", "finished"),
+               ("K_SEQ", "seq"), ("K_STREAM", "events"), ("K_LEASE", "cleanup-lease"),
+               ("K_LAYOUT", "layout")) + tuple(
+    (f"K_QUEUE_{queue.upper()}", f"sweep:{queue}") for queue in SWEEP_QUEUES)
+"""Each key's name in the scripts and under the prefix, in the order the scripts take them."""
+KEY_NAMES = tuple(name for _, name in SCRIPT_KEYS)
 
-def _lua_list(names) -> str:
-    return "{" + ", ".join(f'"{name}"' for name in names) + "}"
+PAGE = 1000
+"""Entries one command reads or writes, at most: bounds a script's memory and Lua's unpack."""
+
+REPLY = {"OK": "ok", "CAPACITY": "capacity", "BUSY": "busy", "MORE": "more", "DONE": "done"}
+"""What a script's reply starts with: done, the tasks do not fit, another daemon sweeps; and
+a sweep call's last item: whether it stopped at its limit (more: call again) or not."""
+STREAM = {"ORIGIN": "o", "TASKS": "t", "REMOVED": "r", "RESYNC": "resync"}
+"""Fields of a stream entry: the daemon that wrote it, records, removed ids, "reload all"."""
 
 
-def _lua_set(names) -> str:
-    return "{" + ", ".join(f'["{name}"] = true' for name in sorted(names)) + "}"
+class Lua(str):
+    """Lua source to declare as it is, not as a string."""
 
 
-PRELUDE = """
-local NULL = cjson.null
-local SMOOTHING = %(smoothing)r
-local FINISHED = %(finished)s
-local ACTIVE = %(active)s
-local TEXT_FIELDS = %(text_fields)s
-local NUMBER_FIELDS = %(number_fields)s
-local STATUS_NAMES = %(status_names)s
+def lua_literal(value: Any) -> str:
+    """`value` as a Lua expression: None is cjson's null, a set a table of `true`."""
+    if isinstance(value, Lua):
+        return value
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"no Lua literal for {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + "".join(c if c.isprintable() and c.isascii() and c not in '"\\'
+                             else "\\%d" % ord(c) for c in value) + '"'
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(f"[{lua_literal(v)}] = true" for v in sorted(value)) + "}"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (tuple, list)):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    raise TypeError(f"no Lua literal for {type(value).__name__}")
+
+
+def _new_task() -> Tuple[Dict[str, Any], List[str]]:
+    """A new task's record fields as `Task` makes one, and those it sets to `now`: the ones
+    that differ between tasks made at two instants."""
+    early, late = (records.task_record(Task("", now)) for now in (0.0, 1.0))
+    fields = {name: value for name, value in early.items() if name != "id"}
+    return fields, [name for name in fields if early[name] != late[name]]
+
+
+def _keys() -> Dict[str, Any]:
+    """The keys (`SCRIPT_KEYS`), the sweep queues' keys in a list and by queue, and the queue of
+    each status."""
+    queue_keys = {queue: Lua(local) for (local, _), queue in zip(SCRIPT_KEYS[-len(SWEEP_QUEUES):],
+                                                                SWEEP_QUEUES)}
+    keys: Dict[str, Any] = {local: Lua(f"KEYS[{i}]") for i, (local, _) in enumerate(SCRIPT_KEYS, 1)}
+    keys.update(QUEUES=[queue_keys[queue] for queue in SWEEP_QUEUES], QUEUE_KEY=queue_keys,
+                QUEUE_OF={status: sweep_queue(status) for status in contract.STATUSES},
+                QUEUE_FINISHED=QUEUE_FINISHED)
+    return keys
+
+
+def _rules() -> Dict[str, Any]:
+    """Statuses, a new task, the fields an event sets, the rate's weights, the sweep's actions."""
+    new_task, new_task_now = _new_task()
+    rules = {name: getattr(contract, name) for name in ("START", "STALE")}
+    rules.update(STATUS_NAMES=contract.STATUSES, DEFAULT_STATUS=contract.DEFAULT_EVENT_STATUS,
+                 FINISHED=contract.FINISHED_STATUSES, ACTIVE=contract.ACTIVE_STATUSES,
+                 APPLIED=APPLIED_FIELDS, NEW_TASK=new_task, NEW_TASK_NOW=new_task_now,
+                 SMOOTHING=RATE_SMOOTHING, FIRST_WEIGHT=FIRST_SAMPLE_WEIGHT,
+                 ACT_STALE=SWEEP_STALE, ACT_REMOVE=SWEEP_REMOVE)
+    return rules
+
+
+def _record_layout() -> Dict[str, Any]:
+    """The record's fields and sizes, and where the numbers a sweep rewrites in place sit."""
+    numbers = records.NUMBER_FIELDS
+    assert numbers.index("stale_at") < numbers.index("eta") < numbers.index("v")  # as_stale
+    layout: Dict[str, Any] = {f"{name.upper()}_AT": records.number_at(name)
+                              for name in ("updated_at", "stale_at", "eta", "v")}
+    layout.update({f"{name.upper()}_BIT": numbers.index(name) for name in ("stale_at", "eta")})
+    layout.update(TEXT_FIELDS=records.TEXT_FIELDS, NUMBER_FIELDS=numbers,
+                  RECORD_HEAD=records.RECORD_HEAD, HEAD_SIZE=struct.calcsize(records.RECORD_HEAD),
+                  NUMBER=records.NUMBER, NUMBER_SIZE=struct.calcsize(records.NUMBER),
+                  RECORD=records.RECORD_HEAD + records.NUMBER[1:] * len(numbers)
+                  + "s" * (1 + len(records.TEXT_FIELDS)),
+                  SEPARATOR=records.SEPARATOR)
+    return layout
+
+
+def _declarations() -> Dict[str, Any]:
+    declared = {**_keys(), **_rules(), **_record_layout(), "LAYOUT": LAYOUT_VERSION, "PAGE": PAGE}
+    declared.update({f"REPLY_{key}": value for key, value in REPLY.items()})
+    declared.update({f"STREAM_{key}": value for key, value in STREAM.items()})
+    return declared
+
+
+CONSTANTS = _declarations()
+"""Every name the scripts take from Python, and its value."""
+
+
+def sweep_plan(policy: SweepPolicy) -> str:
+    """The SWEEP script's queues argument: each queue with a horizon, its horizon and rules."""
+    return json.dumps([[queue, policy.horizon(queue), policy.rules(queue)]
+                       for queue in SWEEP_QUEUES if policy.horizon(queue) is not None])
+
+
+DECLARATIONS = "local NULL = cjson.null\n" + "".join(
+    f"local {name} = {lua_literal(value)}\n" for name, value in CONSTANTS.items())
+"""`CONSTANTS` as Lua locals, ahead of every script."""
+
+PRELUDE = DECLARATIONS + """
 local STATUS_CODES = {}
 for code, name in ipairs(STATUS_NAMES) do STATUS_CODES[name] = code end
-local RECORD = "%(record_head)s" .. string.rep("d", #NUMBER_FIELDS) .. "ssss"
 local TEXT_BIT = #NUMBER_FIELDS
-local UPDATED_AT_AT, STALE_AT_AT, ETA_AT, V_AT = %(updated_at_at)d, %(stale_at_at)d, %(eta_at)d, %(v_at)d
-local STALE_AT_BIT, ETA_BIT = %(stale_at_bit)d, %(eta_bit)d
-local LAYOUT = "%(layout)s"
-local K_TASKS, K_UPDATED, K_FINISHED, K_SEQ, K_STREAM, K_LEASE, K_LAYOUT =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local K_ACTIVE, K_STALE, K_DONE = KEYS[8], KEYS[9], KEYS[10]
-local QUEUES = {K_ACTIVE, K_STALE, K_DONE}
-local PAGE = 1000
--- Entries one command reads or writes, at most: bounds a script's memory and Lua's unpack.
 
 local function is_null(x) return x == nil or x == NULL end
 -- Scores as strings with 17 digits: Redis would format a Lua number with only 14.
-local function num(x) return string.format("%%.17g", x) end
+local function num(x) return string.format("%.17g", x) end
 
 local function encode(t)
   local mask, values = 0, {RECORD, STATUS_CODES[t.status], 0}
@@ -125,14 +207,12 @@ end
 
 -- Status and updated_at of a record without decoding the rest.
 local function peek(raw)
-  return STATUS_NAMES[string.byte(raw, 1)], struct.unpack(">d", raw, UPDATED_AT_AT)
+  return STATUS_NAMES[string.byte(raw, 1)], struct.unpack(NUMBER, raw, UPDATED_AT_AT)
 end
 
 -- The sweep queue of a task with `status`, as store.sweep_queue.
 local function queue_of(status)
-  if FINISHED[status] then return K_DONE end
-  if ACTIVE[status] then return K_ACTIVE end
-  return K_STALE
+  return QUEUE_KEY[QUEUE_OF[status]]
 end
 
 -- Put `id` in the sweep queue of `status` at `updated_at`, and in no other.
@@ -221,32 +301,18 @@ local function remove(id)
   return gone == 1
 end
 
--- Publish what changed and return it: the records back to back, removed ids joined by NUL,
--- each joined once (a sweep step's records run to hundreds of kilobytes).
+-- Publish what changed and return it: the records back to back, removed ids joined by
+-- SEPARATOR, each joined once (a sweep step's records run to hundreds of kilobytes).
 local function publish(maxlen, records, removed, origin)
   -- origin: the daemon that made the change (it has applied it already and skips it).
-  local blob, ids = table.concat(records), table.concat(removed, "\\0")
+  local blob, ids = table.concat(records), table.concat(removed, SEPARATOR)
   if blob ~= "" or ids ~= "" then
-    redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", "o", origin or "", "t", blob, "r", ids)
+    redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", STREAM_ORIGIN, origin or "",
+               STREAM_TASKS, blob, STREAM_REMOVED, ids)
   end
-  return {"ok", blob, ids}
+  return {REPLY_OK, blob, ids}
 end
-""" % {
-    "smoothing": RATE_SMOOTHING,
-    "text_fields": _lua_list(TEXT_FIELDS),
-    "number_fields": _lua_list(NUMBER_FIELDS),
-    "status_names": _lua_list(contract.STATUSES),
-    "record_head": RECORD_HEAD,
-    "finished": _lua_set(contract.FINISHED_STATUSES),
-    "active": _lua_set(contract.ACTIVE_STATUSES),
-    "updated_at_at": number_at("updated_at"),
-    "stale_at_at": number_at("stale_at"),
-    "eta_at": number_at("eta"),
-    "v_at": number_at("v"),
-    "stale_at_bit": NUMBER_FIELDS.index("stale_at"),
-    "eta_bit": NUMBER_FIELDS.index("eta"),
-    "layout": LAYOUT_VERSION,
-}
+"""
 
 APPLY = PRELUDE + """
 -- ARGV: now, max_tasks, maxlen, events (JSON array; text fields as JSON fragments), origin
@@ -254,9 +320,16 @@ local now, max_tasks, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local events = cjson.decode(ARGV[4])
 
 local function new_task(id)
-  return {id = id, status = "start", desc = NULL, unit = NULL, meta = NULL, total = NULL, n = 0,
-          timestamp = NULL, created_at = now, updated_at = now, done_at = NULL, stale_at = NULL,
-          rate = NULL, eta = NULL, sn = 0, st = now, adn = NULL, adt = NULL, w = 1.0}
+  local t = {id = id}
+  for name, value in pairs(NEW_TASK) do t[name] = value end
+  for _, name in ipairs(NEW_TASK_NOW) do t[name] = now end
+  return t
+end
+
+-- JSON has no Infinity: a ratio that overflows says nothing, as store._finite_or_none.
+local function finite_or_null(x)
+  if x ~= x or x == math.huge or x == -math.huge then return NULL end
+  return x
 end
 
 local function reset_rate(t)
@@ -268,7 +341,7 @@ local function estimate_eta(t)
   local remaining = t.total - t.n
   if remaining <= 0 then return 0.0 end
   if is_null(t.rate) or t.rate <= 0 then return NULL end
-  return remaining / t.rate
+  return finite_or_null(remaining / t.rate)
 end
 
 local function update_rate(t)
@@ -276,7 +349,7 @@ local function update_rate(t)
   if t.n < t.sn then reset_rate(t) end
   local dn, dt = t.n - t.sn, now - t.st
   if dt > 0 then
-    if is_null(t.adn) then t.w = 1.0 else t.w = SMOOTHING end
+    if is_null(t.adn) then t.w = FIRST_WEIGHT else t.w = SMOOTHING end
     t.adn = t.w * dn + (1 - t.w) * (is_null(t.adn) and 0.0 or t.adn)
     t.adt = t.w * dt + (1 - t.w) * (is_null(t.adt) and 0.0 or t.adt)
   elseif not is_null(t.adn) and dn ~= 0 then
@@ -285,23 +358,22 @@ local function update_rate(t)
     t.eta = estimate_eta(t)
     return
   end
-  t.rate = t.adn / t.adt
+  t.rate = finite_or_null(t.adn / t.adt)
   t.sn, t.st = t.n, now
   t.eta = estimate_eta(t)
 end
 
 local function apply(t, ev)
   local status = ev.status
-  if is_null(status) then status = "update" end
+  if is_null(status) then status = DEFAULT_STATUS end
   local was_finished = FINISHED[t.status]
-  if status == "start" and was_finished then
+  if status == START and was_finished then
     t.created_at = now
     reset_rate(t)
   end
-  for _, name in ipairs({"desc", "total", "unit", "timestamp", "meta"}) do
+  for _, name in ipairs(APPLIED) do
     if ev[name] ~= nil then t[name] = ev[name] end
   end
-  if ev.n ~= nil then t.n = ev.n end
   t.status, t.updated_at, t.stale_at = status, now, NULL
   if not FINISHED[status] then t.done_at = NULL elseif not was_finished then t.done_at = now end
   update_rate(t)
@@ -334,7 +406,7 @@ if needed > 0 then
     if #victims == needed then break end
     if not in_batch[id] then victims[#victims + 1] = id end
   end
-  if #victims < needed then return {"capacity", needed} end
+  if #victims < needed then return {REPLY_CAPACITY, needed} end
   for _, id in ipairs(victims) do remove(id); removed[#removed + 1] = id end
 end
 
@@ -434,15 +506,16 @@ return publish(maxlen, {}, removed, ARGV[5])
 """
 
 SWEEP = PRELUDE + """
--- ARGV: maxlen, now, retention, stale, max_age, lease_ms, owner, limit (0: no limit)
+-- ARGV: maxlen, now, lease_ms, owner, limit (0: no limit), plan (`sweep_plan`: JSON, per queue
+-- with a horizon: its name, horizon and rules, each rule [idle seconds, action])
 local maxlen, now = ARGV[1], tonumber(ARGV[2])
-local retention, stale, max_age = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local lease_ms, budget = tonumber(ARGV[6]), tonumber(ARGV[8])
+local lease_ms, budget = tonumber(ARGV[3]), tonumber(ARGV[5])
+local plan = cjson.decode(ARGV[6])
 if lease_ms > 0 then
   -- The cleanup lease: its holder sweeps and renews it; the others wait until it expires.
   local holder = redis.call("GET", K_LEASE)
-  if holder and holder ~= ARGV[7] then return {"busy"} end
-  redis.call("SET", K_LEASE, ARGV[7], "PX", lease_ms)
+  if holder and holder ~= ARGV[4] then return {REPLY_BUSY} end
+  redis.call("SET", K_LEASE, ARGV[4], "PX", lease_ms)
 end
 if budget <= 0 then budget = math.huge end
 -- Filing counts against the budget; while tasks are left to file, it takes all of it.
@@ -450,32 +523,31 @@ budget = budget - upgrade_layout(budget)
 
 local records, removed = {}, {}
 
-local function horizon(limits)
-  local least = nil
-  for _, limit in ipairs(limits) do
-    if limit > 0 and (least == nil or limit < least) then least = limit end
+-- What the first of a queue's rules that applies to a task idle `idle` seconds does, as
+-- store.first_action; nil when none does.
+local function first_action(rules, idle)
+  for _, rule in ipairs(rules) do
+    if idle > rule[1] then return rule[2] end
   end
-  return least
-end
-
--- Whether a task idle `idle` seconds is removed, as store.sweep_action; past its queue's
--- horizon, a task that is not removed is active and marked stale.
-local function doomed(status, idle)
-  return (max_age > 0 and idle > max_age) or (FINISHED[status] and retention > 0 and idle > retention)
+  return nil
 end
 
 -- A record marked stale at `now` with version `v`: what encode gives for the decoded task
--- with status, stale_at, eta and v changed, made by replacing those bytes only.
+-- with status, stale_at, eta and v changed (as Task.mark_stale), made by replacing those
+-- bytes only.
 local function as_stale(raw, v)
-  local _, mask = struct.unpack(">BI", raw)
+  local _, mask = struct.unpack(RECORD_HEAD, raw)
   mask = bit.bor(bit.band(mask, bit.bnot(2 ^ STALE_AT_BIT)), 2 ^ ETA_BIT)
-  return struct.pack(">BI", STATUS_CODES.stale, mask) .. raw:sub(6, STALE_AT_AT - 1)
-    .. struct.pack(">d", now) .. raw:sub(STALE_AT_AT + 8, ETA_AT - 1) .. struct.pack(">d", 0)
-    .. raw:sub(ETA_AT + 8, V_AT - 1) .. struct.pack(">d", v) .. raw:sub(V_AT + 8)
+  return struct.pack(RECORD_HEAD, STATUS_CODES[STALE], mask)
+    .. raw:sub(HEAD_SIZE + 1, STALE_AT_AT - 1) .. struct.pack(NUMBER, now)
+    .. raw:sub(STALE_AT_AT + NUMBER_SIZE, ETA_AT - 1) .. struct.pack(NUMBER, 0)
+    .. raw:sub(ETA_AT + NUMBER_SIZE, V_AT - 1) .. struct.pack(NUMBER, v)
+    .. raw:sub(V_AT + NUMBER_SIZE)
 end
 
--- Mark active tasks stale: `due` holds their ids, records and scores (updated_at), in turn.
-local function mark_stale(due)
+-- Mark tasks of queue `key` stale: `due` holds their ids, records and scores (updated_at),
+-- in turn.
+local function mark_stale(key, due)
   local hash, scores, ids = {}, {}, {}
   local count = #due / 3
   local base = redis.call("INCRBY", K_SEQ, count) - count
@@ -488,14 +560,14 @@ local function mark_stale(due)
     ids[k] = id
   end
   redis.call("HSET", K_TASKS, unpack(hash))
-  redis.call("ZREM", K_ACTIVE, unpack(ids))
-  redis.call("ZADD", K_STALE, unpack(scores))
+  redis.call("ZREM", key, unpack(ids))
+  redis.call("ZADD", queue_of(STALE), unpack(scores))
 end
 
 local function drop(key, ids)
   redis.call("HDEL", K_TASKS, unpack(ids))
   redis.call("ZREM", key, unpack(ids))
-  if key == K_DONE then redis.call("ZREM", K_FINISHED, unpack(ids)) end
+  if key == QUEUE_KEY[QUEUE_FINISHED] then redis.call("ZREM", K_FINISHED, unpack(ids)) end
   for _, id in ipairs(ids) do removed[#removed + 1] = id end
 end
 
@@ -503,11 +575,11 @@ end
 -- Every entry read is due, up to the first that is not (a boundary the score bound
 -- can let through), except entries that disagree with their record (left by a daemon
 -- of the previous layout): those are refiled, not counted, and the queue read again.
-local function sweep_queue(key, limit)
+local function sweep_queue(key, horizon, rules)
   local done = 0
   while done < budget do
     local page = math.min(PAGE, budget - done)
-    local entries = redis.call("ZRANGEBYSCORE", key, "-inf", num(now - limit), "WITHSCORES",
+    local entries = redis.call("ZRANGEBYSCORE", key, "-inf", num(now - horizon), "WITHSCORES",
                                "LIMIT", 0, page)
     if #entries == 0 then return done end
     local ids = {}
@@ -520,17 +592,24 @@ local function sweep_queue(key, limit)
       local score = entries[2 * i]
       if not raw or queue_of(status) ~= key or updated_at ~= tonumber(score) then
         misfiled[#misfiled + 1] = id
-      elseif now - updated_at <= limit then
+      elseif now - updated_at <= horizon then
         finished_reading = true
         break
-      elseif doomed(status, now - updated_at) then
-        gone[#gone + 1] = id
       else
-        staled[#staled + 1], staled[#staled + 2], staled[#staled + 3] = id, raw, score
+        local action = first_action(rules, now - updated_at)
+        if action == ACT_REMOVE then
+          gone[#gone + 1] = id
+        elseif action == ACT_STALE then
+          staled[#staled + 1], staled[#staled + 2], staled[#staled + 3] = id, raw, score
+        else
+          -- Past the horizon (the smallest limit) a rule always applies; an entry left
+          -- unread here would be read again forever.
+          error("a task past its queue's horizon that no rule acts on")
+        end
       end
     end
     if #gone > 0 then drop(key, gone) end
-    if #staled > 0 then mark_stale(staled) end
+    if #staled > 0 then mark_stale(key, staled) end
     done = done + #gone + #staled / 3
     if #misfiled > 0 then
       refile(misfiled)
@@ -541,14 +620,11 @@ local function sweep_queue(key, limit)
   return done
 end
 
-for _, queue in ipairs({{K_ACTIVE, {stale, max_age}}, {K_STALE, {max_age}},
-                        {K_DONE, {retention, max_age}}}) do
-  local limit = horizon(queue[2])
-  if limit and budget > 0 then budget = budget - sweep_queue(queue[1], limit) end
+for _, queue in ipairs(plan) do
+  if budget > 0 then budget = budget - sweep_queue(QUEUE_KEY[queue[1]], queue[2], queue[3]) end
 end
-local reply = publish(maxlen, records, removed, ARGV[7])
--- Whether this call stopped at its limit: the sweep goes on in another call.
-reply[4] = budget <= 0 and "more" or "done"
+local reply = publish(maxlen, records, removed, ARGV[4])
+reply[4] = budget <= 0 and REPLY_MORE or REPLY_DONE
 return reply
 """
 
@@ -567,6 +643,7 @@ for i, t in ipairs(cjson.decode(ARGV[2])) do
   records[i] = save(t)
 end
 -- Every daemon reloads all tasks rather than reading the records from the stream.
-redis.call("XADD", K_STREAM, "MAXLEN", "~", ARGV[1], "*", "o", "", "t", "", "r", "", "resync", "1")
-return {"ok", table.concat(records), ""}
+redis.call("XADD", K_STREAM, "MAXLEN", "~", ARGV[1], "*", STREAM_ORIGIN, "", STREAM_TASKS, "",
+           STREAM_REMOVED, "", STREAM_RESYNC, "1")
+return {REPLY_OK, table.concat(records), ""}
 """

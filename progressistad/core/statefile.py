@@ -128,7 +128,7 @@ def restore_entry(key: str, entry: Any, now: float,
     if updated_at is None:
         updated_at = saved_at if saved_at is not None else now
     created_at = _number(get("created_at"))
-    status = _restored_status(get("status"))
+    status = restored_status(get("status"))
     meta = get("meta")
     tail = _log_tail(get(TAIL_KEY))
     clean = {
@@ -160,7 +160,8 @@ def restore_entry(key: str, entry: Any, now: float,
 # the exact types json.loads makes (so a bool is no number) rather than isinstance;
 # bench/startup.py measures a start with a large state file.
 
-def _restored_status(status: Any) -> str:
+def restored_status(status: Any) -> str:
+    """The status a task takes across a restart (and a state file's import into Redis)."""
     return status if type(status) is str and status in KEPT_STATUSES else contract.RECOVERED
 
 

@@ -11,7 +11,8 @@ import math
 import operator
 from dataclasses import dataclass, field
 from typing import (
-    Any, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, TypeVar,
+    Any, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, Tuple,
+    TypeVar,
 )
 
 from progressistad import contract
@@ -22,6 +23,14 @@ from progressistad.core.telemetry import (
 
 RATE_SMOOTHING = 0.3
 """Weight of the newest sample in the moving averages behind `rate` (tqdm's default)."""
+FIRST_SAMPLE_WEIGHT = 1.0
+"""Weight of a run's first sample: the averages start at it."""
+RATE_STATE = ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")
+"""A task's state behind `rate`: the last sample (n, time), the averages, the sample's weight."""
+APPLIED_FIELDS = tuple(name for name in contract.EVENT_FIELDS
+                       if name not in ("task_id", "status", "metrics", "log"))
+"""Event fields a task takes as they come; one absent from an event keeps its value. The
+others: `metrics` merges into the task's, `log` goes to its tail."""
 
 
 class CapacityError(Exception):
@@ -92,6 +101,14 @@ def sweep_queue(status: str) -> str:
     return _QUEUE_OF_STATUS[status]
 
 
+SWEEP_KEEP = "keep"
+SWEEP_STALE = "stale"
+SWEEP_REMOVE = "remove"
+
+SweepRule = Tuple[float, str]
+"""(idle seconds past which it applies, the action): one rule of a sweep queue."""
+
+
 @dataclass(frozen=True)
 class SweepPolicy:
     """What a cleanup sweep does; a value of 0 disables that rule."""
@@ -100,33 +117,34 @@ class SweepPolicy:
     stale_seconds: float = 0.0
     max_task_age: float = 0.0
 
+    def rules(self, queue: str) -> Tuple[SweepRule, ...]:
+        """The rules that may act on a task in sweep `queue`, the first that applies wins;
+        disabled ones are left out."""
+        rules = {
+            QUEUE_ACTIVE: ((self.max_task_age, SWEEP_REMOVE), (self.stale_seconds, SWEEP_STALE)),
+            QUEUE_FINISHED: ((self.max_task_age, SWEEP_REMOVE),
+                             (self.retention_seconds, SWEEP_REMOVE)),
+            QUEUE_STALE: ((self.max_task_age, SWEEP_REMOVE),),
+        }[queue]
+        return tuple(rule for rule in rules if rule[0] > 0)
+
     def horizon(self, queue: str) -> Optional[float]:
         """Idle time below which no rule touches a task in sweep `queue`, or None when none can."""
-        rules = {
-            QUEUE_ACTIVE: (self.stale_seconds, self.max_task_age),
-            QUEUE_FINISHED: (self.retention_seconds, self.max_task_age),
-            QUEUE_STALE: (self.max_task_age,),
-        }[queue]
-        limits = [seconds for seconds in rules if seconds > 0]
+        limits = [seconds for seconds, _ in self.rules(queue)]
         return min(limits) if limits else None
 
 
-SWEEP_KEEP = "keep"
-SWEEP_STALE = "stale"
-SWEEP_REMOVE = "remove"
+def first_action(rules: Sequence[SweepRule], idle: float) -> str:
+    """What the first of `rules` that applies to a task idle `idle` seconds does, else keep."""
+    for seconds, action in rules:
+        if idle > seconds:
+            return action
+    return SWEEP_KEEP
 
 
 def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
     """Decide what a sweep does to a task with `status` that has been idle `idle` seconds."""
-    if policy.max_task_age > 0 and idle > policy.max_task_age:
-        return SWEEP_REMOVE
-    if status in contract.FINISHED_STATUSES:
-        if policy.retention_seconds > 0 and idle > policy.retention_seconds:
-            return SWEEP_REMOVE
-    elif status in contract.ACTIVE_STATUSES:
-        if policy.stale_seconds > 0 and idle > policy.stale_seconds:
-            return SWEEP_STALE
-    return SWEEP_KEEP
+    return first_action(policy.rules(_QUEUE_OF_STATUS[status]), idle)
 
 
 def merge_metrics(metrics: Dict[str, float], update: Mapping[str, Optional[float]]) -> Dict[str, float]:
@@ -143,19 +161,29 @@ def merge_metrics(metrics: Dict[str, float], update: Mapping[str, Optional[float
     return metrics
 
 
+class EntryCache:
+    """A task's served form as a JSON "tasks" entry (`wirejson.entry`), made once until the
+    task changes (its `_entry` reset to None)."""
+
+    __slots__ = ()
+
+    def entry(self) -> str:
+        if self._entry is None:
+            self._entry = wirejson.entry(self.task_id, self.to_wire())
+        return self._entry
+
+
 _DERIVED_FIELDS = ("last_log", "log_lines")
 """Served fields that a task's log tail gives."""
 _STORED_FIELDS = tuple(name for name in contract.TASK_FIELDS if name not in _DERIVED_FIELDS)
-_COPIED_FIELDS = frozenset(("desc", "total", "n", "unit", "timestamp", "meta", "postfix"))
-"""Event fields a task takes as they come."""
+_COPIED_FIELDS = frozenset(APPLIED_FIELDS)
 
 
-class Task:
+class Task(EntryCache):
     """One task's state: the event fields, timestamps, the smoothing state behind `rate`, and
     its telemetry (log tail, series)."""
 
-    __slots__ = _STORED_FIELDS + (
-        "_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight", "_entry", "_tail", "_series")
+    __slots__ = _STORED_FIELDS + RATE_STATE + ("_entry", "_tail", "_series")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -178,7 +206,7 @@ class Task:
         self._sample_t = now
         self._avg_dn: Optional[float] = None
         self._avg_dt: Optional[float] = None
-        self._weight = 1.0
+        self._weight = FIRST_SAMPLE_WEIGHT
         self._entry: Optional[str] = None
         self._tail: Optional[LogTail] = None
         self._series: Optional[Series] = None
@@ -211,12 +239,6 @@ class Task:
         wire["last_log"] = None if tail is None else tail.last()
         wire["log_lines"] = 0 if tail is None else len(tail)
         return wire
-
-    def entry(self) -> str:
-        """The served form as a JSON "tasks" entry (`wirejson.entry`), kept until the task changes."""
-        if self._entry is None:
-            self._entry = wirejson.entry(self.task_id, self.to_wire())
-        return self._entry
 
     def cached_entry(self) -> Optional[str]:
         """The entry if one was made since the task last changed, else None."""
@@ -255,7 +277,7 @@ class Task:
         task._sample_n = task.n
         task._sample_t = task.updated_at
         task._avg_dn = task._avg_dt = None
-        task._weight = 1.0
+        task._weight = FIRST_SAMPLE_WEIGHT
         task._entry = None
         lines = get("log_tail")
         task._tail = LogTail(lines) if lines else None
@@ -339,7 +361,7 @@ class Task:
         dn = self.n - self._sample_n
         dt = now - self._sample_t
         if dt > 0:
-            self._weight = 1.0 if self._avg_dn is None else RATE_SMOOTHING
+            self._weight = FIRST_SAMPLE_WEIGHT if self._avg_dn is None else RATE_SMOOTHING
             self._avg_dn = self._weight * dn + (1 - self._weight) * (self._avg_dn or 0.0)
             self._avg_dt = self._weight * dt + (1 - self._weight) * (self._avg_dt or 0.0)
         elif self._avg_dn is not None and dn:
@@ -592,7 +614,8 @@ class TaskStore(TaskReader[Task]):
         for queue in SWEEP_QUEUES:
             horizon = policy.horizon(queue)
             if horizon is not None and budget > 0:
-                budget -= self._collect_due(queue, now, horizon, policy, budget, stale, doomed)
+                budget -= self._collect_due(queue, now, horizon, policy.rules(queue), budget,
+                                            stale, doomed)
         # Ids are collected in lists and the sets built once: a sweep that finds every
         # task due must stay within its budget (bench/costs.py measures it, bench/run.py
         # states the target).
@@ -605,15 +628,15 @@ class TaskStore(TaskReader[Task]):
             self._drop(task.task_id)
         return Changes(upserted={t.task_id for t in stale}, removed={t.task_id for t in doomed})
 
-    def _collect_due(self, queue: str, now: float, horizon: float, policy: SweepPolicy,
+    def _collect_due(self, queue: str, now: float, horizon: float, rules: Sequence[SweepRule],
                      budget: int, stale: List[Task], doomed: List[Task]) -> int:
-        """Append up to `budget` tasks of `queue` that a rule touches; return how many."""
+        """Append up to `budget` tasks of `queue` that one of `rules` touches; return how many."""
         taken = 0
         for task in self._queues[queue].values():
             idle = now - task.updated_at
             if idle <= horizon:
                 break
-            action = sweep_action(task.status, idle, policy)
+            action = first_action(rules, idle)
             if action == SWEEP_STALE:
                 stale.append(task)
             elif action == SWEEP_REMOVE:

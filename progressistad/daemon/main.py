@@ -253,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_config(parsed))
         return EXIT_OK
     if parsed.import_state:
-        from progressistad.cluster.group import run_import
+        from progressistad.cluster.state_import import run_import
         return run_import(parsed.settings, parsed.import_state)
     return serve(parsed, args, env)
 

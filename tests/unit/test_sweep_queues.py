@@ -3,26 +3,16 @@
 from hypothesis import given, settings, strategies as st
 
 from progressistad import contract
-from progressistad.core.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, Task, TaskStore, sweep_action
+from progressistad.core.store import SweepPolicy, Task, TaskStore
+from tests.sweep_oracle import expected_sweep, policies
 
 T0 = 1_700_000_000.0
 
-seconds = st.sampled_from([0, 5, 10, 30])
-policies = st.builds(SweepPolicy, retention_seconds=seconds, stale_seconds=seconds,
-                     max_task_age=seconds)
 events = st.fixed_dictionaries({
     "task_id": st.sampled_from("abcdef"),
     "status": st.sampled_from(contract.EVENT_STATUSES),
 })
 steps = st.lists(st.tuples(st.integers(0, 12), st.one_of(events, policies)), max_size=40)
-
-
-def expected_sweep(store: TaskStore, now: float, policy: SweepPolicy):
-    """What the sweep must do, decided task by task over the whole store."""
-    actions = {task.task_id: sweep_action(task.status, now - task.updated_at, policy)
-               for task in store}
-    return ({i for i, a in actions.items() if a == SWEEP_STALE},
-            {i for i, a in actions.items() if a == SWEEP_REMOVE})
 
 
 def sweep_in_steps(store: TaskStore, now: float, policy: SweepPolicy, limit):
@@ -43,7 +33,7 @@ def test_sweep_acts_on_exactly_the_tasks_a_full_scan_would(steps, limit):
     for pause, step in steps:
         now += pause
         if isinstance(step, SweepPolicy):
-            stale, removed = expected_sweep(store, now, step)
+            stale, removed = expected_sweep(store.snapshot(), now, step)
             changes = sweep_in_steps(store, now, step, limit)
             assert (changes.upserted, changes.removed) == (stale, removed)
             assert all(store.get(i).status == contract.STALE for i in stale)

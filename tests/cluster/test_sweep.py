@@ -13,15 +13,14 @@ pytest.importorskip("redis")
 
 from progressistad import contract  # noqa: E402
 from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
-from progressistad.core.store import SWEEP_REMOVE, SWEEP_STALE, SweepPolicy, sweep_action  # noqa: E402
-from tests import redis_layout  # noqa: E402
+from progressistad.core.store import SweepPolicy  # noqa: E402
+from tests.cluster import layout as redis_layout  # noqa: E402
+from tests.cluster.helpers import sweep_in_steps  # noqa: E402
+from tests.sweep_oracle import expected_sweep, policies  # noqa: E402
 
 T0 = 1_700_000_000.0
 
-seconds = st.sampled_from([0, 5, 10, 30])
-sweeps = st.tuples(st.builds(SweepPolicy, retention_seconds=seconds, stale_seconds=seconds,
-                             max_task_age=seconds),
-                   st.sampled_from([None, 1, 2, 3]))
+sweeps = st.tuples(policies, st.sampled_from([None, 1, 2, 3]))
 batches = st.lists(st.fixed_dictionaries({
     "task_id": st.sampled_from("abcdefgh"),
     "status": st.sampled_from(contract.EVENT_STATUSES),
@@ -29,25 +28,6 @@ batches = st.lists(st.fixed_dictionaries({
 steps = st.lists(st.tuples(st.integers(0, 12),
                            st.one_of(batches, sweeps, st.just("previous layout"))),
                  max_size=30)
-
-
-def expected_sweep(tasks, now, policy):
-    """What the sweep must do, decided task by task over the whole store."""
-    actions = {i: sweep_action(t["status"], now - t["updated_at"], policy) for i, t in tasks.items()}
-    return ({i for i, a in actions.items() if a == SWEEP_STALE},
-            {i for i, a in actions.items() if a == SWEEP_REMOVE})
-
-
-async def sweep_in_steps(store, now, policy, limit):
-    """Script calls of at most `limit` tasks until one comes back short, as the service does."""
-    stale, removed = set(), set()
-    while True:
-        upserted, gone, more = await store.sweep(now, policy, limit=limit)
-        assert limit is None or len(upserted) + len(gone) <= limit
-        stale |= {task.task_id for task in upserted}
-        removed |= set(gone)
-        if not more:
-            return stale, removed
 
 
 async def play(url, steps):
@@ -63,8 +43,8 @@ async def play(url, steps):
             elif isinstance(step, tuple):
                 policy, limit = step
                 before = await store.snapshot()
-                assert await sweep_in_steps(store, now, policy, limit) == \
-                    expected_sweep(before, now, policy)
+                changes = await sweep_in_steps(store, now, policy, limit)
+                assert (changes.upserted, changes.removed) == expected_sweep(before, now, policy)
                 assert await redis_layout.layout_problems(store.client, prefix) == []
             else:
                 await store.apply(step, now, 100)
@@ -120,8 +100,9 @@ def test_the_tasks_of_the_previous_layout_are_filed_once_in_limited_steps(redis_
 
 
 def service_on(url, prefix, clock):
-    from progressistad.cluster.group import Link, RedisTaskService
+    from progressistad.cluster.link import Link
     from progressistad.cluster.mirror import TaskMirror
+    from progressistad.cluster.service import RedisTaskService
 
     backend = RedisTaskStore(connect(url, 5.0), prefix, owner="me")
     return RedisTaskService(backend, TaskMirror(), Link(clock), clock,
@@ -129,7 +110,7 @@ def service_on(url, prefix, clock):
 
 
 def test_the_group_sweep_runs_in_steps_each_announced(redis_server, redis_prefix, monkeypatch):
-    monkeypatch.setattr("progressistad.cluster.group.SWEEP_CHUNK", 3)
+    monkeypatch.setattr("progressistad.cluster.service.SWEEP_CHUNK", 3)
     now = [T0]
 
     async def scenario():
@@ -154,7 +135,7 @@ def test_the_group_sweep_runs_in_steps_each_announced(redis_server, redis_prefix
 
 def test_a_group_sweep_that_loses_the_lease_between_steps_stops(redis_server, redis_prefix,
                                                                  monkeypatch):
-    monkeypatch.setattr("progressistad.cluster.group.SWEEP_CHUNK", 3)
+    monkeypatch.setattr("progressistad.cluster.service.SWEEP_CHUNK", 3)
     now = [T0]
 
     async def scenario():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
-from progressistad.cluster.store import decode_ids, fragment, record_to_wire
+from progressistad.cluster.records import decode_ids, fragment, record_to_wire
 from progressistad.core.store import sweep_queue
 
 QUEUE_KEYS = {"active": "sweep:active", "stale": "sweep:stale", "finished": "sweep:finished"}

@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("redis")
 
-from progressistad.cluster.group import Link, StreamFollower  # noqa: E402
+from progressistad.cluster.follower import StreamFollower  # noqa: E402
+from progressistad.cluster.link import Link  # noqa: E402
 from progressistad.cluster.mirror import TaskMirror  # noqa: E402
 from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
 

@@ -1,6 +1,8 @@
 """The Lua scripts against the pure store: identical event sequences must give identical tasks.
 
-Needs a real redis-server (started by the session fixture); no daemon, no sockets of ours.
+One group of tests per rule the scripts restate (test_apply_*, test_rate_*, test_eta_*,
+test_make_room_*, test_sweep_*), then random sequences of everything. Needs a real
+redis-server (started by the session fixture); no daemon, no sockets of ours.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import pytest
 pytest.importorskip("redis")
 
 from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
-from progressistad.core.store import CapacityError, Changes, SweepPolicy, TaskStore  # noqa: E402
-from tests import redis_layout  # noqa: E402
+from progressistad.core.store import CapacityError, SweepPolicy, TaskStore  # noqa: E402
+from tests.cluster import layout as redis_layout  # noqa: E402
+from tests.cluster.helpers import sweep_in_steps  # noqa: E402
 
 PREVIOUS_RELEASE = {
     "wrote": redis_layout.as_previous_release_wrote,
@@ -129,7 +132,8 @@ class Pair:
             if kind == "apply":
                 upserted, removed = await store.apply(step[1], step[2], self.max_tasks)
             elif kind == "sweep":
-                return await self._redis_sweep(store, step[2], step[1], step[3])
+                changes = await sweep_in_steps(store, step[2], step[1], step[3])
+                return (sorted(changes.upserted), sorted(changes.removed))
             elif kind == "remove":
                 upserted, removed = [], await store.remove(step[1])
             else:
@@ -137,20 +141,6 @@ class Pair:
         except CapacityError as error:
             return ("capacity", error.needed)
         return (sorted(t.task_id for t in upserted), sorted(removed))
-
-    async def _redis_sweep(self, store, now, policy, limit):
-        """Script calls of at most `limit` tasks, each acting on no more, as RedisTaskService does."""
-        changes = Changes()
-        while True:
-            upserted, removed, more = await store.sweep(now, policy, limit=limit)
-            assert limit is None or len(upserted) + len(removed) <= limit
-            assert limit is not None or not more
-            for task in upserted:
-                changes.add_upsert(task.task_id)
-            for task_id in removed:
-                changes.add_removal(task_id)
-            if not more:
-                return (sorted(changes.upserted), sorted(changes.removed))
 
 
 @pytest.fixture
@@ -160,7 +150,7 @@ def pair(redis_server, redis_prefix):
     return make
 
 
-def test_partial_updates_and_null_handling(pair):
+def test_apply_partial_updates_and_null_handling(pair):
     (pair()
      .apply([{"task_id": "a", "desc": "copy", "total": 10, "n": 0, "unit": "B", "status": "start",
               "meta": {"host": "h1", "list": [], "nested": {"x": 1.5}}}], 1000.0)
@@ -181,7 +171,45 @@ def test_rate_smoothing_pauses_restarts_and_eta(pair):
     steps.run()
 
 
-def test_restart_after_close_and_error_and_done_at(pair):
+def test_rate_that_overflows_is_null(pair):
+    """Counts near the float limit make the ratio infinite: JSON has no Infinity."""
+    (pair()
+     .apply([{"task_id": "big", "n": 0, "status": "start"}], 100.0)
+     .apply([{"task_id": "big", "n": 1.7e308}], 100.001)
+     .apply([{"task_id": "big", "n": 1.7e308}], 100.002)
+     .apply([{"task_id": "big", "n": 1.0}], 101.0)
+     .apply([{"task_id": "big", "n": 1.79e308}], 101.0)
+     .apply([{"task_id": "big", "n": 1.79e308}], 102.0)
+     .run())
+
+
+def test_eta_only_when_it_means_something(pair):
+    (pair()
+     .apply([{"task_id": "e", "n": 0, "total": 10, "status": "start"}], 10.0)
+     .apply([{"task_id": "e", "n": 4}], 12.0)
+     .apply([{"task_id": "e", "total": None}], 13.0)
+     .apply([{"task_id": "e", "total": 4}], 14.0)
+     .apply([{"task_id": "e", "total": 3, "n": 5}], 15.0)
+     .apply([{"task_id": "e", "total": 100, "n": 5}], 16.0)
+     .apply([{"task_id": "e", "n": 6, "status": "close"}], 17.0)
+     .apply([{"task_id": "e", "n": 7, "status": "error"}], 18.0)
+     .apply([{"task_id": "e", "n": 0, "status": "start"}], 19.0)
+     .apply([{"task_id": "e", "n": 0}], 20.0)
+     .sweep(60.0, stale_seconds=10)
+     .apply([{"task_id": "e", "n": 1}], 61.0)
+     .run())
+
+
+def test_eta_that_overflows_is_null(pair):
+    """A tiny rate and a huge remainder make the estimate infinite: JSON has no Infinity."""
+    (pair()
+     .apply([{"task_id": "slow", "n": 0, "total": 1e308, "status": "start"}], 10.0)
+     .apply([{"task_id": "slow", "n": 1e-300}], 11.0)
+     .apply([{"task_id": "slow", "n": 2e-300}], 12.0)
+     .run())
+
+
+def test_apply_restart_after_close_and_error_and_done_at(pair):
     (pair()
      .apply([{"task_id": "j", "n": 1, "total": 3, "status": "start"}], 10.0)
      .apply([{"task_id": "j", "n": 3, "status": "close"}], 12.0)
@@ -193,7 +221,7 @@ def test_restart_after_close_and_error_and_done_at(pair):
      .run())
 
 
-def test_sweeps_stale_retention_and_max_age(pair):
+def test_sweep_horizon_stale_retention_and_max_age(pair):
     (pair()
      .apply([{"task_id": "old", "status": "start"}, {"task_id": "done", "status": "close"}], 100.0)
      .apply([{"task_id": "new", "n": 1}], 150.0)
@@ -207,7 +235,24 @@ def test_sweeps_stale_retention_and_max_age(pair):
      .run())
 
 
-def test_finished_tasks_kept_with_stale_on_are_not_in_the_way(pair):
+@pytest.mark.parametrize("policy", [
+    {"stale_seconds": 10}, {"retention_seconds": 10}, {"max_task_age": 10},
+    {"stale_seconds": 10, "retention_seconds": 20, "max_task_age": 30},
+    {"stale_seconds": 30, "retention_seconds": 20, "max_task_age": 10},
+])
+def test_sweep_horizon_of_each_queue_at_its_limit(pair, policy):
+    """Each queue's rules at their limits: a task idle exactly a limit is not touched by it."""
+    steps = pair()
+    for status in ("start", "update", "close", "error"):
+        steps.apply([{"task_id": status, "status": status}], 100.0)
+    steps.apply([{"task_id": "late", "n": 1}], 104.0).apply([{"task_id": "fresh"}], 109.0)
+    steps.sweep(110.0, stale_seconds=5)  # start, update and late wait in the stale queue
+    for now in (110.0, 110.5, 114.0, 114.5, 119.0, 120.0, 124.0, 130.0, 134.0, 134.5, 140.0):
+        steps.sweep(now, **policy)
+    steps.run()
+
+
+def test_sweep_finished_tasks_kept_with_stale_on_are_not_in_the_way(pair):
     """Finished tasks idle past stale-seconds but inside retention: each sweep step still
     reaches the idle active task behind them, and they go once retention ends."""
     steps = pair()
@@ -224,7 +269,7 @@ def test_finished_tasks_kept_with_stale_on_are_not_in_the_way(pair):
      .run())
 
 
-def test_sweeps_in_steps_do_what_one_full_sweep_does(pair):
+def test_sweep_in_steps_does_what_one_full_sweep_does(pair):
     steps = pair()
     statuses = ["start", "update", "close", "error"]
     for i in range(40):
@@ -235,7 +280,7 @@ def test_sweeps_in_steps_do_what_one_full_sweep_does(pair):
     steps.run()
 
 
-def test_restart_on_a_keyspace_of_the_previous_layout(pair):
+def test_sweep_after_a_restart_on_a_keyspace_of_the_previous_layout(pair):
     """Tasks the previous release wrote (no sweep queues) are swept all the same."""
     steps = pair()
     for i in range(12):
@@ -252,7 +297,7 @@ def test_restart_on_a_keyspace_of_the_previous_layout(pair):
      .run())
 
 
-def test_a_daemon_of_the_previous_release_still_in_the_group(pair):
+def test_sweep_with_a_daemon_of_the_previous_release_still_in_the_group(pair):
     """A daemon not yet upgraded writes tasks the queues do not hold, removes tasks it
     cannot take out of them, and marks tasks stale in place: the sweep still agrees."""
     steps = pair()
@@ -274,7 +319,7 @@ def test_a_daemon_of_the_previous_release_still_in_the_group(pair):
      .run())
 
 
-def test_max_tasks_evicts_oldest_finished_else_capacity(pair):
+def test_make_room_evicts_oldest_finished_else_capacity(pair):
     (pair(max_tasks=3)
      .apply([{"task_id": "f1", "status": "close"}], 1.0)
      .apply([{"task_id": "f2", "status": "error"}], 2.0)
@@ -289,7 +334,7 @@ def test_max_tasks_evicts_oldest_finished_else_capacity(pair):
      .run())
 
 
-def test_batches_repeating_a_task_and_deletions(pair):
+def test_apply_batches_repeating_a_task_and_deletions(pair):
     (pair()
      .apply([{"task_id": "b", "n": 1, "status": "start"}, {"task_id": "c", "status": "close"},
              {"task_id": "b", "n": 5}, {"task_id": "b", "status": "close"}], 50.0)
@@ -303,7 +348,7 @@ def test_batches_repeating_a_task_and_deletions(pair):
      .run())
 
 
-def test_any_text_round_trips(pair):
+def test_apply_any_text_round_trips(pair):
     odd = ["naïve ✓ 🚀", "quote \" back \\ slash / tab", "\ud800 lone surrogate", "{not json}",
            "null", "1e5"]
     events = [{"task_id": text, "desc": text, "unit": text[:8], "meta": {text: [text, 1e300, -0.5]}}
