@@ -130,7 +130,7 @@ def restore_entry(key: str, entry: Any, now: float,
     created_at = _number(get("created_at"))
     status = restored_status(get("status"))
     meta = get("meta")
-    tail = _log_tail(get(TAIL_KEY))
+    telemetry = restored_telemetry(entry)
     clean = {
         "task_id": task_id,
         "desc": _text(get("desc"), contract.DESC_MAX_CHARS),
@@ -146,14 +146,24 @@ def restore_entry(key: str, entry: Any, now: float,
         "stale_at": _number(get("stale_at")),
         "rate": _number(get("rate")) if status in contract.FINISHED_STATUSES else None,
         "eta": None,
-        "metrics": _metrics(get("metrics")),
-        "postfix": _text(get("postfix"), contract.POSTFIX_MAX_CHARS),
+        **telemetry,
+    }
+    return clean
+
+
+def restored_telemetry(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """The telemetry of a stored entry that keeps to the event rules: `metrics`, `postfix`,
+    `last_log`, `log_lines` and, when there are lines, the tail (TAIL_KEY)."""
+    tail = _log_tail(entry.get(TAIL_KEY))
+    telemetry = {
+        "metrics": _metrics(entry.get("metrics")),
+        "postfix": _text(entry.get("postfix"), contract.POSTFIX_MAX_CHARS),
         "last_log": tail[-1] if tail else None,
         "log_lines": len(tail),
     }
     if tail:
-        clean[TAIL_KEY] = tail
-    return clean
+        telemetry[TAIL_KEY] = tail
+    return telemetry
 
 
 # The checks below run several times per entry of a start's state file, so they test

@@ -57,6 +57,13 @@ class EventRefused(Exception):
         self.problem = problem
 
 
+def too_many_metrics(index: int, count: int) -> EventRefused:
+    """The refusal of event `index`, which would leave its task `count` metrics."""
+    return EventRefused(index, "metrics", (
+        f"the task would have {count} metrics after merging, at most"
+        f" {contract.METRICS_MAX_KEYS}; a null value removes a key"))
+
+
 @dataclass
 class Changes:
     """Task ids a mutation created or modified (`upserted`) and removed (`removed`)."""
@@ -540,9 +547,7 @@ class TaskStore(TaskReader[Task]):
                 task = self._tasks.get(task_id)
                 metrics = latest[task_id] = dict(task.metrics or {}) if task is not None else {}
             if len(merge_metrics(metrics, update)) > contract.METRICS_MAX_KEYS:
-                raise EventRefused(index, "metrics", (
-                    f"the task would have {len(metrics)} metrics after merging, at most"
-                    f" {contract.METRICS_MAX_KEYS}; a null value removes a key"))
+                raise too_many_metrics(index, len(metrics))
 
     def sample(self, now: float, task_ids: Iterable[str]) -> Changes:
         """Add a point to the series of each task of `task_ids` still held; the hub calls this

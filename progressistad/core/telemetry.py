@@ -158,3 +158,50 @@ class HeldBytes:
         task_id, size = self._by_task.popitem(last=False)
         self.total -= size
         return task_id
+
+
+class SeriesBook:
+    """Series by task id, for tasks held elsewhere (a shared store's mirror), within a budget:
+    beyond it the series of the least recently sampled tasks go first, as in TaskStore."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self.trimmed = 0
+        """Bytes of series dropped for the budget since the start."""
+        self._series: Dict[str, Series] = {}
+        self._runs: Dict[str, float] = {}
+        """The `created_at` each series began with: a task's new run begins a new series."""
+        self._held = HeldBytes()
+
+    @property
+    def bytes(self) -> int:
+        return self._held.total
+
+    def sample(self, task_id: str, now: float, wire: Mapping[str, Any]) -> None:
+        """One sample of a task as served (`wire`)."""
+        series = self._series.get(task_id)
+        if series is None or self._runs[task_id] != wire["created_at"]:
+            series = self._series[task_id] = Series()
+            self._runs[task_id] = wire["created_at"]
+        series.sample(now, wire["n"], wire["rate"], wire["metrics"])
+        self._held.touch(task_id, series.bytes())
+
+    def trim(self) -> None:
+        held = self._held
+        before = held.total
+        while held.total > self.budget_bytes and held:
+            self._forget(held.pop_oldest())
+        self.trimmed += before - held.total
+
+    def discard(self, task_id: str) -> None:
+        if task_id in self._series:
+            self._forget(task_id)
+            self._held.discard(task_id)
+
+    def _forget(self, task_id: str) -> None:
+        del self._series[task_id], self._runs[task_id]
+
+    def to_wire(self, task_id: str) -> Dict[str, Any]:
+        """A task's series as GET /tasks/{id}/series serves it, without its id."""
+        series = self._series.get(task_id)
+        return EMPTY_SERIES_WIRE if series is None else series.to_wire()

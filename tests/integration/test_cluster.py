@@ -208,7 +208,9 @@ def test_import_state_loads_ours_and_the_earlier_builds_files(group, tmp_path, r
     on_a = dashboards(a)
     ours = {"version": 2, "saved_at": 1.0, "tasks": {
         "run": {"task_id": "run", "n": 5, "total": 10, "status": "update", "desc": "é ✓",
-                "created_at": 100.0, "updated_at": 110.0, "meta": {"k": [1, 2]}},
+                "created_at": 100.0, "updated_at": 110.0, "meta": {"k": [1, 2]},
+                "metrics": {"loss": 0.25}, "postfix": "loss=0.25", "last_log": "two",
+                "log_lines": 2, "log_tail": ["one", "two"]},
         "done": {"task_id": "done", "n": 10, "total": 10, "status": "close",
                  "created_at": 100.0, "updated_at": 120.0, "done_at": 120.0}}}
     earlier = {"version": "0.2.1", "saved_at": 1.0, "tasks": {
@@ -227,6 +229,10 @@ def test_import_state_loads_ours_and_the_earlier_builds_files(group, tmp_path, r
     assert state["run"]["meta"] == {"k": [1, 2]}
     assert state["done"]["status"] == "close" and state["old"]["status"] == "recovered"
     assert a.request("GET", "/tasks/old")[2]["n"] == 1
+    assert (state["run"]["metrics"], state["run"]["postfix"]) == ({"loss": 0.25}, "loss=0.25")
+    assert (state["run"]["last_log"], state["run"]["log_lines"]) == ("two", 2)
+    assert a.request("GET", "/tasks/run/log")[2] == {"task_id": "run", "lines": ["one", "two"]}
+    assert a.request("GET", "/tasks/done/log")[2]["lines"] == []
 
 
 def test_import_state_refuses_a_bad_file_with_one_line(tmp_path, redis_server):
