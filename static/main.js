@@ -4,7 +4,8 @@ import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
-import { element } from "./rows.js";
+import { element } from "./dom.js";
+import { SeriesBook } from "./series.js";
 import { Filters, STATUSES, TaskState } from "./tasks.js";
 
 const byId = (id) => document.getElementById(id);
@@ -72,8 +73,9 @@ function finishTiming(renderStartedAt) {
 class Dashboard {
   constructor() {
     this.state = new TaskState();
+    this.series = new SeriesBook();
     this.filters = Filters.fromHash(location.hash);
-    this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
+    this.board = new Board(this.state, this.series, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
     this.connectionState = "connecting";
     this.connection = new LiveConnection(socketUrl(location.href), {
@@ -93,12 +95,14 @@ class Dashboard {
   snapshot(tasks) {
     startTiming("snapshot", Object.keys(tasks).length, this.connection.arrivedAt);
     this.state.replaceAll(tasks);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 
   delta(tasks, removed, receivedAt) {
     startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
     this.state.applyDelta(tasks, removed, receivedAt);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 
