@@ -1,7 +1,8 @@
 """Cost growth, in process against the pure store and hub: one cleanup sweep, one snapshot,
 and the cost of each event and each flush, at 1k, 10k and 100k tasks; and what telemetry
 adds: events with metrics and log lines against plain ones, a series sample, the bytes a task
-with full telemetry holds.
+with full telemetry holds, the bytes of a delta message with and without telemetry, and
+where a batched event's CPU goes, stage by stage, with and without telemetry.
 
 No sockets and no daemon, so these figures are free of HTTP and load-generator noise.
 Times are this process's CPU time (time.process_time), not wall time, so that other
@@ -25,7 +26,7 @@ import harness  # noqa: F401  (puts the checkout on sys.path when run from bench
 from progressistad import contract
 from progressistad.web.hub import Hub
 from progressistad.service import SWEEP_CHUNK, TaskService
-from progressistad.core.schemas import load_events
+from progressistad.core.schemas import load_events, parse_json
 from progressistad.core.store import SweepPolicy, Task, TaskStore
 from progressistad.core.wirejson import dumps
 
@@ -154,6 +155,64 @@ def full_telemetry_bytes() -> Dict[str, float]:
     return {"traced": held, "estimate": store.telemetry_bytes}
 
 
+BATCH = 100
+FLUSH_EVERY = 72
+"""Batches between two flushes: 7,200 events, as at 72,000 events/s with a 0.1 s interval."""
+
+
+def batch_stages(make: Callable[[int, int], Dict], tasks: int = 1000,
+                 batches: int = 200) -> Dict[str, float]:
+    """CPU µs per event of each stage a batch of BATCH events goes through, with 5 dashboards:
+    JSON parse, validation, store and publish, and per flush the series samples and the
+    delta sent; and the request body's bytes per event."""
+    store = build_store(tasks)
+    hub = make_hub(store, 5)
+    service = TaskService(store, clock=lambda: START + 10_000, policy=SweepPolicy())
+    service.add_listener(hub.publish)
+    bodies = [json.dumps([make(i, tasks) for i in range(k * BATCH, (k + 1) * BATCH)]).encode()
+              for k in range(batches)]
+    spent = dict.fromkeys(("parse", "validate", "ingest", "sample", "flush"), 0.0)
+    loop = asyncio.new_event_loop()
+    try:
+        for k, body in enumerate(bodies):
+            started = time.process_time()
+            payload = parse_json(body)
+            parsed = time.process_time()
+            events = load_events(payload).events
+            validated = time.process_time()
+            loop.run_until_complete(service.ingest(events))
+            ingested = time.process_time()
+            spent["parse"] += parsed - started
+            spent["validate"] += validated - parsed
+            spent["ingest"] += ingested - validated
+            if k % FLUSH_EVERY == FLUSH_EVERY - 1:
+                store.sample(START + 10_000, set(hub._pending.upserted))
+                sampled = time.process_time()
+                hub.flush()
+                spent["sample"] += sampled - ingested
+                spent["flush"] += time.process_time() - sampled
+    finally:
+        loop.close()
+    total = batches * BATCH
+    stages = {name: seconds / total * 1e6 for name, seconds in spent.items()}
+    stages["body_bytes"] = sum(map(len, bodies)) / total
+    return stages
+
+
+def delta_bytes(tasks: int = 1000, changed: int = CHANGED_PER_FLUSH) -> Dict[str, float]:
+    """Bytes of one delta message carrying `changed` tasks of `tasks`, plain and with 4 metrics
+    and a log line in one of LOG_EVERY (what one WebSocket frame to each dashboard holds)."""
+    sizes = {}
+    for name, make in (("plain", plain_event), ("telemetry", telemetry_event)):
+        store = build_store(tasks)
+        hub = make_hub(store, 0)
+        events = load_events([make(i, changed) for i in range(changed * LOG_EVERY)]).events
+        changes = store.apply(events, START + 40_000)
+        sizes[name] = len(hub._delta_message(changes))
+    sizes["tasks"] = changed
+    return sizes
+
+
 def sweep_in_steps(store: TaskStore, now: float, policy: SweepPolicy) -> Dict[str, float]:
     """CPU seconds of a sweep run as the daemon runs it (steps of SWEEP_CHUNK): total and
     longest step, the longest the event loop is held."""
@@ -229,6 +288,9 @@ def main(argv=None) -> int:
     for tasks in args.tasks:
         print(json.dumps(measure(tasks, args.repeat, args.watchers)), flush=True)
     print(json.dumps({"full_telemetry_bytes": full_telemetry_bytes()}), flush=True)
+    print(json.dumps({"delta_bytes": delta_bytes()}), flush=True)
+    print(json.dumps({"batch_stages": {"plain": batch_stages(plain_event),
+                                       "telemetry": batch_stages(telemetry_event)}}), flush=True)
     return 0
 
 

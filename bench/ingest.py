@@ -43,6 +43,24 @@ def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches:
                                    "cpu_ratio": bare["cpu_us"] / ours["cpu_us"]}
 
 
+def telemetry_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                     batches: Sequence[int], seconds: float, connections: int) -> Iterator[Dict]:
+    """One row per (tasks, dashboards, batch): plain events and events with telemetry (SPEC 16's
+    shape, post.lua's SHAPE=telemetry) against one daemon, in alternating rounds."""
+    for tasks in task_counts:
+        with harness.daemon() as server:
+            harness.populate(server.url, tasks)
+            for watchers in dashboard_counts:
+                with harness.dashboards(server, watchers):
+                    for batch in batches:
+                        plain, telemetry = harness.wrk_side_by_side(
+                            [server, server], tasks, batch, seconds, connections,
+                            shapes=["plain", "telemetry"])
+                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
+                               "plain": plain, "telemetry": telemetry,
+                               "cpu_ratio": telemetry["cpu_us"] / plain["cpu_us"]}
+
+
 HEADER = (f"{'tasks':>6} {'dash':>5} {'batch':>5} | {'bare ev/s':>10} | {'ours ev/s':>10} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | {'bare us/ev':>10} {'ours us/ev':>10} {'cpu ratio':>9}")
 
@@ -55,6 +73,17 @@ def format_row(row: Dict) -> str:
             f"{row['cpu_ratio']:>9.2f}")
 
 
+TELEMETRY_HEADER = (f"{'tasks':>6} {'dash':>5} {'batch':>5} | {'plain ev/s':>10} {'us/ev':>7} | "
+                    f"{'telemetry ev/s':>14} {'us/ev':>7} {'p99 ms':>7} {'errors':>6} | {'cpu ratio':>9}")
+
+
+def format_telemetry_row(row: Dict) -> str:
+    plain, telemetry = row["plain"], row["telemetry"]
+    return (f"{row['tasks']:>6} {row['dashboards']:>5} {row['batch']:>5} | {plain['events']:>10.0f} "
+            f"{plain['cpu_us']:>7.1f} | {telemetry['events']:>14.0f} {telemetry['cpu_us']:>7.1f} "
+            f"{telemetry['p99']:>7.2f} {telemetry['errors'] + plain['errors']:>6} | {row['cpu_ratio']:>9.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, nargs="+", default=[1000])
@@ -63,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument("--telemetry", action="store_true",
+                        help="plain events against events with telemetry, on one daemon")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -70,11 +101,17 @@ def main(argv=None) -> int:
     harness.raise_file_limit()
     print(f"# ingest: wrk -t1 -c{args.connections}, {args.seconds} alternating 1-s rounds per side, loopback, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}")
+    if args.telemetry:
+        rows = telemetry_matrix(args.tasks, args.dashboards, args.batch, args.seconds, args.connections)
+        header, format_line = TELEMETRY_HEADER, format_telemetry_row
+    else:
+        rows = matrix(args.tasks, args.dashboards, args.batch, args.seconds, args.connections)
+        header, format_line = HEADER, format_row
     if not args.json:
-        print(HEADER)
-        print("-" * len(HEADER))
-    for row in matrix(args.tasks, args.dashboards, args.batch, args.seconds, args.connections):
-        print(json.dumps(row) if args.json else format_row(row), flush=True)
+        print(header)
+        print("-" * len(header))
+    for row in rows:
+        print(json.dumps(row) if args.json else format_line(row), flush=True)
     return 0
 
 

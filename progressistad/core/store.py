@@ -520,20 +520,24 @@ class TaskStore(TaskReader[Task]):
         """Raise EventRefused before anything changes when an event would leave its task more
         than METRICS_MAX_KEYS metrics.
 
-        A task's keys plus every key the batch sent until then bound its count without
-        merging anything; only a batch whose bound passes the cap is merged to know.
+        A task's keys plus every key the batch sent to it until then bound its count without
+        merging anything; only a batch where a bound passes the cap is merged to know.
         """
-        sent = 0
+        bounds: Dict[str, int] = {}
         tasks = self._tasks
         for event in events:
             update = event.get("metrics")
             if update is not None:
-                sent += len(update)
-                task = tasks.get(event["task_id"])
-                held = 0 if task is None or task.metrics is None else len(task.metrics)
-                if held + sent > contract.METRICS_MAX_KEYS:
+                task_id = event["task_id"]
+                bound = bounds.get(task_id)
+                if bound is None:
+                    task = tasks.get(task_id)
+                    bound = 0 if task is None or task.metrics is None else len(task.metrics)
+                bound += len(update)
+                if bound > contract.METRICS_MAX_KEYS:
                     self._check_metrics_exactly(events)
                     return
+                bounds[task_id] = bound
 
     def _check_metrics_exactly(self, events: Sequence[Mapping[str, Any]]) -> None:
         latest: Dict[str, Dict[str, float]] = {}
