@@ -28,6 +28,8 @@ setup(
     ],
     extras_require={
         "redis": ["redis>=4.3"],
+        # Notification routes whose scheme no built-in sink handles (progressistad.alerts).
+        "apprise": ["apprise"],
     },
     entry_points={
         "console_scripts": [

@@ -23,6 +23,8 @@ FOLLOW_BLOCK = 1.0
 """Seconds one stream read waits for news; also how soon a silent cut is noticed."""
 FOLLOW_BATCH = 500
 RECONNECT_DELAY = 0.5
+STOP_TIMEOUT = 2.0
+"""Seconds shutdown waits for the follower to end after cancelling it."""
 
 
 class StreamFollower:
@@ -39,6 +41,7 @@ class StreamFollower:
         self.last_id = "0-0"
         self.resyncs = 0
         self._task: Optional["asyncio.Task[None]"] = None
+        self._stopping = False
 
     async def resync(self) -> None:
         """Replace the mirror with a fresh snapshot; dashboards get whatever differed."""
@@ -50,16 +53,20 @@ class StreamFollower:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        """Cancel the follower, and flag it: redis-py 4.3 swallows a cancel that lands in a read."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._task.cancel()
+        await asyncio.wait([self._task], timeout=STOP_TIMEOUT)
+        if not self._task.done():
+            log.warning("the change stream follower did not stop within %.0f s; leaving it", STOP_TIMEOUT)
+        elif not self._task.cancelled() and self._task.exception() is not None:
+            log.debug("the change stream follower ended with %r", self._task.exception())
 
     async def _run(self) -> None:
         reconnecting = False
-        while True:
+        while not self._stopping:
             try:
                 if reconnecting:
                     await self._reconnect()

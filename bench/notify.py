@@ -1,0 +1,167 @@
+"""Notifications: latency from an event to the receiver's request, and what routes cost ingest.
+
+- latency: an `error` event goes through `TaskService.ingest` to `Alerts` (one webhook route,
+  group-wait 0, no rate limit) and out to a receiver in another process on 127.0.0.1, which
+  notes `time.monotonic()` (CLOCK_MONOTONIC, one clock for the host) when each request arrives;
+  events are spaced so that each is its own message. p50 / p99 / max.
+- ingest: CPU per event (time.process_time, best of --repeat) of `TaskService.ingest` of
+  single update events, with no routes and with 10 routes matching everything (every event
+  kind, match *), side by side; and the CPU per event of a transition (an `error` that all
+  10 routes want) through the listener and the gathering.
+
+    python bench/notify.py --events 500 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import harness
+
+from progressistad.alerts import Alerts
+from progressistad.core.store import SweepPolicy, TaskStore
+from progressistad.service import TaskService
+
+RECEIVER = r'''
+import json, sys, time
+import tornado.ioloop, tornado.web
+arrivals = {}
+class Hook(tornado.web.RequestHandler):
+    def post(self):
+        now = time.monotonic()
+        arrivals[json.loads(self.request.body)["tasks"][0]["task_id"]] = now
+        self.set_status(204)
+    def get(self):
+        self.write(arrivals)
+tornado.web.Application([(r"/hook", Hook)]).listen(int(sys.argv[1]), "127.0.0.1")
+tornado.ioloop.IOLoop.current().start()
+'''
+
+
+def route_file(directory: str, text: str) -> str:
+    path = Path(directory) / "notify.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def percentile(values: List[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def latency(events: int, spacing: float) -> Dict[str, float]:
+    port = harness.free_port()
+    with tempfile.TemporaryDirectory() as tmp, \
+            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+        harness.wait_http(f"http://127.0.0.1:{port}/hook")
+        path = route_file(tmp, f"[hook]\nurl = http://127.0.0.1:{port}/hook\nevents = error\n"
+                               "group-wait = 0\nrate-limit = 0\n")
+        alerts = Alerts.load(path, {}, time.time, hostname="bench")
+        service = TaskService(TaskStore(max_tasks=events + 10), time.time, SweepPolicy())
+        service.add_listener(alerts.listener(service.store))
+        alerts.start()
+        sent: Dict[str, float] = {}
+        for i in range(events):
+            task_id = f"job{i}:0"
+            sent[task_id] = time.monotonic()
+            await service.ingest([{"task_id": task_id, "status": "error"}])
+            await asyncio.sleep(spacing)
+        deadline = time.monotonic() + 30
+        while alerts.stats().messages[("hook", "sent")] < events and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await alerts.close()
+        from urllib.request import urlopen
+        arrivals = json.loads(urlopen(f"http://127.0.0.1:{port}/hook").read())
+    waits = [(arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals]
+    return {"events": events, "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
+            "p99_ms": percentile(waits, 0.99), "max_ms": max(waits),
+            "mean_ms": statistics.mean(waits)}
+
+
+def ten_routes(directory: str) -> str:
+    return route_file(directory, "".join(
+        f"[r{i}]\nurl = http://127.0.0.1:9/r{i}\nevents = close, error, stalled, resumed, overdue\n"
+        "group-wait = 10\nrate-limit = 0\n" for i in range(10)))
+
+
+async def ingest_costs(events: int, repeat: int) -> Dict[str, float]:
+    """CPU per event (µs) of ingest without routes, with 10 routes, and of a transition."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = ten_routes(tmp)
+
+        def service_with(alerts_path):
+            service = TaskService(TaskStore(max_tasks=events * 2 + 10), time.time, SweepPolicy())
+            alerts = None
+            if alerts_path:
+                alerts = Alerts.load(alerts_path, {}, time.time, hostname="bench")
+                service.add_listener(alerts.listener(service.store))
+            return service, alerts
+
+        starts = [{"task_id": f"t{i}", "status": "start"} for i in range(100)]
+        updates = [[{"task_id": f"t{i % 100}", "n": i}] for i in range(events)]
+        failures = [[{"task_id": f"job{i}:0", "status": "error"}] for i in range(events)]
+
+        async def cpu_per_event(alerts_path, first, batches) -> float:
+            service, alerts = service_with(alerts_path)
+            if first:
+                await service.ingest(first)
+            started = time.process_time()
+            for batch in batches:
+                await service.ingest(batch)
+            spent = time.process_time() - started
+            if alerts:
+                await alerts.close()
+            return spent / len(batches) * 1e6
+
+        plain, routed, errors, failuresplain = [], [], [], []
+        for _ in range(repeat):  # alternating, so that other work on the machine hits both
+            plain.append(await cpu_per_event(None, starts, updates))
+            routed.append(await cpu_per_event(path, starts, updates))
+            failuresplain.append(await cpu_per_event(None, [], failures))
+            errors.append(await cpu_per_event(path, [], failures))
+    return {"update_no_routes_us": min(plain), "update_10_routes_us": min(routed),
+            "update_ratio": min(plain) / min(routed),
+            "error_no_routes_us": min(failuresplain), "error_10_routes_us": min(errors),
+            "error_extra_us": min(errors) - min(failuresplain)}
+
+
+async def main_async(args) -> Dict[str, Dict[str, float]]:
+    return {"latency": await latency(args.events, args.spacing),
+            "ingest": await ingest_costs(args.ingest_events, args.repeat)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=500, help="events timed for latency")
+    parser.add_argument("--spacing", type=float, default=0.005, help="seconds between them")
+    parser.add_argument("--ingest-events", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    args = parser.parse_args(argv)
+    figures = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    lat, ing = figures["latency"], figures["ingest"]
+    print(f"event -> receiver, 1 webhook route, group-wait 0 ({lat['arrived']}/{lat['events']} "
+          f"arrived): p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
+          f"max {lat['max_ms']:.2f} ms")
+    print(f"ingest of an update, CPU per event: {ing['update_no_routes_us']:.2f} µs without "
+          f"routes, {ing['update_10_routes_us']:.2f} µs with 10 routes matching everything "
+          f"(rate ratio {ing['update_ratio']:.3f})")
+    print(f"ingest of an error all 10 routes want, CPU per event: {ing['error_no_routes_us']:.2f}"
+          f" µs without routes, {ing['error_10_routes_us']:.2f} µs with them "
+          f"(+{ing['error_extra_us']:.2f} µs: events, matching, gathering)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
