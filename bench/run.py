@@ -104,11 +104,12 @@ def run_ingest_telemetry(table: Table, raw: Dict, seconds: int) -> None:
         case = ("single" if row["batch"] == 1 else f"batch {row['batch']}")
         telemetry, plain = row["telemetry"], row["plain"]
         errors = telemetry["errors"] + plain["errors"]
+        cost = 1 / row["cpu_ratio"]  # CPU per event with telemetry over plain
         table.add("ingest", f"1000 tasks, 5 dash, {case}, 4 metrics and a log line in 1 of 10",
                   f"{telemetry['events']:,.0f} ev/s, {telemetry['cpu_us']:.1f} µs CPU/ev",
                   f"{plain['events']:,.0f} ev/s, {plain['cpu_us']:.1f} µs CPU/ev plain",
-                  f"CPU {row['cpu_ratio']:.2f}", "within 1.1x plain (CPU per event)",
-                  row["cpu_ratio"] <= 1.1 and not errors)
+                  f"CPU {cost:.2f}", "within 1.1x plain (CPU per event)",
+                  cost <= 1.1 and not errors)
 
 
 def add_curve(table: Table, rows: List[Dict]) -> None:

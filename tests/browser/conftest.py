@@ -162,3 +162,13 @@ def wait_rows(page, predicate, timeout: float = 10.0, message: str = "rows") -> 
 def visible_ids(page, bucket: Optional[str] = None) -> Sequence[str]:
     return [r["id"] for r in page.evaluate(READ_ROWS)
             if r["visible"] and (bucket is None or r["bucket"] == bucket)]
+
+
+def assert_fits_width(page) -> None:
+    """No horizontal scroll, and no element reaching past the viewport's right edge."""
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
+        "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
+    assert overflowing == []

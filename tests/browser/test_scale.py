@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Dashboards, rows, wait_rows
+from tests.browser.conftest import Dashboards, assert_fits_width, rows, wait_rows
 from tests.support import REPO, post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -66,12 +66,7 @@ def test_phone_width_has_no_horizontal_scroll(daemon, dashboards):
     page.wait_for_function("() => document.querySelectorAll('li.group').length === 1")
     page.click(".group-toggle")
     wait_rows(page, lambda r: len(r) == 4)
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
-    overflowing = page.evaluate(
-        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
-        "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
-    assert overflowing == []
+    assert_fits_width(page)
 
 
 def test_light_and_dark_follow_the_system(daemon, dashboards):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import wait_rows
+from tests.browser.conftest import assert_fits_width, wait_rows
 from tests.support import post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -138,12 +138,7 @@ def test_telemetry_fits_a_phone_width_in_dark_mode(daemon, dashboards):
     wait_telemetry(page, "t", lambda t: t["log"]["shown"])
     page.click('li.task[data-task-id="t"] details.log summary')
     wait_telemetry(page, "t", lambda t: t["log"]["tail"], message="the tail")
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
-    overflowing = page.evaluate(
-        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
-        "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
-    assert overflowing == []
+    assert_fits_width(page)
 
 
 MANY = 1000
