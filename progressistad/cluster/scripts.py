@@ -529,7 +529,10 @@ end
 -- whatever a daemon of the previous release left under its id.
 local telemetry_sent = false
 for _, ev in ipairs(events) do
-  if ev.metrics or ev.postfix or ev.log then telemetry_sent = true end
+  if ev.metrics or ev.postfix or ev.log then
+    telemetry_sent = true
+    break
+  end
 end
 if telemetry_sent then
   for i, raw in ipairs(redis.call("HMGET", K_TELEMETRY, unpack(ids))) do
