@@ -108,6 +108,7 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
         clock=time.monotonic,
         schedule=tornado.ioloop.IOLoop.current().call_later,
         perf_clock=time.perf_counter,
+        heartbeat_interval=settings.ws_heartbeat_interval,
     )
     service.add_listener(hub.publish)
     return AppContext(settings, service, hub, clock, Metrics())

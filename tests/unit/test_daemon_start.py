@@ -7,7 +7,7 @@ import os
 import resource
 
 from progressistad.daemon.logs import journal_line
-from progressistad.daemon.main import raise_open_files_limit
+from progressistad.daemon.descriptors import raise_open_files_limit
 
 
 class Limits:
