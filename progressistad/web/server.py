@@ -36,8 +36,8 @@ PEER_GONE = frozenset((errno.EPROTO, errno.ENETDOWN, errno.ENETUNREACH, errno.EH
 PAUSE_FIRST = 0.1
 PAUSE_MAX = 1.0
 """Seconds accepting pauses when out of descriptors: doubling from the first while it lasts."""
-PAUSE_LOG_INTERVAL = 10
-"""Seconds between two log lines about running out of descriptors."""
+LOG_INTERVAL = 10
+"""Seconds between two log lines about refusing connections, or about running out of descriptors."""
 RETRY_AFTER_SECONDS = 1
 REFUSALS_DRAINING = 16
 """Refused connections drained at once at most; they hold descriptors beyond the limit."""
@@ -100,7 +100,7 @@ class GatewayServer(tornado.httpserver.HTTPServer):
         self._listeners: List[_Listener] = []
         self._bodies = Lingerer(BODY_DRAIN_BYTES, kwargs.get("body_timeout") or 30.0)
         self._refusals = Lingerer(REFUSAL_DRAIN_BYTES, REFUSAL_DRAIN_SECONDS, REFUSALS_DRAINING)
-        self._last_pause_log = float("-inf")
+        self._said_at = {"refused": float("-inf"), "paused": float("-inf")}
 
     def add_sockets(self, sockets: Any) -> None:
         for sock in sockets:
@@ -143,6 +143,10 @@ class GatewayServer(tornado.httpserver.HTTPServer):
 
     def _refuse(self, connection: socket.socket) -> None:
         self.stats.refused += 1
+        if self._time_to_say("refused"):
+            log.warning("%d connections open, the most --max-connections allows: new ones are "
+                        "answered 503 (%d so far; said at most every %d s)", self.stats.open,
+                        self.stats.refused, LOG_INTERVAL)
         try:
             connection.send(self._refusal)
         except OSError:
@@ -151,16 +155,22 @@ class GatewayServer(tornado.httpserver.HTTPServer):
         self._refusals.close(connection)
 
     def out_of_descriptors(self, error: OSError, pause: float) -> None:
-        """Count one pause; say so at most once per PAUSE_LOG_INTERVAL."""
+        """Count one pause; say so at most once per LOG_INTERVAL."""
         self.stats.accept_pauses += 1
-        now = time.monotonic()
-        if now - self._last_pause_log < PAUSE_LOG_INTERVAL:
+        if not self._time_to_say("paused"):
             return
-        self._last_pause_log = now
         log.warning("cannot accept connections: %s, with %d open; accepting again in %.1f s "
                     "(pause %d; said at most every %d s); lower --max-connections or raise the "
                     "open-files limit (LimitNOFILE=)", error.strerror, self.stats.open, pause,
-                    self.stats.accept_pauses, PAUSE_LOG_INTERVAL)
+                    self.stats.accept_pauses, LOG_INTERVAL)
+
+    def _time_to_say(self, what: str) -> bool:
+        """Whether a line about `what` may be logged now: at most one per LOG_INTERVAL."""
+        now = time.monotonic()
+        if now - self._said_at[what] < LOG_INTERVAL:
+            return False
+        self._said_at[what] = now
+        return True
 
 
 class _Listener:
