@@ -15,7 +15,7 @@ const BACKOFF_MAX_MS = 15000;
  * The daemon sends something at least once a heartbeat period; this long without a word the
  * link is dead even if the socket has not noticed (a peer gone without a FIN, a frozen daemon).
  */
-export const SILENCE_LIMIT_MS = WS_HEARTBEAT_SECONDS * WS_HEARTBEAT_MISSED * 1000;
+const SILENCE_LIMIT_MS = WS_HEARTBEAT_SECONDS * WS_HEARTBEAT_MISSED * 1000;
 
 /** Socket URL next to the page (works under a --base-path prefix), ws: or wss: like the page. */
 export function socketUrl(pageHref) {

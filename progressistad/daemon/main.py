@@ -20,7 +20,9 @@ from progressistad.daemon.activation import ActivationError, describe, inherited
 from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
 )
-from progressistad.daemon.descriptors import connection_limit, open_files_limit, raise_open_files_limit
+from progressistad.daemon.descriptors import (
+    connection_limit, open_files_limit, raise_open_files_limit,
+)
 from progressistad.daemon.logs import configure_logging, journal_line, set_level
 from progressistad.daemon.systemd import EventRate, Notifier, status_line
 from progressistad.daemon.wiring import Services, StartupError, build

@@ -31,18 +31,19 @@ class _Draining:
 class Lingerer:
     """Holds closing sockets, draining each for at most `max_seconds` and `max_bytes`."""
 
-    def __init__(self, max_bytes: int, max_seconds: float, max_sockets: Optional[int] = None) -> None:
+    def __init__(self, max_bytes: int, max_seconds: float,
+                 max_sockets: Optional[int] = None) -> None:
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.max_sockets = max_sockets
-        """At most this many at once (None: no bound); one more is closed at once."""
+        """At most this many at once (None: no bound); one more is closed without draining."""
         self._draining: Dict[int, _Draining] = {}
 
     def __len__(self) -> int:
         return len(self._draining)
 
     def close(self, sock: socket.socket, on_closed: Optional[Callable[[], None]] = None) -> None:
-        """Half-close `sock`, whose answer is written, then drain it; `on_closed` once it is closed."""
+        """Half-close `sock`, its answer written, and drain it; `on_closed` once it is closed."""
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:  # the peer is already gone: nothing left to protect
@@ -83,7 +84,7 @@ class Lingerer:
 
 
 def _discard_waiting(sock: socket.socket, budget: int) -> Tuple[int, bool]:
-    """Read and drop what has arrived, up to `budget` bytes: (bytes read, whether the peer is done)."""
+    """Read and drop what has arrived, up to `budget` bytes: (bytes read, whether peer is done)."""
     read = 0
     while read < budget:
         try:

@@ -90,15 +90,15 @@ def refusal(max_connections: int) -> bytes:
 class GatewayServer(tornado.httpserver.HTTPServer):
     """HTTPServer that accepts on its own: a connection limit, pauses when out of descriptors."""
 
-    def initialize(self, request_callback: Any, *, max_connections: int,
+    def initialize(self, request_callback: Any, *, max_connections: int, body_timeout: float,
                    stats: Optional[ConnectionStats] = None, **kwargs: Any) -> None:
-        super().initialize(request_callback, **kwargs)
+        super().initialize(request_callback, body_timeout=body_timeout, **kwargs)
         self.max_connections = max_connections
         self.stats = stats if stats is not None else ConnectionStats()
         self.stats.limit = max_connections
         self._refusal = refusal(max_connections)
         self._listeners: List[_Listener] = []
-        self._bodies = Lingerer(BODY_DRAIN_BYTES, kwargs.get("body_timeout") or 30.0)
+        self._bodies = Lingerer(BODY_DRAIN_BYTES, body_timeout)
         self._refusals = Lingerer(REFUSAL_DRAIN_BYTES, REFUSAL_DRAIN_SECONDS, REFUSALS_DRAINING)
         self._said_at = {"refused": float("-inf"), "paused": float("-inf")}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from progressistad import contract
-from tests.browser.conftest import wait_connection, wait_rows
+from tests.browser.conftest import FAKE_SOCKETS, wait_connection, wait_rows
 from tests.support import post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -60,3 +60,45 @@ def test_a_frozen_daemon_shows_reconnecting_then_the_page_resyncs(daemon_factory
     assert sockets_opened(dashboards) > opened, "the page resynced on a new socket"
     post(daemon, {"task_id": "after", "n": 1})
     wait_rows(page, lambda r: r["after"]["amount"].startswith("1"), message="live again")
+
+
+WATCHDOG_SCRIPT = "async (silenceMs) => {" + FAKE_SOCKETS + """
+  const seen = [];
+  const connection = new LiveConnection('ws://127.0.0.1:1/ws?protocol=delta', {
+    onSnapshot: () => seen.push('snapshot'), onDelta: () => seen.push('delta'),
+    onState: (state) => seen.push(state),
+  });
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  try {
+    connection.start();
+    send(sockets[0], { type: 'snapshot', seq: 3, tasks: {} });
+    for (let i = 0; i < 4; i += 1) {
+      await pause(silenceMs / 2);
+      send(sockets[0], { type: 'heartbeat', seq: 3 });
+    }
+    const keptBy = sockets.length;
+    send(sockets[0], { type: 'heartbeat', seq: 4 });
+    const afterGap = sockets.length;
+    send(sockets[1], { type: 'snapshot', seq: 4, tasks: {} });
+    await pause(silenceMs * 1.5);
+    return { seen, keptBy, afterGap, gapClosed: sockets[0].closedWith,
+             silentClosed: sockets[1].closedWith };
+  } finally {
+    connection.stop();
+    window.WebSocket = real;
+  }
+}"""
+
+
+def test_heartbeats_keep_the_link_a_seq_gap_resyncs_and_silence_gives_it_up(daemon_factory,
+                                                                            dashboards):
+    daemon = daemon_factory(["--ws-heartbeat-interval", "0.2"])
+    page = dashboards.open(daemon.url + DASHBOARD)
+    result = page.evaluate(WATCHDOG_SCRIPT, 1000 * 0.2 * contract.WS_HEARTBEAT_MISSED)
+    assert result["keptBy"] == 1, "heartbeats with the last seq keep the socket"
+    assert result["afterGap"] == 2 and result["gapClosed"] == 4000, "a heartbeat past our seq resyncs"
+    assert result["silentClosed"] == 4000, "a silent socket is given up"
+    seen = result["seen"]
+    assert seen[:7] == ["connecting", "snapshot", "connected", "connecting", "snapshot",
+                        "connected", "reconnecting"], seen
+    assert set(seen[7:]) <= {"reconnecting"}, seen

@@ -18,7 +18,7 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from tests.support import post, wait_for
+from tests.support import post, read_to_end, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -179,12 +179,7 @@ def _raw_post(port: int, body: bytes):
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(head + body)
-        reply = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
+        reply = read_to_end(sock)
     head, _, content = reply.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     headers = dict(line.decode().split(": ", 1) for line in lines[1:])
