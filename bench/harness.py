@@ -93,8 +93,9 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Daemon]:
-    """The daemon as packaged: with a state file (in a temporary directory) unless not `persist`."""
+def daemon(extra_args: Sequence[str] = (), persist: bool = True, code: Path = REPO) -> Iterator[Daemon]:
+    """The daemon of checkout `code` as packaged: with a state file (in a temporary directory)
+    unless not `persist`."""
     port = free_port()
     argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
             "--max-tasks", "200000", "--log-level", "warning", *extra_args]
@@ -103,7 +104,7 @@ def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Dae
     with tempfile.TemporaryDirectory(prefix="progressistad-bench-") as state_dir:
         if persist:
             argv += ["--storage-path", os.path.join(state_dir, "state.json")]
-        with process(argv, cwd=REPO, env=env) as proc:
+        with process(argv, cwd=code, env=env) as proc:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/health")
             yield Daemon(url, proc.pid)

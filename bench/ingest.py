@@ -8,15 +8,18 @@ Bounded in time: each side of a row gets --seconds one-second rounds.
 
     python bench/ingest.py                       # 1000 tasks, 5 dashboards
     python bench/ingest.py --tasks 1 1000 10000 --dashboards 0 5 100
+    python bench/ingest.py --baseline /tmp/older-checkout    # before and after, side by side
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Callable, Dict, Iterator, Sequence
 
 import harness
@@ -41,6 +44,26 @@ def telemetry_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int]
                      lambda server: server, ("plain", "telemetry"), SIDES["telemetry"])
 
 
+def baseline_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                    batches: Sequence[int], seconds: float, connections: int,
+                    baseline: Path) -> Iterator[Dict]:
+    """One row per (tasks, dashboards, batch): the daemon of checkout `baseline` against this
+    one's, each populated and watched alike, in alternating rounds."""
+    for tasks in task_counts:
+        with harness.daemon(code=baseline) as before, harness.daemon() as server:
+            for daemon in (before, server):
+                harness.populate(daemon.url, tasks)
+            for watchers in dashboard_counts:
+                with harness.dashboards(before, watchers), harness.dashboards(server, watchers):
+                    for batch in batches:
+                        first, second = harness.wrk_side_by_side(
+                            [before, server], tasks, batch, seconds, connections, ("plain", "plain"))
+                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
+                               "before": first, "after": second,
+                               "ratio": second["events"] / first["events"],
+                               "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
+
+
 def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
           seconds: float, connections: int, reference: Callable[[harness.Daemon], harness.Daemon],
           shapes: Sequence[str], names: Sequence[str]) -> Iterator[Dict]:
@@ -60,7 +83,7 @@ def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: 
                                "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
 
 
-SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry")}
+SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry"), "baseline": ("before", "after")}
 """The two sides a row compares, by the kind of run: (reference, measured)."""
 
 
@@ -89,6 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     parser.add_argument("--telemetry", action="store_true",
                         help="plain events against events with telemetry, on one daemon")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="the daemon of checkout DIR (before) against this one's (after)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -96,8 +121,9 @@ def main(argv=None) -> int:
     harness.raise_file_limit()
     print(f"# ingest: wrk -t1 -c{args.connections}, {args.seconds} alternating 1-s rounds per side, loopback, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}")
-    kind = "telemetry" if args.telemetry else "bare"
-    runs = telemetry_matrix if args.telemetry else matrix
+    kind = "baseline" if args.baseline else "telemetry" if args.telemetry else "bare"
+    runs = {"bare": matrix, "telemetry": telemetry_matrix,
+            "baseline": functools.partial(baseline_matrix, baseline=args.baseline)}[kind]
     if not args.json:
         print(header(kind))
         print("-" * len(header(kind)))

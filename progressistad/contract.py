@@ -102,6 +102,12 @@ WS_PROTOCOL_SNAPSHOT = "snapshot"
 WS_PROTOCOL_DELTA = "delta"
 WS_MESSAGE_SNAPSHOT = "snapshot"
 WS_MESSAGE_DELTA = "delta"
+WS_MESSAGE_HEARTBEAT = "heartbeat"
+"""`{"type": "heartbeat", "seq": S}`, S the last seq sent: the delta protocol's sign of life."""
+WS_HEARTBEAT_SECONDS = 5.0
+"""A delta-protocol watcher hears something at least this often (`--ws-heartbeat-interval`)."""
+WS_HEARTBEAT_MISSED = 3
+"""Heartbeat periods of silence after which a client takes its link for dead and reconnects."""
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_STALLED = 1008
 WS_CLOSE_UNAUTHORIZED = 4401

@@ -111,6 +111,7 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
         schedule=tornado.ioloop.IOLoop.current().call_later,
         perf_clock=time.perf_counter,
         sample=service.sample,
+        heartbeat_interval=settings.ws_heartbeat_interval,
     )
     service.add_listener(hub.publish)
     return AppContext(settings, service, hub, clock, Metrics())

@@ -33,7 +33,8 @@ def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
         tornado.web.url(base + r"/ws", DashboardSocket, deps),
         # Before the files: the contract module is made from contract.py, not read from disk.
         tornado.web.url(base + r"/static/contract\.js", ContractHandler,
-                        {"ctx": ctx, "source": contractjs.source()}),
+                        {"ctx": ctx, "source": contractjs.source(overrides={
+                            "WS_HEARTBEAT_SECONDS": ctx.settings.ws_heartbeat_interval})}),
         tornado.web.url(base + r"/static/(.*)", DashboardHandler,
                         {"ctx": ctx, "path": static_path, "default_filename": "index.html"}),
         tornado.web.url(base + r"/(favicon\.ico)", DashboardHandler,

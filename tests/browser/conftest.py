@@ -119,6 +119,21 @@ def wait_connection(page, state: str, timeout: float = 10.0) -> None:
     )
 
 
+FAKE_SOCKETS = """
+  const { LiveConnection, backoffDelay } = await import(new URL('connection.js', location.href).href);
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) { this.url = url; this.closedWith = null; sockets.push(this); }
+    close(code) { this.closedWith = code; }
+  }
+  const real = window.WebSocket;
+  window.WebSocket = FakeSocket;
+  const send = (socket, message) => socket.onmessage({ data: JSON.stringify(message) });
+"""
+"""Opens a page script: connection.js's LiveConnection on fake sockets (`sockets`), `send` a
+message to one; the script puts `window.WebSocket = real` back when done."""
+
+
 READ_ROWS = """
 () => [...document.querySelectorAll('li.task')].map(li => {
   const text = (name) => li.querySelector(name).textContent;
