@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -169,6 +170,32 @@ def test_redis_lost_then_back_degrades_then_recovers_and_resyncs(daemon_factory,
     finally:
         server.stop()
         notify.close()
+
+
+def test_frozen_redis_shows_in_health_within_about_a_second_then_recovers(daemon_factory, dashboards):
+    server = RedisServer().start()
+    try:
+        daemon = daemon_factory(["--redis-url", server.url, "--broadcast-interval", "0.05"])
+        on_dash = dashboards(daemon)
+        daemon.request("POST", "/progress", {"task_id": "before", "n": 1})
+        on_dash.wait_until(lambda s: "before" in s, what="first task")
+        server.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        status, report = wait_for(lambda: _degraded(daemon), timeout=10, interval=0.05,
+                                  message="degraded /health")
+        noticed = time.monotonic() - stopped
+        # The probe's period plus its timeout, with room for a loaded machine; writes time out at 3 s.
+        assert noticed < 2.5, f"/health said nothing for {noticed:.2f}s"
+        assert report["redis"]["ok"] is False and "ping" in report["redis"]["error"]
+        server.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: health(daemon)[0] == 200, timeout=20, message="recovered /health")
+        assert daemon.request("POST", "/progress", {"task_id": "after", "n": 2})[0] == 200
+        on_dash.wait_until(lambda s: s.get("after", {}).get("n") == 2 and "before" in s,
+                           what="updates after the freeze")
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)
+        server.stop()
 
 
 def _degraded(daemon):
