@@ -59,3 +59,13 @@ export async function fetchRuns(job, limit) {
   const body = await request("GET", "history?job=" + encodeURIComponent(job) + "&limit=" + limit);
   return body.runs;
 }
+
+/** What the daemon stored for a task's sparklines: {task_id, t, n, rate, metrics: {key: [...]}}. */
+export function fetchSeries(taskId) {
+  return request("GET", "tasks/" + encodeURIComponent(taskId) + "/series");
+}
+
+/** A task's log tail, oldest line first: {task_id, lines}. */
+export function fetchLog(taskId) {
+  return request("GET", "tasks/" + encodeURIComponent(taskId) + "/log");
+}

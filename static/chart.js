@@ -4,7 +4,6 @@
 import { CLOSE, ERROR, RUN_ABANDONED } from "./contract.js";
 import { formatRunDuration } from "./format.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
 const HEIGHT = 220;
 const PAD = { left: 52, right: 16, top: 14, bottom: 26 };
@@ -17,8 +16,13 @@ export const OUTCOMES = {
   [RUN_ABANDONED]: { label: "abandoned", shape: "square" },
 };
 
+/** SVG's namespace, read from the page's chart so that no address is spelled here. */
+function namespace() {
+  return document.getElementById("run-chart").namespaceURI;
+}
+
 function svg(tag, attributes) {
-  const node = document.createElementNS(SVG, tag);
+  const node = document.createElementNS(namespace(), tag);
   for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
   return node;
 }

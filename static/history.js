@@ -4,8 +4,8 @@
 import { fetchJobs, fetchRuns } from "./api.js";
 import { OUTCOMES, drawChart, legendMark } from "./chart.js";
 import { ERROR, RUN_ABANDONED } from "./contract.js";
-import { element } from "./rows.js";
-import { formatAmount, formatProgress, formatRunDuration } from "./format.js";
+import { element } from "./dom.js";
+import { formatMetric, formatProgress, formatRunDuration } from "./format.js";
 
 const RUNS_SHOWN = 50;
 /** Runs whose log tail the history keeps. */
@@ -212,5 +212,5 @@ export class HistoryView {
 
 function metricsText(metrics) {
   if (!metrics || typeof metrics !== "object") return "";
-  return Object.entries(metrics).map(([key, value]) => key + " " + formatAmount(value)).join(", ");
+  return Object.entries(metrics).map(([key, value]) => key + " " + formatMetric(value)).join(", ");
 }

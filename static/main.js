@@ -5,7 +5,8 @@ import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
 import { HistoryView } from "./history.js";
-import { element } from "./rows.js";
+import { element } from "./dom.js";
+import { SeriesBook } from "./series.js";
 import { Filters, STATUSES, TaskState } from "./tasks.js";
 
 const byId = (id) => document.getElementById(id);
@@ -89,13 +90,14 @@ function finishTiming(renderStartedAt) {
 class Dashboard {
   constructor() {
     this.state = new TaskState();
+    this.series = new SeriesBook();
     this.filters = Filters.fromHash(location.hash);
     this.view = viewOf(location.hash);
     this.historyView = new HistoryView((job) => {
       this.view = { history: true, job };
       this.writeHash();
     });
-    this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
+    this.board = new Board(this.state, this.series, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
     this.connectionState = "connecting";
     this.connection = new LiveConnection(socketUrl(location.href), {
@@ -116,12 +118,14 @@ class Dashboard {
   snapshot(tasks) {
     startTiming("snapshot", Object.keys(tasks).length, this.connection.arrivedAt);
     this.state.replaceAll(tasks);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 
   delta(tasks, removed, receivedAt) {
     startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
     this.state.applyDelta(tasks, removed, receivedAt);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 

@@ -130,6 +130,9 @@ class Copy:
     def to_wire(self) -> Dict[str, Any]:
         return dict(self.wire)
 
+    def keep_telemetry(self, held: Any) -> None:
+        """Each copy carries its whole wire form: nothing to take from `held`."""
+
     def entry(self) -> str:
         raise NotImplementedError
 
