@@ -1,7 +1,7 @@
 # progressistad: run it, test it, build it.
 #   make run    the daemon on 127.0.0.1:8000 with its dashboard, state under ./var
 #   make test   every test leg (installs what the tests need, OS packages when root)
-#   make screenshot   retake docs/dashboard.png (the README's) from a live daemon in headless Chromium
+#   make screenshot   retake docs/dashboard.png and docs/history.png (the README's) from a live daemon in headless Chromium
 #   make deb    dist/progressistad_<version>_all.deb with Debian's tooling
 
 SHELL := /bin/bash
@@ -76,6 +76,7 @@ test-oldest:
 
 screenshot: test-os-deps $(VENV_NEWEST)/.installed
 	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_scale.py -k screenshot
+	UPDATE_SCREENSHOT=1 $(VENV_NEWEST)/bin/python -m pytest $(PYTEST_FLAGS) tests/browser/test_history.py -k lists
 
 # Benchmarks on loopback (bench/README.md): BENCH_ARGS=--quick for a couple of minutes.
 BENCH_ARGS ?=

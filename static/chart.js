@@ -4,8 +4,11 @@
 import { CLOSE, ERROR, RUN_ABANDONED } from "./contract.js";
 import { formatRunDuration } from "./format.js";
 
-const WIDTH = 640;
-const HEIGHT = 220;
+const WIDE = 900;
+/** Narrow screens get a narrower drawing, so its text stays readable when scaled down. */
+const NARROW = 420;
+const NARROW_QUERY = "(max-width: 600px)";
+const HEIGHT = 240;
 const PAD = { left: 52, right: 16, top: 14, bottom: 26 };
 const MARK = 6;
 
@@ -48,15 +51,16 @@ export function legendMark(status) {
 /** Draw `runs` (oldest first) into `node`, an <svg role=img>; `median` in seconds or null. */
 export function drawChart(node, runs, median) {
   node.replaceChildren();
-  node.setAttribute("viewBox", `0 0 ${WIDTH} ${HEIGHT}`);
+  const width = matchMedia(NARROW_QUERY).matches ? NARROW : WIDE;
+  node.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
   const top = Math.max(median || 0, ...runs.map((run) => run.duration), 1e-3) * 1.15;
-  const plotWidth = WIDTH - PAD.left - PAD.right;
+  const plotWidth = width - PAD.left - PAD.right;
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
   const yOf = (seconds) => PAD.top + plotHeight * (1 - seconds / top);
   const step = runs.length > 1 ? plotWidth / (runs.length - 1) : 0;
   const xOf = (index) => PAD.left + (runs.length > 1 ? index * step : plotWidth / 2);
   node.append(
-    svg("line", { class: "axis", x1: PAD.left, y1: yOf(0), x2: WIDTH - PAD.right, y2: yOf(0) }),
+    svg("line", { class: "axis", x1: PAD.left, y1: yOf(0), x2: width - PAD.right, y2: yOf(0) }),
     svg("line", { class: "axis", x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: yOf(0) }),
     axisLabel(PAD.left - 6, yOf(0), "0s"),
     axisLabel(PAD.left - 6, PAD.top + 4, formatRunDuration(top)),
@@ -64,8 +68,8 @@ export function drawChart(node, runs, median) {
   if (typeof median === "number") {
     const y = yOf(median);
     node.append(
-      svg("line", { class: "median", x1: PAD.left, y1: y, x2: WIDTH - PAD.right, y2: y }),
-      text(WIDTH - PAD.right, y - 5, "median " + formatRunDuration(median), "end", "median-label"),
+      svg("line", { class: "median", x1: PAD.left, y1: y, x2: width - PAD.right, y2: y }),
+      text(width - PAD.right, y - 5, "median " + formatRunDuration(median), "end", "median-label"),
     );
   }
   runs.forEach((run, index) => {

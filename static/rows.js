@@ -162,8 +162,10 @@ export class TaskRow {
     setText(this.stats.rate, isRunning(task) ? formatRate(task.rate, task.unit) : "");
     setText(this.stats.expected, expectedText(task));
     const overdue = task.overdue === true && isRunning(task);
-    this.overdue.hidden = !overdue;
-    this.node.classList.toggle("is-overdue", overdue);
+    if (this.overdue.hidden === overdue) {
+      this.overdue.hidden = !overdue;
+      this.node.classList.toggle("is-overdue", overdue);
+    }
     this.updateTelemetry(task);
     this.tick(now);
   }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.support import post, wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 DASHBOARD = "/static/index.html"
-SCREENSHOT = os.environ.get("PROGRESSISTA_HISTORY_SCREENSHOT")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "history.png"
 FAST = ["--cleanup-interval", "0.1", "--broadcast-interval", "0.02"]
 
 
@@ -92,11 +93,13 @@ def test_history_lists_jobs_charts_runs_and_shows_a_failure(daemon, dashboards):
     assert "rows 1" in fields and "10 / 10" in fields
     assert page.locator("#run-log").is_hidden()
 
+    page.set_viewport_size({"width": 360, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "no sideways scroll on a phone"
     page.fill("#search", "")
-    if SCREENSHOT:
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
         page.click(f"#run-chart [data-run-id='{failed['id']}']")
         page.set_viewport_size({"width": 1100, "height": 1100})
-        page.screenshot(path=SCREENSHOT, full_page=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # A linked address opens the same job.
     linked = dashboards.open(page.url)
@@ -135,10 +138,15 @@ def test_history_is_reachable_and_operable_by_keyboard(daemon, dashboards):
     assert page.locator("#history").is_hidden()
 
 
+EXPECTED_TEXT = """id => {
+  const row = [...document.querySelectorAll('li.task')].find(li => li.dataset.taskId === id);
+  return row ? row.querySelector('.stat-expected').textContent : '';
+}"""
+
+
 def expected_text(page, task_id):
-    return page.evaluate("""id => { const row = [...document.querySelectorAll('li.task')]
-      .find(li => li.dataset.taskId === id); return row ? row.querySelector('.stat-expected').textContent : ''; }""",
-                         task_id)
+    """The "usually ..." figure of a task's bar; empty when it shows none or is not shown."""
+    return page.evaluate(EXPECTED_TEXT, task_id)
 
 
 def test_bars_show_the_usual_duration_an_estimate_and_overdue(daemon_factory, dashboards):
@@ -149,10 +157,10 @@ def test_bars_show_the_usual_duration_an_estimate_and_overdue(daemon_factory, da
     page = dashboards.open(daemon.url + DASHBOARD)
     post(daemon, [{"task_id": "etl:tonight", "status": "start", "meta": {"job": "etl"}},
                   {"task_id": "other", "status": "start", "n": 1}])
-    shown = wait_rows(page, lambda r: "etl:tonight" in r and expected_text(page, "etl:tonight").startswith("usually "),
-                      message="the usual duration")
-    assert shown["etl:tonight"]["eta"].startswith("ETA ~") and shown["etl:tonight"]["eta"].endswith(
-        "(estimate)"), "no total: an estimate from the usual duration"
+    shown = wait_rows(page, lambda r: "etl:tonight" in r and expected_text(
+        page, "etl:tonight").startswith("usually "), message="the usual duration")
+    eta = shown["etl:tonight"]["eta"]
+    assert eta.startswith("ETA ~") and eta.endswith("(estimate)"), "no total: an estimate from the usual duration"
     assert expected_text(page, "other") == ""
     badge = page.locator("li.task[data-task-id='etl:tonight'] .badge.overdue")
     assert badge.is_hidden()
