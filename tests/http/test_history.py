@@ -396,3 +396,8 @@ async def test_two_daemons_on_one_redis_answer_the_same_and_record_each_run_once
         assert two.history.backend._backlog.admitted == 0, "the other daemon recorded it again"
     finally:
         await other.close()
+
+
+async def test_a_reload_applies_the_history_s_retention_and_factor(ctx):
+    ctx.apply_settings(ctx.settings.replace(overdue_factor=3.0, history_retention_days=5.0))
+    assert ctx.history.overdue_factor == 3.0 and ctx.history.backend.retention_days == 5.0
