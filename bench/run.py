@@ -285,6 +285,14 @@ def parse_history(table: Table, out: str) -> None:
               f"{median:.1f} ms", f"best {float(jobs.group(1)):.1f} ms", "", "< 50 ms", median < 50)
     table.add("history", "SQLite file size per run; runs written per second by the worker",
               f"{size.group(1)} bytes", f"{write.group(1)} runs/s")
+    for row in re.finditer(r"(\d+) events a run, batch\s+(\d+): on\s+([\d,]+) ev/s\s+([\d.]+) us "
+                           r"CPU/ev \| off\s+([\d,]+) ev/s\s+([\d.]+) us CPU/ev \| ratio ([\d.]+) "
+                           r"\(CPU ([\d.]+)\)", out):
+        steps, batch, on, on_cpu, off, off_cpu, ratio, cpu_ratio = row.groups()
+        table.add("history", f"ingest, 1,000 tasks finishing, {steps} events a run, batch "
+                  f"{batch}: history on", f"{on} ev/s, {on_cpu} µs CPU/ev",
+                  f"{off} ev/s, {off_cpu} µs CPU/ev off", f"{ratio} (CPU {cpu_ratio})",
+                  "within 5% (rate)", float(ratio) >= 0.95)
 
 
 def parse_nothing(table: Table, out: str) -> None:

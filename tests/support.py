@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
@@ -42,6 +42,20 @@ def unavailable(message: str) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def locked_by_another(path: Any) -> Iterator[None]:
+    """Another connection's write lock on an SQLite database, held for the block."""
+    import sqlite3
+
+    other = sqlite3.connect(str(path), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
 
 
 def fill_disk(directory: Path) -> Path:

@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "jobs it matches; none lists every job")
     history.add_argument("--limit", type=_count, metavar="N",
                          help="at most N runs or jobs (1 to 1000; the daemon's default 100)")
-    history.add_argument("--json", action="store_true", help="print the JSON as the daemon sends it")
+    history.add_argument("--json", action="store_true",
+                         help="print the JSON as the daemon sends it")
 
     rm = sub.add_parser("rm", parents=[common], help="remove tasks")
     rm.add_argument("task_ids", nargs="*", metavar="TASK_ID")

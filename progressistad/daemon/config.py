@@ -140,37 +140,25 @@ def _integer(low: int, high: Optional[int] = None) -> Callable[[str], int]:
     return convert
 
 
-def _seconds(positive: bool) -> Callable[[str], float]:
+def _number(what: str, positive: bool, zero: str = "") -> Callable[[str], float]:
+    """A finite number of `what` ("seconds", "days", or "" for a plain number), > 0 when
+    `positive`, else >= 0 with `zero` saying what 0 means."""
+    of = f" of {what}" if what else ""
+
     def convert(raw: str) -> float:
         try:
             value = float(raw.strip())
         except ValueError:
-            raise ValueError("not a number of seconds") from None
+            raise ValueError(f"not a number{of}") from None
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise ValueError("expected a number of seconds > 0" if positive
-                             else "expected a number of seconds >= 0 (0 disables)")
+            raise ValueError(f"expected a number{of} > 0" if positive
+                             else f"expected a number{of} >= 0 ({zero})")
         return value
     return convert
 
 
-def _days(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("not a number of days") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError("expected a number of days >= 0 (0 keeps runs whatever their age)")
-    return value
-
-
-def _factor(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("expected a number > 0")
-    return value
+def _seconds(positive: bool) -> Callable[[str], float]:
+    return _number("seconds", positive, "0 disables")
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -309,15 +297,16 @@ OPTIONS: Tuple[Option, ...] = (
             "runs: close, error, abandoned), written off the event loop; an unusable one is moved "
             "aside and ingest goes on (default: history.sqlite3 beside --storage-path; without "
             "either, kept in memory; unused with --redis-url, which keeps it in Redis)", "FILE"),
-    _option("history-retention-days", _days, "remove runs that ended this many days ago; 0 keeps "
-            "them whatever their age (default %(default)s)", "DAYS"),
+    _option("history-retention-days", _number("days", False, "0 keeps runs whatever their age"),
+            "remove runs that ended this many days ago; 0 keeps them whatever their age "
+            "(default %(default)s)", "DAYS"),
     _option("history-max-runs", _integer(0), "most runs the history keeps, the oldest removed "
             "first; 0 turns the history off (default %(default)s)", "N"),
     _option("history-children", _boolean, "also keep the runs of child bars (meta.parent_id), "
             "such as a wrapped command's own bars (default false)", "BOOL"),
-    _option("overdue-factor", _factor, "an active task whose job has 3 close runs or more is "
-            "overdue once its run takes longer than this times the 90th percentile of the job's "
-            "last 20 close runs (default %(default)s)", "FACTOR"),
+    _option("overdue-factor", _number("", True), "an active task whose job has 3 close runs or "
+            "more is overdue once its run takes longer than this times the 90th percentile of the "
+            "job's last 20 close runs (default %(default)s)", "FACTOR"),
     _option("metrics-max-jobs", _integer(0), "/metrics shows the run history of at most this many "
             "jobs, the first by name; 0 shows none (default %(default)s)", "N"),
     _option("trust-proxy", _boolean, "take the client address and scheme from the X-Real-Ip, "

@@ -165,6 +165,8 @@ def _with_history(services: Services, settings: Settings, clock: Callable[[], fl
         children=settings.history_children, note=services.notes.append)
     if history is None:
         return
+    if cluster is not None and settings.history_path:
+        log.warning("--history-path is not used with --redis-url: Redis keeps the history")
     ctx = services.ctx
     service = ctx.service
     observer = TransitionObserver(service.store)

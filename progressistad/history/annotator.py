@@ -6,12 +6,13 @@ A subscriber of the `TransitionObserver`. It annotates a task (the store's
 stops being active, annotates again the tasks of a job whose close runs were just
 read from the history, and in each cleanup pass (`check`) brings every figure up to
 date (a run recorded since changes its job's) and turns `overdue` on for the runs
-that have taken longer than `--overdue-factor` times their job's 90th percentile. What it changes of its
-own accord is announced like any other change, so dashboards, and through the
-observer notifications, see it; what it changes in answer to an announcement goes
-out with that announcement. With a shared store every daemon annotates its own
-mirror from the shared history, so all serve the same figures (a job's close runs
-are read again at most `expectations.REFRESH_SECONDS` after another daemon added one).
+that have taken longer than `--overdue-factor` times their job's 90th percentile.
+What it changes of its own accord is announced like any other change, so that
+dashboards and, through the observer, notifications see it; what it changes in
+answer to an announcement goes out with that announcement. With a shared store
+every daemon annotates its own mirror from the shared history, so all serve the
+same figures (a job's close runs are read again at most
+`expectations.REFRESH_SECONDS` after another daemon added one).
 
 For a task without a total, `expected_duration` is the time-based estimate: what
 is left is `expected_duration` less the time its run has taken so far.

@@ -10,6 +10,9 @@ log = logging.getLogger("progressistad.history")
 
 QUEUE_LIMIT = 100000
 """Runs kept waiting while the store cannot take them; the newest beyond are dropped."""
+WRITE_DELAY = 0.25
+"""Seconds a backend waits, once runs come, for more to write in the same transaction: tasks
+finishing by the thousand cost a write each this long, not one each (bench/history.py)."""
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MOST_SECONDS = 30.0
 

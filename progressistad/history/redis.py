@@ -27,7 +27,7 @@ from progressistad.cluster.store import DEFAULT_PREFIX
 from progressistad.core import wirejson
 from progressistad.history import expectations
 from progressistad.history.backlog import QUEUE_LIMIT, RETRY_FIRST_SECONDS, \
-    RETRY_MOST_SECONDS, Backlog, Faults
+    RETRY_MOST_SECONDS, WRITE_DELAY, Backlog, Faults
 from progressistad.history.query import SORT_KEY_CHARS, HistoryUnavailable, JobQuery, \
     RunQuery, from_sort_key, glob_prefix, glob_regex, job_figures, job_summary, jobs_page, \
     runs_page, sort_key
@@ -128,12 +128,13 @@ class RedisHistory:
                  retention_days: float = 90.0, max_runs: int = 100000,
                  queue_limit: int = QUEUE_LIMIT, clock: Callable[[], float],
                  retry_first: float = RETRY_FIRST_SECONDS,
-                 retry_most: float = RETRY_MOST_SECONDS) -> None:
+                 retry_most: float = RETRY_MOST_SECONDS, write_delay: float = WRITE_DELAY) -> None:
         self.client = client
         self.prefix = prefix + "history:"
         self.retention_days = retention_days
         self.max_runs = max_runs
         self._clock = clock
+        self._write_delay = write_delay
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._backlog = Backlog(queue_limit)
@@ -153,6 +154,7 @@ class RedisHistory:
 
     async def _drain(self) -> None:
         try:
+            await asyncio.sleep(self._write_delay)  # gather more runs into each script call
             while self._pending:
                 try:
                     await self._write_batch()

@@ -37,7 +37,8 @@ JOBS_QUERY = {"job": _text, "limit": _whole, "cursor": _text}
 DELETE_QUERY = {"job": _text, "older_than": _number}
 
 
-def query_arguments(arguments: Mapping[str, Any], accepted: Mapping[str, Converter]) -> Dict[str, Any]:
+def query_arguments(arguments: Mapping[str, Any],
+                    accepted: Mapping[str, Converter]) -> Dict[str, Any]:
     """The query string's parameters converted; QueryError names an unknown, repeated or bad one."""
     unknown = sorted(set(arguments) - set(accepted) - {contract.TOKEN_QUERY_PARAM})
     if unknown:

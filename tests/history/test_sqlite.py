@@ -21,7 +21,7 @@ from progressistad.history import query
 from progressistad.history.sqlite import SCHEMA_VERSION, SQLiteHistory
 
 from tests.history.conftest import run
-from tests.support import fill_disk
+from tests.support import fill_disk, locked_by_another
 from tests.history.helpers import T0, run as make_run, until
 
 FAST = {"retry_first": 0.05, "retry_most": 0.2}
@@ -45,18 +45,6 @@ async def with_one_run(path, **options):
     backend.append([make_run("j", ended_at=T0)])
     await drained(backend)
     return backend
-
-
-@contextlib.contextmanager
-def locked_by_another(path):
-    """Another connection's write lock on the database, held for the block."""
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        other.execute("COMMIT")
-        other.close()
 
 
 def test_runs_survive_a_restart_in_a_wal_file_only_its_owner_can_read(tmp_path):

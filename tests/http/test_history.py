@@ -4,13 +4,13 @@ expectations and `overdue` with a fake clock, retention, /health and /metrics.""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import urllib.parse
 
 import pytest
 
 from progressistad import contract
 from tests.http.test_websocket import connect, read_json, read_until
+from tests.support import locked_by_another
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -337,13 +337,10 @@ def settings(settings, request):
 
 
 async def test_a_locked_database_degrades_health_with_200_and_ingest_goes_on(
-        api, clock, history_file, ctx):
-    ctx.history.backend._faults.first = ctx.history.backend._faults.most = 0.05
+        api, clock, history_file):
     await finish_runs(api, clock, "j", [1])
     await history(api, count=1)
-    other = sqlite3.connect(str(history_file), isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
-    try:
+    with locked_by_another(history_file):
         await finish_runs(api, clock, "j", [2])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
@@ -357,9 +354,6 @@ async def test_a_locked_database_degrades_health_with_200_and_ingest_goes_on(
         assert "locked" in report["history"]["error"] and report["history"]["queued"] == 1
         assert (await api.post({"task_id": "still", "n": 1}))[0] == 200
         assert (await api.call("GET", "/history"))[0] in (200, 503)
-    finally:
-        other.execute("COMMIT")
-        other.close()
     assert len((await history(api, count=2))["runs"]) == 2
     deadline = asyncio.get_running_loop().time() + 10
     while (await api.call("GET", "/health"))[2]["status"] != "ok":
@@ -402,3 +396,8 @@ async def test_two_daemons_on_one_redis_answer_the_same_and_record_each_run_once
         assert two.history.backend._backlog.admitted == 0, "the other daemon recorded it again"
     finally:
         await other.close()
+
+
+async def test_a_reload_applies_the_history_s_retention_and_factor(ctx):
+    ctx.apply_settings(ctx.settings.replace(overdue_factor=3.0, history_retention_days=5.0))
+    assert ctx.history.overdue_factor == 3.0 and ctx.history.backend.retention_days == 5.0

@@ -4,17 +4,15 @@ without stopping ingest, and two daemons on one Redis share one history."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import sqlite3
 import stat
 import time
 
 import pytest
 
 from tests.dashboard_client import Dashboard
-from tests.support import DaemonProcess, fill_disk, post, wait_for
+from tests.support import DaemonProcess, fill_disk, locked_by_another, post, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -112,17 +110,6 @@ def test_a_corrupt_database_is_moved_aside_at_start_and_runs_go_on(tmp_path):
         assert "Traceback" not in daemon.logs()
 
 
-@contextlib.contextmanager
-def locked(path):
-    other = sqlite3.connect(str(path), isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        other.execute("COMMIT")
-        other.close()
-
-
 def degraded_then_ok(daemon, make_fault, clear_fault, reason):
     """Health 200 "degraded" naming `reason` while the fault lasts, ingest unaffected, then ok
     with every run written."""
@@ -147,7 +134,7 @@ def degraded_then_ok(daemon, make_fault, clear_fault, reason):
 def test_a_locked_database_degrades_with_200_and_recovers(tmp_path):
     database = tmp_path / "history.sqlite3"
     with DaemonProcess(["--history-path", str(database)]) as daemon:
-        lock = locked(database)
+        lock = locked_by_another(database)
         degraded_then_ok(daemon, lock.__enter__, lambda: lock.__exit__(None, None, None),
                          "locked")
 
