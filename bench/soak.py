@@ -42,6 +42,9 @@ WARM_UP_FRACTION = 0.2
 RSS_SLACK_FRACTION = 0.10
 RSS_SLACK_KIB = 4096
 FD_SLACK = 8
+DAEMON_OPTIONS = ["--cleanup-interval", "1", "--retention-seconds", "5", "--stale-seconds", "5",
+                  "--max-task-age", "20", "--max-tasks", "5000"]
+"""Finished tasks leave after 5 s, stalled ones go stale after 5 s and leave after 20 s."""
 TELEMETRY_EVERY = 10
 LOG_LINE = "s" * 80
 NOTIFY_HOOK = None
@@ -78,7 +81,7 @@ class Soak:
         self.deadline = time.monotonic() + seconds
         self.sample_seconds = sample_seconds
         self.rate = rate
-        self.client = tornado.httpclient.AsyncHTTPClient(max_clients=16)
+        self.client: Optional[tornado.httpclient.AsyncHTTPClient] = None
         self.rng = random.Random(42)
         self.telemetry = telemetry
         self.history_path = history_path
@@ -152,8 +155,17 @@ class Soak:
                 if message is None:
                     break
                 self.counts["ws_messages"] += 1
-            conn.close()
+            await self.leave(conn)
             await asyncio.sleep(self.rng.uniform(0, 2))
+
+    @staticmethod
+    async def leave(conn) -> None:
+        """Close a dashboard and wait for its socket to close, so that none outlives the run."""
+        conn.close()
+        try:
+            await asyncio.wait_for(drain(conn), 10)
+        except asyncio.TimeoutError:
+            pass
 
     async def deleter(self) -> None:
         while self.running():
@@ -179,9 +191,15 @@ class Soak:
             await asyncio.sleep(self.sample_seconds)
 
     async def run(self) -> None:
+        self.client = tornado.httpclient.AsyncHTTPClient(max_clients=16)
         jobs = [self.producer(1), self.producer(1), self.producer(50), self.deleter(), self.sampler()]
         jobs += [self.dashboard(slow=False) for _ in range(8)] + [self.dashboard(slow=True) for _ in range(2)]
         await asyncio.gather(*jobs)
+
+
+async def drain(conn) -> None:
+    while await conn.read_message() is not None:
+        pass
 
 
 def file_size(path: Optional[str]) -> int:
@@ -262,9 +280,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     state = tempfile.mkdtemp(prefix="progressistad-soak-")
     port = free_port()
     command = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
-               "--storage-path", os.path.join(state, "state.json"), "--cleanup-interval", "1",
-               "--retention-seconds", "5", "--max-tasks", "5000", "--log-level", "warning",
-               *args.daemon_arg]
+               "--storage-path", os.path.join(state, "state.json"), *DAEMON_OPTIONS,
+               "--log-level", "warning", *args.daemon_arg]
     receiver = None
     if args.notify_routes:
         receiver = WebhookReceiver()
