@@ -121,7 +121,8 @@ def long_flood(tasks: int, minutes: float, budget: int, sample_seconds: float) -
                 next_sample += sample_seconds
         held = telemetry_metrics(server)
     bound = idle + budget + tasks * FLOOD_ALLOWANCE
-    return {"tasks": tasks, "minutes": minutes, "budget_mib": budget / 2**20, "events": posts * EVENTS_PER_POST,
+    return {"tasks": tasks, "minutes": minutes, "budget_mib": budget / 2**20,
+            "events": posts * EVENTS_PER_POST,
             "idle_rss_mib": idle / 2**20, "peak_rss_mib": max(r for _, r in series),
             "bound_mib": bound / 2**20, "within": max(r for _, r in series) * 2**20 <= bound,
             "rss_mib_series": series, "held": held}
@@ -158,7 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     if args.flood_minutes:
-        result = long_flood(args.flood_tasks, args.flood_minutes, args.flood_budget_bytes, args.sample_seconds)
+        result = long_flood(args.flood_tasks, args.flood_minutes, args.flood_budget_bytes,
+                            args.sample_seconds)
         print(json.dumps(result), flush=True)
         return 0 if result["within"] else 1
     limit = harness.raise_file_limit()
