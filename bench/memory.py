@@ -10,7 +10,13 @@ metrics and LOG_TAIL_LINES lines of 80 characters (--telemetry-tasks of them, wi
 budget), then --flood-tasks tasks so logged (past the budget), with the bytes /metrics says
 are held and trimmed. The open-file limit is raised to its hard limit first.
 
+With --flood-minutes M only the long flood runs: for M minutes, events of 16 metrics and 50
+log lines each to --flood-tasks tasks in turn (batches of EVENTS_PER_POST), under
+--flood-budget-bytes, RSS sampled every --sample-seconds and judged against baseline +
+budget + FLOOD_ALLOWANCE per task.
+
     python bench/memory.py --tasks 100000 --dashboards 1000 --telemetry-tasks 4000 --flood-tasks 10000
+    python bench/memory.py --flood-minutes 10 --flood-tasks 10000 [--flood-budget-bytes 67108864]
 """
 
 from __future__ import annotations
@@ -86,6 +92,42 @@ def per_task_with_telemetry(tasks: int, flood: int) -> dict:
             "flood_tasks": flood, "flooded_rss_mib": flooded / 2**20, "held_past": past}
 
 
+FLOOD_ALLOWANCE = 16 * 1024
+"""Served state of one task outside the budget: its record, 16 metrics, the newest line, the
+hub's entry; about twice what per_task measures, for the allocator's slack."""
+
+
+def flood_batch(first: int, tasks: int, step: int) -> list:
+    """EVENTS_PER_POST events with every metric and log line allowed, to tasks `first`.. in turn."""
+    return [{"task_id": f"bench-{(first + i) % tasks}", "n": step, "total": 10 ** 9,
+             "metrics": {f"m{k}": step + k / 16 for k in range(contract.METRICS_MAX_KEYS)},
+             "log": [LINE] * contract.LOG_MAX_LINES} for i in range(EVENTS_PER_POST)]
+
+
+def long_flood(tasks: int, minutes: float, budget: int, sample_seconds: float) -> dict:
+    with harness.daemon(["--telemetry-budget-bytes", str(budget)], persist=False) as server:
+        harness.post_json(server.url, flood_batch(0, tasks, 0)[:1])
+        time.sleep(SETTLE_SECONDS)
+        idle = server.rss_bytes()
+        started = time.monotonic()
+        next_sample, posts, series = started, 0, []
+        while time.monotonic() - started < minutes * 60:
+            harness.post_json(server.url, flood_batch(posts * EVENTS_PER_POST, tasks, posts))
+            posts += 1
+            if time.monotonic() >= next_sample:
+                series.append((round(time.monotonic() - started), server.rss_bytes() >> 20))
+                print(f"{series[-1][0]:6d}s  rss {series[-1][1]:4d} MiB  events {posts * EVENTS_PER_POST}",
+                      flush=True)
+                next_sample += sample_seconds
+        held = telemetry_metrics(server)
+    bound = idle + budget + tasks * FLOOD_ALLOWANCE
+    return {"tasks": tasks, "minutes": minutes, "budget_mib": budget / 2**20,
+            "events": posts * EVENTS_PER_POST,
+            "idle_rss_mib": idle / 2**20, "peak_rss_mib": max(r for _, r in series),
+            "bound_mib": bound / 2**20, "within": max(r for _, r in series) * 2**20 <= bound,
+            "rss_mib_series": series, "held": held}
+
+
 def with_dashboards(dashboards: int, tasks: int) -> dict:
     with harness.daemon() as server:
         harness.populate(server.url, tasks)
@@ -111,7 +153,16 @@ def main(argv=None) -> int:
                         help="tasks with 4 metrics and a full tail, within the budget (default %(default)s)")
     parser.add_argument("--flood-tasks", type=int, default=10000,
                         help="tasks so logged in all, past the budget (default %(default)s)")
+    parser.add_argument("--flood-minutes", type=float, default=0.0,
+                        help="run only the long flood, for this many minutes")
+    parser.add_argument("--flood-budget-bytes", type=int, default=64 * 2**20)
+    parser.add_argument("--sample-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
+    if args.flood_minutes:
+        result = long_flood(args.flood_tasks, args.flood_minutes, args.flood_budget_bytes,
+                            args.sample_seconds)
+        print(json.dumps(result), flush=True)
+        return 0 if result["within"] else 1
     limit = harness.raise_file_limit()
     if limit < args.dashboards + 100:
         print(f"open-file limit {limit} is too low for {args.dashboards} dashboards", file=sys.stderr)

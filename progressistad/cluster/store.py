@@ -24,6 +24,10 @@ from progressistad.core.store import CapacityError, SweepPolicy, too_many_metric
 
 DEFAULT_PREFIX = "progressista:"
 KEY_NAMES = scripts.KEY_NAMES
+MAX_CONNECTIONS = 16
+"""Connections one client opens at most; more concurrent calls wait for one (up to the socket
+timeout, then fail as unavailable), so a burst of requests cannot take the descriptors
+`daemon.descriptors.reserved` keeps for the daemon's own files."""
 STREAM_MAXLEN = 10000
 """Changes kept in the stream: how far behind a daemon may fall and still catch up."""
 
@@ -42,15 +46,21 @@ _ORIGIN, _TASKS, _REMOVED, _TELEMETRY, _RESYNC = (
     scripts.STREAM[name].encode() for name in ("ORIGIN", "TASKS", "REMOVED", "TELEMETRY", "RESYNC"))
 
 
-def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
-    """A client for `url` that fails fast: no retries of its own, bounded connect and read times."""
-    return redis.asyncio.Redis.from_url(
+def connect(url: str, socket_timeout: float, max_connections: int = MAX_CONNECTIONS) -> "redis.asyncio.Redis":
+    """A client for `url` that fails fast: no retries of its own, bounded connect and read times,
+    and at most `max_connections` connections, waited for no longer than a read."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout,
         decode_responses=False,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
     )
+    client = redis.asyncio.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # the pool is this client's alone: closed with it
+    return client
 
 
 class RedisTaskStore:
