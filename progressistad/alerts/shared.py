@@ -169,6 +169,9 @@ class RedisQueue:
         entries = [Entry.from_record(json.loads(raw)) for raw in raws]
         return sorted(entries, key=lambda entry: entry.queued_at)
 
+    async def length(self) -> int:
+        return int(await self._client.hlen(self._keys[0]))
+
 
 class RedisLog:
     """`DeliveryLog` in Redis: the last `length` records, newest first, for every daemon."""

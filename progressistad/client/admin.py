@@ -1,4 +1,5 @@
-"""One-shot calls to the daemon for the command line: send an event, list tasks, remove tasks."""
+"""One-shot calls to the daemon for the command line: send an event, list and remove tasks, test
+a notification route."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Daemon:
         hint = ""
         if response.status == 401:
             hint = " (set --token or PROGRESSISTA_API_TOKEN)"
+        elif isinstance(response.body, dict) and isinstance(response.body.get("routes"), list):
+            hint = f" (routes: {', '.join(map(str, response.body['routes'])) or 'none'})"
         return f"the daemon at {safe_url(self.url)} answered {response.error}{hint}"
 
     def send(self, event: Dict[str, Any]) -> Any:
@@ -55,6 +58,24 @@ class Daemon:
     def remove_where(self, status: Optional[str], older_than: Optional[float]) -> List[str]:
         filters = {k: v for k, v in (("status", status), ("older_than", older_than)) if v is not None}
         return list(self.call("DELETE", "/tasks", query=urlencode(filters))["removed"])
+
+
+    def notify_test(self, route: str) -> Dict[str, Any]:
+        """Send a test message through a notification route: its delivery record."""
+        return self.call("POST", "/notifications/test", query=urlencode({"route": route}))
+
+
+def delivery_line(record: Dict[str, Any]) -> str:
+    """How a test message went, in one line."""
+    attempts = record.get("attempts") or 0
+    tried = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    result = record.get("result")
+    if result == "sent":
+        return f"sent test message {record.get('id')} through route {record.get('route')} ({tried})"
+    if result in ("queued", "retrying"):
+        return (f"route {record.get('route')}: the receiver has not answered yet ({result}, "
+                f"{tried}; GET /notifications shows how it ends)")
+    return f"route {record.get('route')}: {result} after {tried}: {record.get('error')}"
 
 
 COLUMNS = ("TASK", "STATUS", "PROGRESS", "%", "RATE", "ETA", "IDLE", "DESC")

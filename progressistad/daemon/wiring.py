@@ -8,8 +8,11 @@ from typing import Any, Callable, Optional
 
 import tornado.ioloop
 
+from progressistad.alerts.routes import RouteConfig
 from progressistad.core.store import TaskStore
+from progressistad.daemon import notifications
 from progressistad.daemon.config import Settings
+from progressistad.daemon.notifications import Notifications
 from progressistad.daemon.persistence.loading import StorageError
 from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.service import TaskService
@@ -37,6 +40,7 @@ class Services:
         self.persister = persister
         self.cluster = cluster
         """This daemon's membership in the group sharing Redis (`progressistad.cluster`)."""
+        self.notifications: Optional[Notifications] = None
 
     def problem(self) -> Optional[str]:
         """What systemd's STATUS= line should say is wrong, or None when all is well."""
@@ -47,18 +51,42 @@ class Services:
         """The final write of the state file, if there is one; False when it failed."""
         return self.persister is None or await self.persister.close()
 
+    def reload(self, settings: Settings) -> None:
+        """SIGHUP, after the settings: the notification routes read again."""
+        if self.notifications is not None:
+            self.notifications.reload(settings)
+
     async def close(self) -> None:
-        """Leave the group of daemons sharing Redis, if this daemon is in one."""
+        """Stop notifying (what waits stays in a shared queue), then leave the group, if any."""
+        if self.notifications is not None:
+            await self.notifications.close()
         if self.cluster is not None:
             await self.cluster.close()
 
 
 async def build(settings: Settings, clock: Callable[[], float] = time.time,
                 on_health_change: Optional[Callable[[], None]] = None) -> Services:
-    """The services, wired: on Redis with --redis-url, else in memory with the state file loaded."""
+    """The services, wired: on Redis with --redis-url, else in memory with the state file loaded.
+
+    A bad route file raises RouteError (exit status 2) before anything is started.
+    """
+    routes = notifications.load_routes(settings)
     if settings.redis_url:
-        return await _on_redis(settings, clock, on_health_change)
-    return _in_memory(settings, clock, on_health_change)
+        services = await _on_redis(settings, clock, on_health_change)
+    else:
+        services = _in_memory(settings, clock, on_health_change)
+    _notify(services, routes, settings, clock)
+    return services
+
+
+def _notify(services: Services, routes: RouteConfig, settings: Settings,
+            clock: Callable[[], float]) -> None:
+    """Notifications over the loaded tasks; their faults degrade /health without a 503."""
+    ctx = services.ctx
+    services.notifications = notifications.start(routes, settings, ctx.service, clock,
+                                                 services.cluster)
+    ctx.alerts = services.notifications.alerts
+    ctx.health_checks["notifications"] = ctx.alerts.health
 
 
 def _in_memory(settings: Settings, clock: Callable[[], float],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
 
 from progressistad import __version__
 from progressistad.web import metrics as prom
@@ -13,8 +13,14 @@ from progressistad.web.metrics import Metrics
 from progressistad.service import TaskService
 from progressistad.core.store import SweepPolicy
 
+if TYPE_CHECKING:
+    from progressistad.alerts import Alerts
+
 HealthCheck = Callable[[], Dict[str, Any]]
 """Reports one part's state; a report with `"ok": False` makes the daemon degraded."""
+SERVING_DESPITE = frozenset(("notifications", "history"))
+"""Parts whose fault leaves ingest working: /health says degraded, naming them, with 200, so
+that a proxy keeps the daemon in rotation; a fault of any other part answers 503."""
 
 
 class AppContext:
@@ -38,6 +44,8 @@ class AppContext:
         self._clock = clock
         self.started_at = clock()
         self.health_checks: Dict[str, HealthCheck] = {}
+        self.alerts: Optional["Alerts"] = None
+        """Notifications (`progressistad.alerts`): /notifications, /metrics and /health."""
         self.apply_settings(settings)
 
     def apply_settings(self, settings: Settings) -> None:
@@ -58,11 +66,15 @@ class AppContext:
             "version": __version__,
             "uptime": round(self._clock() - self.started_at, 3),
         }
+        failing = []
         for name, check in self.health_checks.items():
             part = check()
             report[name] = part
             if not part.get("ok", True):
-                report["status"] = "degraded"
+                failing.append(name)
+        if failing:
+            report["status"] = "degraded"
+            report["failing"] = failing
         return report
 
     def metric_families(self) -> List[prom.Family]:
@@ -74,6 +86,11 @@ class AppContext:
             hub_stats=self.hub.stats,
             uptime=self._clock() - self.started_at,
         )
+
+
+def health_status(report: Mapping[str, Any]) -> int:
+    """The HTTP status of a /health report: 503 once a part ingest needs is failing."""
+    return 503 if set(report.get("failing", ())) - SERVING_DESPITE else 200
 
 
 def sweep_policy(settings: Settings) -> SweepPolicy:

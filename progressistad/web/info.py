@@ -5,17 +5,19 @@ from __future__ import annotations
 from progressistad.web import metrics as prom, openapi
 from progressistad.web.auth import Access
 from progressistad.web.base import ApiHandler
+from progressistad.web.context import health_status
 
 
 class HealthHandler(ApiHandler):
-    """GET /health (no token): `{"status": "ok", "tasks": N, ...}`; 503 when degraded."""
+    """GET /health (no token): `{"status": "ok", "tasks": N, ...}`; `"degraded"` with the failing
+    parts named; 503 when one of them is a part ingest needs (the task store, its state file)."""
 
     access = {"GET": Access.NONE}
 
     def get(self) -> None:
         report = self.ctx.health()
         report["auth"] = {"required": self.ctx.tokens.enabled, "access": self.granted.name.lower()}
-        self.write_json(report, 200 if report["status"] == "ok" else 503)
+        self.write_json(report, health_status(report))
 
 
 class MetricsHandler(ApiHandler):
@@ -23,9 +25,13 @@ class MetricsHandler(ApiHandler):
 
     access = {"GET": Access.READ}
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        families = self.ctx.metric_families()
+        alerts = self.ctx.alerts
+        if alerts is not None:
+            families += prom.notification_families(alerts.stats(), await alerts.queued())
         self.set_header("Content-Type", prom.CONTENT_TYPE)
-        self.finish(prom.render(self.ctx.metric_families()))
+        self.finish(prom.render(families))
 
 
 class OpenApiHandler(ApiHandler):
