@@ -3,6 +3,7 @@
 import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
+import { BrowserNotifier } from "./notify.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
 import { element } from "./rows.js";
 import { Filters, STATUSES, TaskState } from "./tasks.js";
@@ -75,6 +76,7 @@ class Dashboard {
     this.filters = Filters.fromHash(location.hash);
     this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
+    this.notifier = new BrowserNotifier(byId("notify-toggle"), byId("notify-note"));
     this.connectionState = "connecting";
     this.connection = new LiveConnection(socketUrl(location.href), {
       onSnapshot: (tasks) => this.snapshot(tasks),
@@ -86,6 +88,7 @@ class Dashboard {
   start() {
     this.bindControls();
     this.board.setFilters(this.filters);
+    this.notifier.start();
     this.connection.start();
     setInterval(() => this.board.tick(), 1000);
   }
@@ -98,6 +101,7 @@ class Dashboard {
 
   delta(tasks, removed, receivedAt) {
     startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
+    this.notifier.observe(tasks, this.state.tasks, this.filters);
     this.state.applyDelta(tasks, removed, receivedAt);
     this.board.schedule();
   }
