@@ -289,7 +289,7 @@ OPTIONS: Tuple[Option, ...] = (
     _option("redis-wait", _seconds(False), "at start, keep trying to reach Redis this long before "
             "giving up with exit status 1; 0 gives up at once (default %(default)s)", "SEC"),
     _option("notify-config", _optional_text, "notification routes: an INI file of where to send "
-            "which events (see NOTIFICATIONS in progressistad(8)); a bad file stops the daemon at "
+            "which events (see Notifications in progressistad(8)); a bad file stops the daemon at "
             f"start, and on reload keeps the routes in use (default {DEFAULT_NOTIFY_CONFIG} when "
             "it exists; an empty value reads none)", "FILE"),
     _option("public-url", _public_url, "the dashboard's address as receivers of notifications "
