@@ -83,8 +83,8 @@ def test_ships_commands_units_man_pages_dashboard_and_conffile(built_deb, tmp_pa
     for path in dashboard:
         assert f"{DIST_PACKAGES}/progressistad/static/{path}" in files, f"dashboard file {path} not shipped"
     subprocess.run(["dpkg-deb", "-e", str(built_deb), str(tmp_path)], check=True)
-    assert (tmp_path / "conffiles").read_text().split() == [
-        "/etc/progressista/progressistad.conf", "/etc/progressista/notify.conf"]
+    assert sorted((tmp_path / "conffiles").read_text().split()) == [
+        "/etc/progressista/notify.conf", "/etc/progressista/progressistad.conf"]
     assert "deb-systemd-helper enable 'progressistad.service'" in (tmp_path / "postinst").read_text()
 
 
