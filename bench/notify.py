@@ -87,8 +87,13 @@ async def latency(events: int, spacing: float) -> Dict[str, float]:
             await asyncio.sleep(0.05)
         await alerts.close()
         arrivals = json.loads(urlopen(f"http://127.0.0.1:{port}/hook").read())
+    return waited(sent, arrivals)
+
+
+def waited(sent: Dict[str, float], arrivals: Dict[str, float]) -> Dict[str, float]:
+    """Percentiles of the ms from each task's event to its arrival at the receiver."""
     waits = [(arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals]
-    return {"events": events, "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
+    return {"events": len(sent), "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
             "p99_ms": percentile(waits, 0.99), "max_ms": max(waits),
             "mean_ms": statistics.mean(waits)}
 
@@ -187,10 +192,7 @@ def daemon_latency(events: int, spacing: float) -> Dict[str, float]:
             while len(arrivals) < events and time.monotonic() < deadline:
                 time.sleep(0.1)
                 arrivals = json.loads(urlopen(f"http://127.0.0.1:{port}/hook").read())
-    waits = [(arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals]
-    return {"events": events, "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
-            "p99_ms": percentile(waits, 0.99), "max_ms": max(waits),
-            "mean_ms": statistics.mean(waits)}
+    return waited(sent, arrivals)
 
 
 async def main_async(args) -> Dict[str, Dict[str, float]]:
@@ -238,11 +240,9 @@ def main(argv=None) -> int:
 def report(figures: Dict[str, Dict[str, float]]) -> List[str]:
     lines = []
     if "latency" in figures:
-        lat, ing = figures["latency"], figures["ingest"]
+        ing = figures["ingest"]
         lines += [
-            f"in-process, event -> receiver, 1 webhook route, group-wait 0 ({lat['arrived']}/"
-            f"{lat['events']} arrived): p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
-            f"max {lat['max_ms']:.2f} ms",
+            latency_line("in-process, event -> receiver", figures["latency"]),
             f"in-process, ingest of an update, CPU per event: {ing['update_no_routes_us']:.2f} µs "
             f"without routes, {ing['update_10_routes_us']:.2f} µs with 10 routes matching "
             f"everything (rate ratio {ing['update_ratio']:.3f})",
@@ -250,17 +250,21 @@ def report(figures: Dict[str, Dict[str, float]]) -> List[str]:
             f"{ing['error_no_routes_us']:.2f} µs without routes, {ing['error_10_routes_us']:.2f} µs "
             f"with them (+{ing['error_extra_us']:.2f} µs: events, matching, gathering)"]
     if "daemon_latency" in figures:
-        lat, ing = figures["daemon_latency"], figures["daemon_ingest"]
+        ing = figures["daemon_ingest"]
         lines += [
-            f"daemon, POST of an error -> receiver's request, 1 webhook route, group-wait 0 "
-            f"({lat['arrived']}/{lat['events']} arrived): p50 {lat['p50_ms']:.2f} ms, "
-            f"p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms",
+            latency_line("daemon, POST of an error -> receiver's request",
+                         figures["daemon_latency"]),
             f"daemon, ingest under wrk: {ing['no_routes_events']:.0f} events/s without routes, "
             f"{ing['routes_events']:.0f} with 10 routes matching everything (ratio "
             f"{ing['events_ratio']:.3f}; goal >= 0.95); CPU per event {ing['no_routes_cpu_us']:.1f}"
             f" µs and {ing['routes_cpu_us']:.1f} µs (ratio {ing['cpu_ratio']:.3f}); "
             f"{ing['errors']:.0f} errors"]
     return lines
+
+
+def latency_line(what: str, lat: Dict[str, float]) -> str:
+    return (f"{what}, 1 webhook route, group-wait 0 ({lat['arrived']}/{lat['events']} arrived): "
+            f"p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

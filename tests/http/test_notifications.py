@@ -8,19 +8,11 @@ import re
 import pytest
 
 from progressistad.daemon.config import Settings
-from tests.alerts.receivers import HttpReceiver
 from tests.route_matrix import CREDENTIALS, READ_TOKEN, WRITE_TOKEN
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 WRITE = CREDENTIALS["write"].headers
 READ = CREDENTIALS["read"].headers
-
-
-@pytest.fixture
-def receiver():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -28,21 +28,6 @@ DOWN_SECONDS = 60.0
 """How long the receivers are away in the outage test (the issue's minute)."""
 
 
-@pytest.fixture
-def receiver():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp_server():
-    pytest.importorskip("aiosmtpd")
-    server = SmtpReceiver().start()
-    yield server
-    server.stop()
-
-
 def every_sink(receiver: HttpReceiver, smtp: SmtpReceiver) -> str:
     """A route file with a route for each sink, every one wanting failures at once."""
     common = "events = error, close\ngroup-wait = 0\n"
