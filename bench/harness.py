@@ -93,8 +93,9 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Daemon]:
-    """The daemon as packaged: with a state file (in a temporary directory) unless not `persist`."""
+def daemon(extra_args: Sequence[str] = (), persist: bool = True, code: Path = REPO) -> Iterator[Daemon]:
+    """The daemon of checkout `code` as packaged: with a state file (in a temporary directory)
+    unless not `persist`."""
     port = free_port()
     argv = [sys.executable, "-m", "progressistad", "--host", "127.0.0.1", "--port", str(port),
             "--max-tasks", "200000", "--log-level", "warning", *extra_args]
@@ -103,7 +104,7 @@ def daemon(extra_args: Sequence[str] = (), persist: bool = True) -> Iterator[Dae
     with tempfile.TemporaryDirectory(prefix="progressistad-bench-") as state_dir:
         if persist:
             argv += ["--storage-path", os.path.join(state_dir, "state.json")]
-        with process(argv, cwd=REPO, env=env) as proc:
+        with process(argv, cwd=code, env=env) as proc:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/health")
             yield Daemon(url, proc.pid)
@@ -147,9 +148,9 @@ def populate(url: str, tasks: int, first: int = 0) -> None:
 
 
 def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
-        delay_ms: Optional[float] = None) -> Dict:
+        delay_ms: Optional[float] = None, shape: str = "plain") -> Dict:
     """Run wrk with bench/post.lua; requests and events per second, errors, latency p50/p99."""
-    env = dict(os.environ, TASKS=str(tasks), BATCH=str(batch))
+    env = dict(os.environ, TASKS=str(tasks), BATCH=str(batch), SHAPE=shape)
     if delay_ms:
         env["DELAY_MS"] = str(delay_ms)
     out = subprocess.run(
@@ -167,18 +168,20 @@ def wrk(url: str, tasks: int, batch: int, seconds: float, connections: int,
 
 
 def wrk_side_by_side(servers: Sequence["Daemon"], tasks: int, batch: int, seconds: int,
-                     connections: int) -> List[Dict]:
+                     connections: int, shapes: Optional[Sequence[str]] = None) -> List[Dict]:
     """wrk against each server in alternating one-second rounds, `seconds` rounds each, so
     that load from elsewhere on a shared machine falls on both alike. Per server: events and
     requests per second over all rounds, errors, the median round's p50, the worst p99, and
     the server process's CPU time per event (`cpu_us`), which other work on the machine
-    hardly changes."""
+    hardly changes. `shapes` (post.lua's SHAPE) per server: one server may appear twice, once
+    per shape of event."""
     rounds: List[List[Dict]] = [[] for _ in servers]
     cpu = [0.0 for _ in servers]
+    shapes = shapes or ["plain"] * len(servers)
     for _ in range(max(1, seconds)):
         for index, server in enumerate(servers):
             before = cpu_seconds(server.pid)
-            rounds[index].append(wrk(server.url, tasks, batch, 1, connections))
+            rounds[index].append(wrk(server.url, tasks, batch, 1, connections, shape=shapes[index]))
             cpu[index] += cpu_seconds(server.pid) - before
     results = []
     for per_server, used in zip(rounds, cpu):

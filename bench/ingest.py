@@ -8,16 +8,19 @@ Bounded in time: each side of a row gets --seconds one-second rounds.
 
     python bench/ingest.py                       # 1000 tasks, 5 dashboards
     python bench/ingest.py --tasks 1 1000 10000 --dashboards 0 5 100
+    python bench/ingest.py --baseline /tmp/older-checkout    # before and after, side by side
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import sys
-from typing import Dict, Iterator, Sequence
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Sequence
 
 import harness
 
@@ -29,30 +32,74 @@ def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches:
            seconds: float, connections: int) -> Iterator[Dict]:
     """One row per (tasks, dashboards, batch): bare and ours events per second, side by side."""
     with harness.bare_server_process() as bare_server:
-        for tasks in task_counts:
-            with harness.daemon() as server:
-                harness.populate(server.url, tasks)
-                for watchers in dashboard_counts:
-                    with harness.dashboards(server, watchers):
-                        for batch in batches:
-                            bare, ours = harness.wrk_side_by_side(
-                                [bare_server, server], tasks, batch, seconds, connections)
-                            yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
-                                   "bare": bare, "ours": ours,
-                                   "ratio": ours["events"] / bare["events"],
-                                   "cpu_ratio": bare["cpu_us"] / ours["cpu_us"]}
+        yield from _rows(task_counts, dashboard_counts, batches, seconds, connections,
+                         lambda server: bare_server, ("plain", "plain"), SIDES["bare"])
 
 
-HEADER = (f"{'tasks':>6} {'dash':>5} {'batch':>5} | {'bare ev/s':>10} | {'ours ev/s':>10} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | {'bare us/ev':>10} {'ours us/ev':>10} {'cpu ratio':>9}")
+def telemetry_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                     batches: Sequence[int], seconds: float, connections: int) -> Iterator[Dict]:
+    """One row per (tasks, dashboards, batch): plain events and events with telemetry (SPEC 16's
+    shape, post.lua's SHAPE=telemetry) against one daemon, in alternating rounds."""
+    yield from _rows(task_counts, dashboard_counts, batches, seconds, connections,
+                     lambda server: server, ("plain", "telemetry"), SIDES["telemetry"])
 
 
-def format_row(row: Dict) -> str:
-    bare, ours = row["bare"], row["ours"]
-    return (f"{row['tasks']:>6} {row['dashboards']:>5} {row['batch']:>5} | {bare['events']:>10.0f} | "
-            f"{ours['events']:>10.0f} {ours['p50']:>7.2f} {ours['p99']:>7.2f} "
-            f"{ours['errors']:>6} | {row['ratio']:>5.2f} | {bare['cpu_us']:>10.1f} {ours['cpu_us']:>10.1f} "
-            f"{row['cpu_ratio']:>9.2f}")
+def baseline_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                    batches: Sequence[int], seconds: float, connections: int,
+                    baseline: Path) -> Iterator[Dict]:
+    """One row per (tasks, dashboards, batch): the daemon of checkout `baseline` against this
+    one's, each populated and watched alike, in alternating rounds."""
+    for tasks in task_counts:
+        with harness.daemon(code=baseline) as before, harness.daemon() as server:
+            for daemon in (before, server):
+                harness.populate(daemon.url, tasks)
+            for watchers in dashboard_counts:
+                with harness.dashboards(before, watchers), harness.dashboards(server, watchers):
+                    for batch in batches:
+                        first, second = harness.wrk_side_by_side(
+                            [before, server], tasks, batch, seconds, connections, ("plain", "plain"))
+                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
+                               "before": first, "after": second,
+                               "ratio": second["events"] / first["events"],
+                               "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
+
+
+def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
+          seconds: float, connections: int, reference: Callable[[harness.Daemon], harness.Daemon],
+          shapes: Sequence[str], names: Sequence[str]) -> Iterator[Dict]:
+    """The daemon against `reference(daemon)` (a bare server, or itself), each sent its shape of
+    events; `ratio` is of rates, `cpu_ratio` the reference's CPU per event over the daemon's."""
+    for tasks in task_counts:
+        with harness.daemon() as server:
+            harness.populate(server.url, tasks)
+            for watchers in dashboard_counts:
+                with harness.dashboards(server, watchers):
+                    for batch in batches:
+                        first, second = harness.wrk_side_by_side(
+                            [reference(server), server], tasks, batch, seconds, connections, shapes)
+                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
+                               names[0]: first, names[1]: second,
+                               "ratio": second["events"] / first["events"],
+                               "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
+
+
+SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry"), "baseline": ("before", "after")}
+"""The two sides a row compares, by the kind of run: (reference, measured)."""
+
+
+def header(kind: str = "bare") -> str:
+    reference, measured = SIDES[kind]
+    return (f"{'tasks':>6} {'dash':>5} {'batch':>5} | {reference + ' ev/s':>10} | {measured + ' ev/s':>14} "
+            f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | {reference + ' us/ev':>10} "
+            f"{measured + ' us/ev':>15} {'cpu ratio':>9}")
+
+
+def format_row(row: Dict, kind: str = "bare") -> str:
+    reference, measured = (row[side] for side in SIDES[kind])
+    return (f"{row['tasks']:>6} {row['dashboards']:>5} {row['batch']:>5} | {reference['events']:>10.0f} | "
+            f"{measured['events']:>14.0f} {measured['p50']:>7.2f} {measured['p99']:>7.2f} "
+            f"{measured['errors']:>6} | {row['ratio']:>5.2f} | {reference['cpu_us']:>10.1f} "
+            f"{measured['cpu_us']:>15.1f} {row['cpu_ratio']:>9.2f}")
 
 
 def main(argv=None) -> int:
@@ -63,6 +110,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument("--telemetry", action="store_true",
+                        help="plain events against events with telemetry, on one daemon")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="the daemon of checkout DIR (before) against this one's (after)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -70,11 +121,14 @@ def main(argv=None) -> int:
     harness.raise_file_limit()
     print(f"# ingest: wrk -t1 -c{args.connections}, {args.seconds} alternating 1-s rounds per side, loopback, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}")
+    kind = "baseline" if args.baseline else "telemetry" if args.telemetry else "bare"
+    runs = {"bare": matrix, "telemetry": telemetry_matrix,
+            "baseline": functools.partial(baseline_matrix, baseline=args.baseline)}[kind]
     if not args.json:
-        print(HEADER)
-        print("-" * len(HEADER))
-    for row in matrix(args.tasks, args.dashboards, args.batch, args.seconds, args.connections):
-        print(json.dumps(row) if args.json else format_row(row), flush=True)
+        print(header(kind))
+        print("-" * len(header(kind)))
+    for row in runs(args.tasks, args.dashboards, args.batch, args.seconds, args.connections):
+        print(json.dumps(row) if args.json else format_row(row, kind), flush=True)
     return 0
 
 

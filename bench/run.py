@@ -96,6 +96,22 @@ def run_ingest(table: Table, raw: Dict, seconds: int) -> None:
     add_curve(table, rows)
 
 
+def run_ingest_telemetry(table: Table, raw: Dict, seconds: int) -> None:
+    """Plain events against SPEC 16's telemetry shape on one daemon, 1,000 tasks, 5 dashboards."""
+    rows = list(ingest.telemetry_matrix([1000], [5], BATCHES, seconds, connections=8))
+    raw["ingest_telemetry"] = rows
+    for row in rows:
+        case = ("single" if row["batch"] == 1 else f"batch {row['batch']}")
+        telemetry, plain = row["telemetry"], row["plain"]
+        errors = telemetry["errors"] + plain["errors"]
+        cost = 1 / row["cpu_ratio"]  # CPU per event with telemetry over plain
+        table.add("ingest", f"1000 tasks, 5 dash, {case}, 4 metrics and a log line in 1 of 10",
+                  f"{telemetry['events']:,.0f} ev/s, {telemetry['cpu_us']:.1f} µs CPU/ev",
+                  f"{plain['events']:,.0f} ev/s, {plain['cpu_us']:.1f} µs CPU/ev plain",
+                  f"CPU {cost:.2f}", "within 1.1x plain (CPU per event)",
+                  cost <= 1.1 and not errors)
+
+
 def add_curve(table: Table, rows: List[Dict]) -> None:
     """Cost per event over the matrix: the daemon's CPU per event at each task count, per
     dashboard count and batch size."""
@@ -118,6 +134,9 @@ def run_fanout(table: Table, raw: Dict, seconds: int) -> None:
               f"p99 < {row['target_ms']:.0f} ms", row["p99_ms"] < row["target_ms"] and row["samples"] == row["probes"] * row["dashboards"])
 
 
+TAILS_HELD = 'progressista_telemetry_bytes{kind="tails"}'
+
+
 def run_memory(table: Table, raw: Dict) -> None:
     tasks = memory.per_task(100000)
     watchers = memory.with_dashboards(1000, 1000)
@@ -129,11 +148,27 @@ def run_memory(table: Table, raw: Dict) -> None:
     table.add("memory", f"RSS with 1,000 dashboards ({watchers['tasks']:,} tasks)",
               f"{watchers['rss_after_mib']:.0f} MiB ({watchers['bytes_per_dashboard'] / KIB:.0f} KiB/dash)",
               f"{watchers['rss_before_mib']:.0f} MiB without", "", "")
+    logged = memory.per_task_with_telemetry(4000, 10000)
+    raw["memory"]["telemetry"] = logged
+    held = logged["held_within"]
+    table.add("memory", f"RSS per task with 4 metrics and a full log tail ({logged['tasks']:,} tasks)",
+              f"{logged['bytes_per_task']:,.0f} B/task",
+              f"{held.get(TAILS_HELD, 0) / logged['tasks']:,.0f} B/task "
+              "of tails by the budget's estimate", "", "")
+    past = logged["held_past"]
+    kept = sum(v for k, v in past.items() if k.startswith("progressista_telemetry_bytes"))
+    trimmed = sum(v for k, v in past.items() if k.startswith("progressista_telemetry_trimmed"))
+    table.add("memory", f"{logged['flood_tasks']:,} tasks so logged, past the 64 MiB budget",
+              f"RSS {logged['flooded_rss_mib']:.0f} MiB",
+              f"{kept / 2**20:.0f} MiB held, {trimmed / 2**20:.0f} MiB trimmed", "",
+              "held <= budget", kept <= 64 * 2**20)
 
 
 def run_costs(table: Table, raw: Dict, repeat: int) -> None:
     rows = [costs.measure(tasks, repeat, [0, 5, 100, 1000]) for tasks in (1000, 10000, 100000)]
     raw["costs"] = rows
+    held = costs.full_telemetry_bytes()
+    raw["costs_telemetry_bytes"] = held
 
     def series(key: str, fmt: str) -> str:
         return " / ".join(fmt.format(row[key]) for row in rows)
@@ -154,6 +189,37 @@ def run_costs(table: Table, raw: Dict, repeat: int) -> None:
               series("snapshot_bytes", "{:,}") + " bytes")
     table.add("curve", f"CPU per event (store + hub publish) {where}", series("event_us", "{:.1f}") + " µs",
               "", "", "flat")
+    ratios = [row["event_telemetry_us"] / row["event_us"] for row in rows]
+    table.add("cost", f"CPU per event with 4 metrics (a log line in 1 of 10), store + hub, {where}",
+              series("event_telemetry_us", "{:.2f}") + " µs",
+              series("event_us", "{:.2f}") + " µs plain", " / ".join(f"{r:.2f}" for r in ratios),
+              "within 1.1x plain", max(ratios) <= 1.1)
+    table.add("cost", f"CPU per event in validation, with telemetry and plain, {where}",
+              series("validate_telemetry_us", "{:.2f}") + " µs",
+              series("validate_us", "{:.2f}") + " µs plain", "", "")
+    table.add("cost", f"one series sample per changed task (4 metrics), {where}",
+              series("sample_us", "{:.2f}") + " µs", "", "", "")
+    table.add("memory", "telemetry of one task: 4 metrics, full log tail (80-char lines), full series",
+              f"{held['traced']:,.0f} B (tracemalloc)", f"{held['estimate']:,.0f} B budget estimate", "", "")
+    stages = {name: min((costs.batch_stages(make) for _ in range(repeat)), key=lambda s: s["ingest"])
+              for name, make in (("plain", costs.plain_event), ("telemetry", costs.telemetry_event))}
+    raw["costs_batch_stages"] = stages
+    names = ("parse", "validate", "ingest", "sample", "flush")
+
+    def stage_line(values: Dict[str, float]) -> str:
+        return " / ".join(f"{values[name]:.2f}" for name in names) + f" µs ({values['body_bytes']:.0f} B)"
+
+    table.add("cost", "batch of 100, CPU per event: parse / validate / store+publish / series "
+              "sample / flush to 5 dash (body bytes per event), with telemetry",
+              stage_line(stages["telemetry"]), stage_line(stages["plain"]) + " plain",
+              f"{sum(stages['telemetry'][n] for n in names) / sum(stages['plain'][n] for n in names):.2f}",
+              "")
+    sizes = costs.delta_bytes()
+    raw["costs_delta_bytes"] = sizes
+    table.add("fan-out", f"bytes of a delta of {sizes['tasks']} tasks, 4 metrics and a log line "
+              "in 1 of 10 events", f"{sizes['telemetry']:,} B ({sizes['telemetry'] / sizes['tasks']:.0f} B/task)",
+              f"{sizes['plain']:,} B plain ({sizes['plain'] / sizes['tasks']:.0f} B/task)",
+              f"{sizes['telemetry'] / sizes['plain']:.2f}", "")
     for watchers in (0, 5, 100, 1000):
         table.add("curve", f"one flush of 100 changed tasks to {watchers} dash, {where}",
                   series(f"flush_{watchers}_ms", "{:.2f}") + " ms", "", "", "")
@@ -230,8 +296,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a couple of minutes instead of ~10")
     parser.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     parser.add_argument("--only", nargs="+", metavar="SECTION",
-                        choices=("ingest", "fanout", "memory", "costs", "startup", "client", "redis",
-                                 "history"),
+                        choices=("ingest", "telemetry", "fanout", "memory", "costs", "startup",
+                                 "client", "redis", "history"),
                         help="run only these sections")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
@@ -239,14 +305,15 @@ def main(argv=None) -> int:
         return 1
     harness.raise_file_limit()
     seconds = 2 if args.quick else 5
-    wanted = set(args.only or ("ingest", "fanout", "memory", "costs", "startup", "client", "redis",
-                               "history"))
+    wanted = set(args.only or ("ingest", "telemetry", "fanout", "memory", "costs", "startup",
+                               "client", "redis", "history"))
     table, raw = Table(), {"machine": machine(), "quick": args.quick}
     started = time.monotonic()
     print(f"# progressistad benchmarks{' (--quick)' if args.quick else ''}: {raw['machine']}", flush=True)
     print(f"# load average at start: {load_average()}", flush=True)
     sections = [
         ("ingest", lambda: run_ingest(table, raw, seconds)),
+        ("telemetry", lambda: run_ingest_telemetry(table, raw, seconds)),
         ("fanout", lambda: run_fanout(table, raw, 5 if args.quick else 10)),
         ("memory", lambda: run_memory(table, raw)),
         ("costs", lambda: run_costs(table, raw, 1 if args.quick else 3)),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from progressistad.core.store import Changes, SweepPolicy, TaskReader, TaskStore
+from progressistad.core.schemas import InvalidInput, field_error
+from progressistad.core.store import Changes, EventRefused, SweepPolicy, TaskReader, TaskStore
 
 Listener = Callable[[Changes], None]
 Clock = Callable[[], float]
@@ -22,6 +23,12 @@ SWEEP_CHUNK = 5000
 
 class StoreUnavailable(Exception):
     """The shared task store cannot be reached right now; the request may be retried later."""
+
+
+def invalid_input(refused: EventRefused) -> InvalidInput:
+    """The 400 for an event a store refused, naming its field and batch index."""
+    # The store cannot tell a batch of one from a single event: the index is named always.
+    return field_error(refused.field, refused.problem, refused.index)
 
 
 class ServiceBase:
@@ -43,6 +50,13 @@ class ServiceBase:
             for listener in self._listeners:
                 listener(changes)
 
+    def sample(self, task_ids: Iterable[str]) -> None:
+        """A point in the series of each task of `task_ids`; the hub asks once per flush.
+
+        What the telemetry budget trims on the way is announced like any other change.
+        """
+        self.announce(self.store.sample(self._clock(), task_ids))
+
 
 class TaskService(ServiceBase):
     """Store mutations, timestamped with the injected clock and announced to listeners.
@@ -53,8 +67,12 @@ class TaskService(ServiceBase):
     store: TaskStore
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
-        """Apply validated events all or none; raises CapacityError when they do not fit."""
-        changes = self.store.apply(events, self._clock())
+        """Apply validated events all or none; raises CapacityError when they do not fit and
+        InvalidInput (a 400, naming field and batch index) when one breaks a task rule."""
+        try:
+            changes = self.store.apply(events, self._clock())
+        except EventRefused as refused:
+            raise invalid_input(refused) from None
         self.events_accepted += len(events)
         self.announce(changes)
         return changes
@@ -86,6 +104,16 @@ class TaskService(ServiceBase):
         """The served form of one task, or None."""
         task = self.store.get(task_id)
         return None if task is None else task.to_wire()
+
+    async def log_tail(self, task_id: str) -> Optional[List[str]]:
+        """The lines of one task's log tail, oldest first, or None when there is no such task."""
+        task = self.store.get(task_id)
+        return None if task is None else task.log_tail()
+
+    async def series(self, task_id: str) -> Optional[Dict[str, Any]]:
+        """One task's series as GET /tasks/{id}/series serves it, or None."""
+        task = self.store.get(task_id)
+        return None if task is None else task.series_wire()
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return self.store.snapshot(statuses)

@@ -45,3 +45,13 @@ export function discardTask(taskId) {
 export function clearTasks(statuses) {
   return request("DELETE", "tasks?status=" + statuses.map(encodeURIComponent).join(","));
 }
+
+/** What the daemon stored for a task's sparklines: {task_id, t, n, rate, metrics: {key: [...]}}. */
+export function fetchSeries(taskId) {
+  return request("GET", "tasks/" + encodeURIComponent(taskId) + "/series");
+}
+
+/** A task's log tail, oldest line first: {task_id, lines}. */
+export function fetchLog(taskId) {
+  return request("GET", "tasks/" + encodeURIComponent(taskId) + "/log");
+}

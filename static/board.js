@@ -1,10 +1,13 @@
 // The three sections of bars and the render loop: at most one DOM pass per animation frame,
-// rows reused by task id, DOM only written (never measured) while rendering.
+// rows reused by task id, DOM only written (never measured) while rendering. Sparklines are
+// drawn only for cards on screen, each at most once per SPARK_INTERVAL_MS.
 
 import { BUCKETS, bucketOf, fractionOf, groupOf, lastChangeOf } from "./tasks.js";
 import { GroupRow, TaskRow } from "./rows.js";
 
 const COMPLETED_SHOWN = 10;
+/** A visible card's sparklines are drawn again at most this often while its task updates. */
+const SPARK_INTERVAL_MS = 1000;
 /** Reordering by update time or progress happens at most this often, so bars do not jump about. */
 const REORDER_INTERVAL_MS = 1000;
 
@@ -51,8 +54,14 @@ function entryFor(key, tasks, isGroup) {
 
 export class Board {
   /** `sections`: {active, attention, completed} -> {section, list, count, more} elements. */
-  constructor(state, sections, onRendered) {
+  constructor(state, series, sections, onRendered) {
     this.state = state;
+    this.series = series;
+    this.series.onFetched = () => this.schedule();
+    this.visible = new Set();
+    this.rowOfNode = new WeakMap();
+    this.watcher = new IntersectionObserver((entries) => this.seen(entries));
+    this.sparkTimer = null;
     this.sections = sections;
     this.onRendered = onRendered;
     this.filters = null;
@@ -108,7 +117,7 @@ export class Board {
     this.frame = null;
     this.renderStartedAt = performance.now();
     const changes = this.state.takeChanges();
-    for (const id of changes.removed) this.rows.delete(id);
+    for (const id of changes.removed) this.forget(id);
     const sinceLayout = performance.now() - this.lastLayout;
     if (changes.changed.size && this.filters.sort !== "started") this.reorderWanted = true;
     if (changes.structureChanged || this.layoutNeeded || (this.reorderWanted && sinceLayout >= REORDER_INTERVAL_MS)) {
@@ -133,7 +142,54 @@ export class Board {
       if (changed) group.update(tasks, now);
       else if (tick) group.tick(now);
     }
+    this.drawSparks();
     this.onRendered(this.totals);
+  }
+
+  /** Sparklines of the cards on screen whose series moved, each at most once per interval. */
+  drawSparks() {
+    const now = performance.now();
+    let soonest = Infinity;
+    for (const row of this.visible) {
+      const series = this.series.get(row.taskId);
+      if (!series || series.version === row.sparksDrawn) continue;
+      const due = row.sparksDrawnAt + SPARK_INTERVAL_MS;
+      if (due <= now) row.drawSparks(series, now);
+      else soonest = Math.min(soonest, due);
+    }
+    if (soonest < Infinity && this.sparkTimer === null) {
+      this.sparkTimer = setTimeout(() => {
+        this.sparkTimer = null;
+        this.schedule();
+      }, soonest - now);
+    }
+  }
+
+  /** Cards entering or leaving the screen: one entering first asks for its stored series. */
+  seen(entries) {
+    let entered = false;
+    for (const entry of entries) {
+      const row = this.rowOfNode.get(entry.target);
+      if (!row) continue;
+      if (entry.isIntersecting) {
+        this.visible.add(row);
+        this.series.want(row.taskId);
+        entered = true;
+      } else {
+        this.visible.delete(row);
+      }
+    }
+    if (entered) this.schedule();
+  }
+
+  forget(taskId) {
+    const row = this.rows.get(taskId);
+    if (row) {
+      this.watcher.unobserve(row.node);
+      this.visible.delete(row);
+      this.rows.delete(taskId);
+    }
+    this.series.remove(taskId);
   }
 
   layout() {
@@ -205,7 +261,9 @@ export class Board {
     let row = this.rows.get(taskId);
     if (!row) {
       row = new TaskRow(taskId);
+      this.rowOfNode.set(row.node, row);
       this.rows.set(taskId, row);
+      this.watcher.observe(row.node);
     }
     this.placedRows.push(row);
     return row.node;

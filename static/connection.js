@@ -1,7 +1,9 @@
-// The live link to the daemon: /ws?protocol=delta, seq checking, reconnects with backoff.
+// The live link to the daemon: /ws?protocol=delta, seq checking, a watchdog on silence,
+// reconnects with backoff.
 
 import {
-  WS_CLOSE_UNAUTHORIZED, WS_MESSAGE_DELTA, WS_MESSAGE_SNAPSHOT, WS_PROTOCOL_DELTA, WS_PROTOCOL_PARAM,
+  WS_CLOSE_UNAUTHORIZED, WS_HEARTBEAT_MISSED, WS_HEARTBEAT_SECONDS, WS_MESSAGE_DELTA,
+  WS_MESSAGE_HEARTBEAT, WS_MESSAGE_SNAPSHOT, WS_PROTOCOL_DELTA, WS_PROTOCOL_PARAM,
 } from "./contract.js";
 
 /** Close codes of the page's own choosing: it is leaving, or it drops a socket to resync. */
@@ -9,6 +11,11 @@ const CLOSE_NORMAL = 1000;
 const CLOSE_RESYNC = 4000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
+/**
+ * The daemon sends something at least once a heartbeat period; this long without a word the
+ * link is dead even if the socket has not noticed (a peer gone without a FIN, a frozen daemon).
+ */
+const SILENCE_LIMIT_MS = WS_HEARTBEAT_SECONDS * WS_HEARTBEAT_MISSED * 1000;
 
 /** Socket URL next to the page (works under a --base-path prefix), ws: or wss: like the page. */
 export function socketUrl(pageHref) {
@@ -31,6 +38,7 @@ export function backoffDelay(attempt, random = Math.random) {
  * handlers: onSnapshot(tasks, receivedAt), onDelta(tasks, removed, receivedAt),
  * onState(state, detail) with state one of "connecting", "connected",
  * "reconnecting" (detail: ms until the next try) and "unauthorized".
+ * A socket that brings no message for SILENCE_LIMIT_MS, handshake included, is given up.
  */
 export class LiveConnection {
   constructor(url, handlers) {
@@ -40,6 +48,7 @@ export class LiveConnection {
     this.seq = null;
     this.attempt = 0;
     this.retryTimer = null;
+    this.silenceTimer = null;
     this.stopped = false;
     this.arrivedAt = 0;
   }
@@ -52,6 +61,7 @@ export class LiveConnection {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.silenceTimer);
     if (this.socket) this.socket.close(CLOSE_NORMAL, "page closed");
   }
 
@@ -65,10 +75,26 @@ export class LiveConnection {
     socket.onclose = (event) => this.closed(socket, event.code);
     // Errors are always followed by close, which decides what to do.
     socket.onerror = () => {};
+    this.watch(socket);
+  }
+
+  /** (Re)start the watchdog: `socket` must bring a message within SILENCE_LIMIT_MS. */
+  watch(socket) {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => this.silent(socket), SILENCE_LIMIT_MS);
+  }
+
+  /** Nothing heard for too long: drop the socket without waiting for it, then reconnect. */
+  silent(socket) {
+    if (socket !== this.socket || this.stopped) return;
+    this.socket = null;
+    socket.close(CLOSE_RESYNC, "heard nothing");
+    this.retry();
   }
 
   receive(socket, text) {
     if (socket !== this.socket) return;
+    this.watch(socket);
     const receivedAt = Date.now();
     this.arrivedAt = performance.now();
     let message;
@@ -90,6 +116,8 @@ export class LiveConnection {
       }
       this.seq = message.seq;
       this.handlers.onDelta(message.tasks || {}, message.removed || [], receivedAt);
+    } else if (message.type === WS_MESSAGE_HEARTBEAT && message.seq !== this.seq) {
+      this.resync("missed an update");
     }
   }
 
@@ -104,10 +132,16 @@ export class LiveConnection {
   closed(socket, code) {
     if (socket !== this.socket || this.stopped) return;
     this.socket = null;
+    clearTimeout(this.silenceTimer);
     if (code === WS_CLOSE_UNAUTHORIZED) {
       this.handlers.onState("unauthorized", 0);
       return;
     }
+    this.retry();
+  }
+
+  /** Connect again after the backoff delay of this attempt. */
+  retry() {
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
     this.handlers.onState("reconnecting", delay);

@@ -91,3 +91,14 @@ export function formatAge(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
   return seconds < 1 ? "just now" : formatDuration(seconds) + " ago";
 }
+
+/** A metric's value: "0.2346", "12.5", "3.2M", "-0.001"; integers as counts. */
+export function formatMetric(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "";
+  const size = Math.abs(value);
+  if (size >= 10000) return scaleCount(value);
+  if (Number.isInteger(value)) return String(value);
+  // Four significant digits say what a loss or an accuracy does; more is noise on a card.
+  const text = size >= 0.001 ? value.toPrecision(4) : value.toExponential(2);
+  return text.includes("e") ? text : text.replace(/\.?0+$/, "");
+}

@@ -5,7 +5,8 @@ import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
 import { BrowserNotifier } from "./notify.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
-import { element } from "./rows.js";
+import { element } from "./dom.js";
+import { SeriesBook } from "./series.js";
 import { Filters, STATUSES, TaskState } from "./tasks.js";
 
 const byId = (id) => document.getElementById(id);
@@ -73,8 +74,9 @@ function finishTiming(renderStartedAt) {
 class Dashboard {
   constructor() {
     this.state = new TaskState();
+    this.series = new SeriesBook();
     this.filters = Filters.fromHash(location.hash);
-    this.board = new Board(this.state, sectionsOf(["active", "attention", "completed"]),
+    this.board = new Board(this.state, this.series, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
     this.notifier = new BrowserNotifier(byId("notify-toggle"), byId("notify-note"));
     this.connectionState = "connecting";
@@ -96,6 +98,7 @@ class Dashboard {
   snapshot(tasks) {
     startTiming("snapshot", Object.keys(tasks).length, this.connection.arrivedAt);
     this.state.replaceAll(tasks);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 
@@ -103,6 +106,7 @@ class Dashboard {
     startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
     this.notifier.observe(tasks, this.state.tasks, this.filters);
     this.state.applyDelta(tasks, removed, receivedAt);
+    for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
   }
 

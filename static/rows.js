@@ -1,30 +1,14 @@
 // DOM for one task bar and for one group of bars. Built once, then only text and a transform change.
-// Task text only ever goes through textContent and attributes, never through HTML.
 
 import { ACTIVE_STATUSES, STALE } from "./contract.js";
+import { element, setAttribute, setText } from "./dom.js";
 import { fractionOf } from "./tasks.js";
 import {
   formatAge, formatDuration, formatPercent, formatProgress, formatRate, isByteUnit,
 } from "./format.js";
+import { Sparkline } from "./sparkline.js";
+import { LogView, TelemetryView } from "./telemetry.js";
 
-export function element(tag, className, attributes) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-  return node;
-}
-
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setAttribute(node, name, value) {
-  if (value === null) {
-    if (node.hasAttribute(name)) node.removeAttribute(name);
-  } else if (node.getAttribute(name) !== value) {
-    node.setAttribute(name, value);
-  }
-}
 
 /** A progress bar with role=progressbar; `fraction` null draws the indeterminate style. */
 class Bar {
@@ -80,11 +64,15 @@ function remainingSeconds(task, now) {
   return Math.max(0, task.eta - Math.max(0, now - task.updated_at));
 }
 
-/** One task: description, id, status, discard button, bar and figures. */
+/** One task: description, id, status, discard button, bar, figures, telemetry and log. */
 export class TaskRow {
   constructor(taskId) {
     this.taskId = taskId;
     this.task = null;
+    this.visible = false;
+    /** The series version the sparklines show; -1 before the first drawing. */
+    this.sparksDrawn = -1;
+    this.sparksDrawnAt = -Infinity;
     this.node = element("li", "task");
     this.node.dataset.taskId = taskId;
     const head = element("div", "head");
@@ -100,7 +88,37 @@ export class TaskRow {
     head.append(title, this.status, this.discard);
     this.bar = new Bar();
     this.stats = new Stats();
+    // Made on first use: most bars of a busy board never carry telemetry or log lines.
+    this.rateSpark = null;
+    this.telemetry = null;
+    this.log = null;
     this.node.append(head, this.bar.node, this.stats.node);
+  }
+
+  /** Draw the sparklines from `series` (rate, then each metric). */
+  drawSparks(series, now) {
+    this.sparksDrawn = series.version;
+    this.sparksDrawnAt = now;
+    if (!this.rateSpark) {
+      this.rateSpark = new Sparkline("rate");
+      this.stats.node.insertBefore(this.rateSpark.node, this.stats.eta);
+    }
+    const unit = this.task ? this.task.unit : null;
+    this.rateSpark.draw(series.t, series.rate, (rate) => formatRate(rate, unit));
+    if (this.telemetry) this.telemetry.drawSparks(series);
+  }
+
+  updateTelemetry(task) {
+    if (!this.telemetry && (task.metrics || task.postfix)) {
+      this.telemetry = new TelemetryView();
+      this.stats.node.after(this.telemetry.node);
+    }
+    if (this.telemetry) this.telemetry.update(task);
+    if (!this.log && task.log_lines) {
+      this.log = new LogView(this.taskId);
+      this.node.append(this.log.node);
+    }
+    if (this.log) this.log.update(task);
   }
 
   update(task, now) {
@@ -117,6 +135,7 @@ export class TaskRow {
     setText(this.stats.amount, amount);
     setText(this.stats.percent, percent);
     setText(this.stats.rate, isRunning(task) ? formatRate(task.rate, task.unit) : "");
+    this.updateTelemetry(task);
     this.tick(now);
   }
 

@@ -31,6 +31,8 @@ ROUTES: Tuple[Route, ...] = (
     Route("DELETE", "/tasks?status=update", None, WRITE),
     Route("DELETE", "/tasks?status=close", None, WRITE),
     Route("GET", f"/tasks/{KEPT}", None, READ),
+    Route("GET", f"/tasks/{KEPT}/log", None, READ),
+    Route("GET", f"/tasks/{KEPT}/series", None, READ),
     Route("DELETE", f"/tasks/{KEPT}", None, WRITE),
     Route("GET", "/metrics", None, READ),
     Route("GET", "/health", None, PUBLIC),

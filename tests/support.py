@@ -179,6 +179,16 @@ def decode_body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything `sock` receives until the peer closes its side."""
+    received = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return received
+        received += data
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

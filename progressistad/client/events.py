@@ -12,12 +12,6 @@ from progressistad import contract
 State = Tuple[Any, Any, Any, Any, Any, Any]
 """(n, total, desc, unit, postfix, metrics) of one bar."""
 
-METRICS_MAX_KEYS = 16
-METRIC_KEY_MAX_CHARS = 64
-POSTFIX_MAX_CHARS = 256
-LOG_LINE_MAX_BYTES = 1024
-LOG_EVENT_MAX_LINES = 50
-"""SPEC section 15's limits on `metrics`, `postfix` and `log`: what the daemon refuses beyond them."""
 
 
 def make_event(task_id: str, status: str, state: State, meta: Optional[dict] = None,
@@ -79,18 +73,19 @@ def task_id_for(raw: str) -> str:
 
 def postfix_text(postfix: Any) -> str:
     """The postfix tqdm shows, as the daemon accepts it."""
-    return _utf8(str(postfix or ""))[:POSTFIX_MAX_CHARS]
+    return _utf8(str(postfix or ""))[:contract.POSTFIX_MAX_CHARS]
 
 
 def merge_metrics(current: Mapping[str, float], given: Iterable[Tuple[Any, Any]]) -> Dict[str, float]:
-    """`current` updated with the finite numbers among `given`; a key beyond the 16th is dropped."""
+    """`current` updated with the finite numbers among `given`; a key beyond METRICS_MAX_KEYS
+    is dropped."""
     merged = dict(current)
     for key, value in given:
         number = _metric(value)
-        name = _utf8(str(key))[:METRIC_KEY_MAX_CHARS]
+        name = _utf8(str(key))[:contract.METRIC_KEY_MAX_CHARS]
         if number is None or not name:
             continue
-        if name in merged or len(merged) < METRICS_MAX_KEYS:
+        if name in merged or len(merged) < contract.METRICS_MAX_KEYS:
             merged[name] = number
     return merged
 
@@ -108,7 +103,8 @@ def _metric(value: Any) -> Optional[float]:
 
 
 def log_lines(text: Union[str, bytes, Iterable[Any]]) -> List[str]:
-    """Lines for the log tail from a text or a list of texts, each split on newlines and cut to 1 KiB."""
+    """Lines for the log tail from a text or a list of texts, each split on newlines and cut to
+    LOG_LINE_MAX_BYTES."""
     items = [text] if isinstance(text, (str, bytes)) else text
     lines: List[str] = []
     for item in items:
@@ -122,13 +118,12 @@ def log_lines(text: Union[str, bytes, Iterable[Any]]) -> List[str]:
 
 
 def log_line(raw: str) -> str:
-    """One line as a terminal would show it (after its last carriage return), at most 1 KiB of UTF-8."""
+    """One line as a terminal would show it (after its last carriage return), at most
+    LOG_LINE_MAX_BYTES of UTF-8."""
     line = raw.rstrip("\r").rpartition("\r")[2]
-    if len(line) * 4 <= LOG_LINE_MAX_BYTES and line.isprintable():
+    if len(line) * 4 <= contract.LOG_LINE_MAX_BYTES and line.isprintable():
         return line
-    encoded = line.encode("utf-8", "replace")
-    # Cutting the bytes may split a character; "ignore" drops its incomplete tail.
-    return encoded[:LOG_LINE_MAX_BYTES].decode("utf-8", "ignore")
+    return contract.cut_log_line(_utf8(line))
 
 
 def _utf8(text: str) -> str:
@@ -141,5 +136,6 @@ def _utf8(text: str) -> str:
 
 
 def log_chunks(lines: List[str]) -> List[List[str]]:
-    """`lines` in runs of at most 50, as one event may carry."""
-    return [lines[i:i + LOG_EVENT_MAX_LINES] for i in range(0, len(lines), LOG_EVENT_MAX_LINES)]
+    """`lines` in runs of at most LOG_MAX_LINES, as one event may carry."""
+    step = contract.LOG_MAX_LINES
+    return [lines[i:i + step] for i in range(0, len(lines), step)]

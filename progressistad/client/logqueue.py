@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Deque, List, Tuple
 
-LINES_PER_TASK = 100
-"""The daemon keeps a task's last 100 lines (SPEC 15): older queued lines could never show."""
+from progressistad import contract
+
+LINES_PER_TASK = contract.LOG_TAIL_LINES
+"""The daemon keeps a task's last LOG_TAIL_LINES lines: older queued lines could never show."""
 
 
 class LogQueue:

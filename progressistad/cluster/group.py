@@ -18,6 +18,7 @@ from typing import Any, Optional
 from progressistad.cluster.follower import FOLLOW_BLOCK, StreamFollower
 from progressistad.cluster.link import SOCKET_TIMEOUT, Link, describe, safe_url, unreachable
 from progressistad.cluster.mirror import TaskMirror
+from progressistad.cluster.probe import LinkProbe
 from progressistad.cluster.service import RedisTaskService
 from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore, connect
 from progressistad.core.store import SweepPolicy
@@ -46,6 +47,7 @@ class Cluster:
         self.clock = clock
         self.service: Optional[RedisTaskService] = None
         self.follower: Optional[StreamFollower] = None
+        self.probe = LinkProbe(self.backend.client.ping, self.link)
 
     async def wait_reachable(self, wait_seconds: float) -> None:
         """Return once Redis answers; raise ConnectionError (one line) after `wait_seconds`."""
@@ -77,6 +79,7 @@ class Cluster:
         await self._upgrade_layout()
         await self.follower.resync()
         self.follower.start()
+        self.probe.start()
 
     async def _upgrade_layout(self) -> None:
         """File the tasks of a keyspace the previous release wrote, in steps of SWEEP_CHUNK."""
@@ -93,6 +96,7 @@ class Cluster:
         return self.link.problem()
 
     async def close(self) -> None:
+        await self.probe.stop()
         if self.follower is not None:
             await self.follower.stop()
         for store in (self.backend, self.reader):

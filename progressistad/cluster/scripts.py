@@ -5,18 +5,20 @@ indexes, then appends what changed to the group's stream, so every daemon sees
 changes in the order they were made. Records are packed as `records` says.
 
 The scripts hold no constant or table of their own: statuses, record layout, key
-order, reply and stream field names, the rate's weights, a new task's fields and
-the fields an event sets come from Python (`CONSTANTS`, declared ahead of every
-script), and the sweep gets each queue's rules (`SweepPolicy.rules`) as an
-argument. What they do restate of `Task` and `TaskStore` (applying an event, rate,
-eta, making room, the sweep's walk of its queues) has a parity test per rule
+order, reply and stream field names, the rate's weights, a new task's fields, the
+fields an event sets and the telemetry limits come from Python (`CONSTANTS`,
+declared ahead of every script), and the sweep gets each queue's rules
+(`SweepPolicy.rules`) as an argument. What they do restate of `Task` and
+`TaskStore` (applying an event, rate, eta, merging metrics and their cap, the log
+tail, making room, the sweep's walk of its queues) has a parity test per rule
 (tests/cluster/test_parity.py).
 
 KEYS, in every script, are `KEY_NAMES` under the prefix: tasks (hash: id fragment
 -> record), updated (zset: updated_at, written only by the previous layout: see
 `upgrade_layout`), finished (zset: write version of finished tasks, the eviction
 order), seq (the write version counter), stream, lease, layout (the layout
-version), then the sweep queues (zsets: updated_at of the tasks of each queue of
+version), telemetry (hash: id fragment -> telemetry record), logs (hash: id
+fragment -> log tail), then the sweep queues (zsets: updated_at of the tasks of each queue of
 `store.sweep_queue`). A sweep reads each queue from its idle end, only as far as
 tasks are due, and at most `limit` of them per call.
 """
@@ -40,7 +42,7 @@ LAYOUT_VERSION = "2"
 
 SCRIPT_KEYS = (("K_TASKS", "tasks"), ("K_UPDATED", "updated"), ("K_FINISHED", "finished"),
                ("K_SEQ", "seq"), ("K_STREAM", "events"), ("K_LEASE", "cleanup-lease"),
-               ("K_LAYOUT", "layout")) + tuple(
+               ("K_LAYOUT", "layout"), ("K_TELEMETRY", "telemetry"), ("K_LOGS", "logs")) + tuple(
     (f"K_QUEUE_{queue.upper()}", f"sweep:{queue}") for queue in SWEEP_QUEUES)
 """Each key's name in the scripts and under the prefix, in the order the scripts take them."""
 KEY_NAMES = tuple(name for _, name in SCRIPT_KEYS)
@@ -48,11 +50,14 @@ KEY_NAMES = tuple(name for _, name in SCRIPT_KEYS)
 PAGE = 1000
 """Entries one command reads or writes, at most: bounds a script's memory and Lua's unpack."""
 
-REPLY = {"OK": "ok", "CAPACITY": "capacity", "BUSY": "busy", "MORE": "more", "DONE": "done"}
-"""What a script's reply starts with: done, the tasks do not fit, another daemon sweeps; and
-a sweep call's last item: whether it stopped at its limit (more: call again) or not."""
-STREAM = {"ORIGIN": "o", "TASKS": "t", "REMOVED": "r", "RESYNC": "resync"}
-"""Fields of a stream entry: the daemon that wrote it, records, removed ids, "reload all"."""
+REPLY = {"OK": "ok", "CAPACITY": "capacity", "REFUSED": "refused", "BUSY": "busy",
+         "MORE": "more", "DONE": "done"}
+"""What a script's reply starts with: done, the tasks do not fit, an event would leave its task
+too many metrics, another daemon sweeps; and a sweep call's last item: whether it stopped at
+its limit (more: call again) or not."""
+STREAM = {"ORIGIN": "o", "TASKS": "t", "REMOVED": "r", "TELEMETRY": "x", "RESYNC": "resync"}
+"""Fields of a stream entry: the daemon that wrote it, records, removed ids, telemetry records
+(one per record, or none when the change left telemetry as it was), "reload all"."""
 
 
 class Lua(str):
@@ -112,7 +117,8 @@ def _rules() -> Dict[str, Any]:
                  FINISHED=contract.FINISHED_STATUSES, ACTIVE=contract.ACTIVE_STATUSES,
                  APPLIED=APPLIED_FIELDS, NEW_TASK=new_task, NEW_TASK_NOW=new_task_now,
                  SMOOTHING=RATE_SMOOTHING, FIRST_WEIGHT=FIRST_SAMPLE_WEIGHT,
-                 ACT_STALE=SWEEP_STALE, ACT_REMOVE=SWEEP_REMOVE)
+                 ACT_STALE=SWEEP_STALE, ACT_REMOVE=SWEEP_REMOVE,
+                 METRICS_MAX=contract.METRICS_MAX_KEYS, TAIL_LINES=contract.LOG_TAIL_LINES)
     return rules
 
 
@@ -128,7 +134,9 @@ def _record_layout() -> Dict[str, Any]:
                   NUMBER=records.NUMBER, NUMBER_SIZE=struct.calcsize(records.NUMBER),
                   RECORD=records.RECORD_HEAD + records.NUMBER[1:] * len(numbers)
                   + "s" * (1 + len(records.TEXT_FIELDS)),
-                  SEPARATOR=records.SEPARATOR)
+                  SEPARATOR=records.SEPARATOR, TELEMETRY_FIELDS=records.TELEMETRY_FIELDS,
+                  METRIC_SEPARATOR=records.METRIC_SEPARATOR,
+                  NO_TELEMETRY=records.NO_TELEMETRY.decode())
     return layout
 
 
@@ -294,23 +302,80 @@ local function save(t)
   return encoded
 end
 
+-- Forget the telemetry and log tails of `ids` (a table of at most PAGE ids).
+local function forget_telemetry(ids)
+  redis.call("HDEL", K_TELEMETRY, unpack(ids))
+  redis.call("HDEL", K_LOGS, unpack(ids))
+end
+
 local function remove(id)
   local gone = redis.call("HDEL", K_TASKS, id)
   redis.call("ZREM", K_FINISHED, id)
   for _, key in ipairs(QUEUES) do redis.call("ZREM", key, id) end
+  forget_telemetry({id})
   return gone == 1
 end
 
+-- Read a telemetry record into task `t` (t.postfix, t.metrics, t.last_log, t.log_lines, as
+-- TELEMETRY_FIELDS names them); an empty text is none.
+local function read_telemetry(t, raw)
+  if not raw then return end
+  local pos = 1
+  for _, name in ipairs(TELEMETRY_FIELDS) do
+    local stop = string.find(raw, SEPARATOR, pos, true)
+    local text = string.sub(raw, pos, stop - 1)
+    if text ~= "" then t[name] = text end
+    pos = stop + 1
+  end
+  t.log_lines = tonumber(t.log_lines) or 0
+end
+
+local function telemetry_record(t)
+  local texts = {}
+  for i, name in ipairs(TELEMETRY_FIELDS) do
+    local value = t[name]
+    if is_null(value) or value == 0 then texts[i] = "" else texts[i] = tostring(value) end
+  end
+  return table.concat(texts, SEPARATOR) .. SEPARATOR
+end
+
+-- Store the telemetry records of `ids` (tasks `tasks`) and return them in that order; a task
+-- without telemetry has its entries deleted (orphans a daemon of the previous release left
+-- when it removed a task of the same id go with them).
+local function save_telemetry(ids, tasks)
+  local written, hash, none = {}, {}, {}
+  for k, id in ipairs(ids) do
+    local record = telemetry_record(tasks[id])
+    written[k] = record
+    if record == NO_TELEMETRY then
+      none[#none + 1] = id
+    else
+      hash[#hash + 1] = id
+      hash[#hash + 1] = record
+    end
+  end
+  if #hash > 0 then redis.call("HSET", K_TELEMETRY, unpack(hash)) end
+  if #none > 0 then forget_telemetry(none) end
+  return written
+end
+
 -- Publish what changed and return it: the records back to back, removed ids joined by
--- SEPARATOR, each joined once (a sweep step's records run to hundreds of kilobytes).
-local function publish(maxlen, records, removed, origin)
+-- SEPARATOR, each joined once (a sweep step's records run to hundreds of kilobytes), and
+-- the telemetry records of the records when the change wrote them (nil: it did not).
+local function publish(maxlen, records, removed, origin, telemetry)
   -- origin: the daemon that made the change (it has applied it already and skips it).
   local blob, ids = table.concat(records), table.concat(removed, SEPARATOR)
+  local told = telemetry and table.concat(telemetry) or ""
   if blob ~= "" or ids ~= "" then
-    redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", STREAM_ORIGIN, origin or "",
-               STREAM_TASKS, blob, STREAM_REMOVED, ids)
+    if told ~= "" then
+      redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", STREAM_ORIGIN, origin or "",
+                 STREAM_TASKS, blob, STREAM_REMOVED, ids, STREAM_TELEMETRY, told)
+    else
+      redis.call("XADD", K_STREAM, "MAXLEN", "~", maxlen, "*", STREAM_ORIGIN, origin or "",
+                 STREAM_TASKS, blob, STREAM_REMOVED, ids)
+    end
   end
-  return {REPLY_OK, blob, ids}
+  return {REPLY_OK, blob, ids, told}
 end
 """
 
@@ -363,6 +428,67 @@ local function update_rate(t)
   t.eta = estimate_eta(t)
 end
 
+-- A task's metrics as merge_metrics keeps them: keys in order of arrival (false where one
+-- went), values (fragments) by key, and how many there are.
+local function metrics_of(text)
+  local m = {keys = {}, at = {}, values = {}, count = 0}
+  local pos = 1
+  while text do
+    local key_end = string.find(text, METRIC_SEPARATOR, pos, true)
+    local value_end = string.find(text, METRIC_SEPARATOR, key_end + 1, true)
+    local key = string.sub(text, pos, key_end - 1)
+    m.count = m.count + 1
+    m.keys[m.count], m.at[key] = key, m.count
+    m.values[key] = string.sub(text, key_end + 1, (value_end or 0) - 1)
+    if not value_end then break end
+    pos = value_end + 1
+  end
+  return m
+end
+
+-- Merge an event's metrics ([key, value] fragment pairs) into `m`: null removes a key.
+local function merge_metrics(m, update)
+  for _, pair in ipairs(update) do
+    local key, value = pair[1], pair[2]
+    if is_null(value) then
+      if m.at[key] then
+        m.keys[m.at[key]], m.at[key], m.values[key] = false, nil, nil
+        m.count = m.count - 1
+      end
+    elseif m.values[key] then
+      m.values[key] = value
+    else
+      m.keys[#m.keys + 1] = key
+      m.at[key], m.values[key] = #m.keys, value
+      m.count = m.count + 1
+    end
+  end
+end
+
+local function metrics_text(m)
+  if m.count == 0 then return nil end
+  local parts = {}
+  for _, key in ipairs(m.keys) do
+    if key then
+      parts[#parts + 1] = key
+      parts[#parts + 1] = m.values[key]
+    end
+  end
+  return table.concat(parts, METRIC_SEPARATOR)
+end
+
+-- `tail` (`count` lines) with `lines` appended, the last TAIL_LINES kept; and its count.
+local function extend_tail(tail, count, lines)
+  if #lines >= TAIL_LINES then
+    return table.concat(lines, SEPARATOR, #lines - TAIL_LINES + 1, #lines), TAIL_LINES
+  end
+  local appended = table.concat(lines, SEPARATOR)
+  if count == 0 then return appended, #lines end
+  local pos = 1
+  for _ = 1, count + #lines - TAIL_LINES do pos = string.find(tail, SEPARATOR, pos, true) + 1 end
+  return string.sub(tail, pos) .. SEPARATOR .. appended, math.min(count + #lines, TAIL_LINES)
+end
+
 local function apply(t, ev)
   local status = ev.status
   if is_null(status) then status = DEFAULT_STATUS end
@@ -398,6 +524,38 @@ for i, raw in ipairs(redis.call("HMGET", K_TASKS, unpack(ids))) do
     new_count = new_count + 1
   end
 end
+
+-- Telemetry is read and written only for a batch that sends some; a new task has none,
+-- whatever a daemon of the previous release left under its id.
+local telemetry_sent = false
+for _, ev in ipairs(events) do
+  if ev.metrics or ev.postfix or ev.log then
+    telemetry_sent = true
+    break
+  end
+end
+if telemetry_sent then
+  for i, raw in ipairs(redis.call("HMGET", K_TELEMETRY, unpack(ids))) do
+    if tasks[ids[i]] then read_telemetry(tasks[ids[i]], raw) end
+  end
+end
+
+-- The metrics cap, checked before anything changes, as TaskStore._check_metrics: the
+-- batch is refused, naming the first event that would leave its task too many.
+local merged = {}
+for position, ev in ipairs(events) do
+  if ev.metrics then
+    local m = merged[ev.task_id]
+    if not m then
+      local t = tasks[ev.task_id]
+      m = metrics_of(t and t.metrics)
+      merged[ev.task_id] = m
+    end
+    merge_metrics(m, ev.metrics)
+    if m.count > METRICS_MAX then return {REPLY_REFUSED, position - 1, m.count} end
+  end
+end
+
 local removed = {}
 local needed = redis.call("HLEN", K_TASKS) + new_count - max_tasks
 if needed > 0 then
@@ -410,7 +568,7 @@ if needed > 0 then
   for _, id in ipairs(victims) do remove(id); removed[#removed + 1] = id end
 end
 
-local last = {}
+local last, logged, logged_ids = {}, {}, {}
 for position, ev in ipairs(events) do
   local id = ev.task_id
   local t = tasks[id]
@@ -420,6 +578,28 @@ for position, ev in ipairs(events) do
   end
   apply(t, ev)
   last[id] = position
+  if ev.log and #ev.log > 0 then
+    local lines = logged[id]
+    if not lines then
+      lines = {}
+      logged[id] = lines
+      logged_ids[#logged_ids + 1] = id
+    end
+    for _, line in ipairs(ev.log) do lines[#lines + 1] = line end
+  end
+end
+for id, m in pairs(merged) do tasks[id].metrics = metrics_text(m) end
+if #logged_ids > 0 then
+  local tails = {}
+  for i, tail in ipairs(redis.call("HMGET", K_LOGS, unpack(logged_ids))) do
+    local id = logged_ids[i]
+    local t, lines = tasks[id], logged[id]
+    local count = tail and tonumber(t.log_lines) or 0
+    tails[2 * i - 1] = id
+    tails[2 * i], t.log_lines = extend_tail(tail, count, lines)
+    t.last_log = lines[#lines]
+  end
+  redis.call("HSET", K_LOGS, unpack(tails))
 end
 
 -- Write each task once, versions in the order of its last event: the insertion order
@@ -457,7 +637,17 @@ for _, key in ipairs(QUEUES) do
 end
 if #finished > 0 then redis.call("ZADD", K_FINISHED, unpack(finished)) end
 if #unfinished > 0 then redis.call("ZREM", K_FINISHED, unpack(unfinished)) end
-return publish(maxlen, records, removed, ARGV[5])
+local telemetry = nil
+if telemetry_sent then
+  telemetry = save_telemetry(ids, tasks)
+else
+  local fresh = {}
+  for _, id in ipairs(ids) do
+    if not was_in[id] then fresh[#fresh + 1] = id end
+  end
+  if #fresh > 0 then forget_telemetry(fresh) end
+end
+return publish(maxlen, records, removed, ARGV[5], telemetry)
 """
 
 REMOVE = PRELUDE + """
@@ -566,6 +756,7 @@ end
 
 local function drop(key, ids)
   redis.call("HDEL", K_TASKS, unpack(ids))
+  forget_telemetry(ids)
   redis.call("ZREM", key, unpack(ids))
   if key == QUEUE_KEY[QUEUE_FINISHED] then redis.call("ZREM", K_FINISHED, unpack(ids)) end
   for _, id in ipairs(ids) do removed[#removed + 1] = id end
@@ -624,7 +815,7 @@ for _, queue in ipairs(plan) do
   if budget > 0 then budget = budget - sweep_queue(QUEUE_KEY[queue[1]], queue[2], queue[3]) end
 end
 local reply = publish(maxlen, records, removed, ARGV[4])
-reply[4] = budget <= 0 and REPLY_MORE or REPLY_DONE
+reply[#reply + 1] = budget <= 0 and REPLY_MORE or REPLY_DONE
 return reply
 """
 
@@ -637,10 +828,22 @@ return {filed, settled and 1 or 0}
 """
 
 IMPORT = PRELUDE + """
--- ARGV: maxlen, records (JSON array of records, oldest update first)
-local records = {}
+-- ARGV: maxlen, records (JSON array of records with their telemetry and log tail (`tail`, the
+-- lines' fragments), oldest update first)
+local records, ids, tasks, tails = {}, {}, {}, {}
 for i, t in ipairs(cjson.decode(ARGV[2])) do
   records[i] = save(t)
+  ids[i], tasks[t.id] = t.id, t
+  if #t.tail > 0 then
+    tails[#tails + 1] = t.id
+    tails[#tails + 1] = table.concat(t.tail, SEPARATOR)
+  end
+end
+for first = 1, #ids, PAGE do
+  save_telemetry({unpack(ids, first, math.min(first + PAGE - 1, #ids))}, tasks)
+end
+for first = 1, #tails, 2 * PAGE do
+  redis.call("HSET", K_LOGS, unpack(tails, first, math.min(first + 2 * PAGE - 1, #tails)))
 end
 -- Every daemon reloads all tasks rather than reading the records from the stream.
 redis.call("XADD", K_STREAM, "MAXLEN", "~", ARGV[1], "*", STREAM_ORIGIN, "", STREAM_TASKS, "",

@@ -12,8 +12,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from progressistad.cluster.link import Link, describe
 from progressistad.cluster.mirror import MirroredTask, TaskMirror
 from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore
-from progressistad.core.store import Changes, SweepPolicy
-from progressistad.service import SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable
+from progressistad.core.store import Changes, EventRefused, SweepPolicy
+from progressistad.service import (
+    SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable, invalid_input,
+)
 
 
 class RedisTaskService(ServiceBase):
@@ -36,7 +38,10 @@ class RedisTaskService(ServiceBase):
         """Whether this daemon held the group's cleanup lease at its last sweep."""
 
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
-        change = await self._call(self.backend.apply(events, self._clock(), self.store.max_tasks))
+        try:
+            change = await self._call(self.backend.apply(events, self._clock(), self.store.max_tasks))
+        except EventRefused as refused:
+            raise invalid_input(refused) from None
         self.events_accepted += len(events)
         return self._mirror(*change)
 
@@ -82,6 +87,13 @@ class RedisTaskService(ServiceBase):
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return await self._call(self.backend.snapshot(statuses))
+
+    async def log_tail(self, task_id: str) -> Optional[List[str]]:
+        return await self._call(self.backend.log_tail(task_id))
+
+    async def series(self, task_id: str) -> Optional[Dict[str, Any]]:
+        """This daemon's series of a task its mirror holds (series are each daemon's own)."""
+        return self.store.series_wire(task_id)
 
     def _mirror(self, upserted: List[MirroredTask], removed: List[str]) -> Changes:
         """Show this daemon's own writes at once; the stream brings them again, and is ignored."""

@@ -17,10 +17,10 @@ from redis.backoff import NoBackoff
 
 from progressistad.cluster import scripts
 from progressistad.cluster.records import (
-    PackedTask, Wire, decode_ids, decode_records, event_for_lua, fragment, record_to_wire,
-    wire_to_record,
+    PackedTask, Wire, decode_ids, decode_records, decode_tail, event_for_lua, fragment,
+    record_key, record_to_wire, telemetry_count, wire_to_record, with_telemetry,
 )
-from progressistad.core.store import CapacityError, SweepPolicy
+from progressistad.core.store import CapacityError, SweepPolicy, too_many_metrics
 
 DEFAULT_PREFIX = "progressista:"
 KEY_NAMES = scripts.KEY_NAMES
@@ -36,9 +36,10 @@ Change = Tuple[List[PackedTask], List[str]]
 SweepStep = Tuple[List[PackedTask], List[str], bool]
 """A sweep call's change, and whether it stopped at its limit (the sweep goes on)."""
 
-_CAPACITY, _BUSY, _MORE = (scripts.REPLY[tag].encode() for tag in ("CAPACITY", "BUSY", "MORE"))
-_ORIGIN, _TASKS, _REMOVED, _RESYNC = (scripts.STREAM[name].encode()
-                                      for name in ("ORIGIN", "TASKS", "REMOVED", "RESYNC"))
+_CAPACITY, _REFUSED, _BUSY, _MORE = (scripts.REPLY[tag].encode()
+                                     for tag in ("CAPACITY", "REFUSED", "BUSY", "MORE"))
+_ORIGIN, _TASKS, _REMOVED, _TELEMETRY, _RESYNC = (
+    scripts.STREAM[name].encode() for name in ("ORIGIN", "TASKS", "REMOVED", "TELEMETRY", "RESYNC"))
 
 
 def connect(url: str, socket_timeout: float) -> "redis.asyncio.Redis":
@@ -63,7 +64,9 @@ class RedisTaskStore:
         """Names this daemon in the stream entries it writes, so that it can skip them."""
         self.stream_maxlen = stream_maxlen
         self.keys = [prefix + name for name in KEY_NAMES]
-        self.tasks_key, self.stream_key = self.keys[0], self.keys[4]
+        key = dict(zip(KEY_NAMES, self.keys))
+        self.tasks_key, self.stream_key = key["tasks"], key["events"]
+        self.telemetry_key, self.logs_key = key["telemetry"], key["logs"]
         self._apply = client.register_script(scripts.APPLY)
         self._remove = client.register_script(scripts.REMOVE)
         self._remove_where = client.register_script(scripts.REMOVE_WHERE)
@@ -82,14 +85,17 @@ class RedisTaskStore:
         return tuple(int(part) for part in text.split(".") if part.isdigit())
 
     async def apply(self, events: Sequence[Mapping[str, Any]], now: float, max_tasks: int) -> Change:
-        """Apply validated events all or none; raise CapacityError when they do not fit."""
+        """Apply validated events all or none; raise EventRefused when one would leave its task
+        too many metrics, CapacityError when they do not fit."""
         payload = json.dumps([event_for_lua(event) for event in events], separators=(",", ":"))
         reply = await self._apply(keys=self.keys,
                                   args=[repr(float(now)), max_tasks, self.stream_maxlen, payload,
                                         self.owner])
+        if reply[0] == _REFUSED:
+            raise too_many_metrics(int(reply[1]), int(reply[2]))
         if reply[0] == _CAPACITY:
             raise CapacityError(int(reply[1]), max_tasks)
-        return decode_records(reply[1]), decode_ids(reply[2])
+        return with_telemetry(decode_records(reply[1]), reply[3]), decode_ids(reply[2])
 
     async def remove(self, task_id: str) -> List[str]:
         reply = await self._remove(keys=self.keys, args=[self.stream_maxlen, fragment(task_id),
@@ -117,7 +123,7 @@ class RedisTaskStore:
         ])
         if reply[0] == _BUSY:
             return None
-        return decode_records(reply[1]), decode_ids(reply[2]), reply[3] == _MORE
+        return decode_records(reply[1]), decode_ids(reply[2]), reply[4] == _MORE
 
     async def upgrade_layout(self, limit: Optional[int] = None) -> Tuple[int, bool]:
         """File at most `limit` tasks the previous key layout wrote in the sweep queues: how
@@ -132,21 +138,48 @@ class RedisTaskStore:
         return len(records)
 
     async def get(self, task_id: str) -> Optional[Wire]:
-        raw = await self.client.hget(self.tasks_key, fragment(task_id))
-        return None if raw is None else record_to_wire(raw)
+        raw, telemetry = await self._read_task(task_id, self.telemetry_key)
+        return None if raw is None else record_to_wire(raw, telemetry)
+
+    async def log_tail(self, task_id: str) -> Optional[List[str]]:
+        """The lines of one task's log tail, oldest first, or None when there is no such task."""
+        raw, telemetry, tail = await self._read_task(task_id, self.telemetry_key, self.logs_key)
+        if raw is None:
+            return None
+        return decode_tail(tail) if telemetry_count(telemetry) else []
+
+    async def _read_task(self, task_id: str, *keys: str) -> List[Any]:
+        """A task's record and its entries under `keys`, read atomically (None where missing)."""
+        member = fragment(task_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            for key in (self.tasks_key,) + keys:
+                pipe.hget(key, member)
+            return await pipe.execute()
 
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Wire]:
         wanted = None if statuses is None else frozenset(statuses)
-        tasks = (record_to_wire(raw) for raw in await self.client.hvals(self.tasks_key))
+        raws, telemetry = await self._read_all()
+        tasks = (record_to_wire(raw, telemetry.get(record_key(raw))) for raw in raws)
         return {t["task_id"]: t for t in tasks if wanted is None or t["status"] in wanted}
+
+    async def _read_all(self, *more: Any) -> List[Any]:
+        """Every record, telemetry records by id fragment, then what `more` adds to the
+        pipeline, read atomically."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hvals(self.tasks_key)
+            pipe.hgetall(self.telemetry_key)
+            for command in more:
+                command(pipe)
+            return await pipe.execute()
 
     async def view(self) -> Tuple[Dict[str, PackedTask], str]:
         """Every task and the id of the newest stream entry, read atomically."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hvals(self.tasks_key)
-            pipe.xrevrange(self.stream_key, count=1)
-            raws, newest = await pipe.execute()
-        tasks = {task.task_id: task for task in decode_records(b"".join(raws))}
+        raws, telemetry, newest = await self._read_all(
+            lambda pipe: pipe.xrevrange(self.stream_key, count=1))
+        tasks = {}
+        for task in decode_records(b"".join(raws)):
+            task.telemetry = telemetry.get(record_key(task.raw))
+            tasks[task.task_id] = task
         return tasks, (newest[0][0].decode() if newest else "0-0")
 
     async def read_changes(self, after: str, block_seconds: float,
@@ -169,7 +202,8 @@ def decode_entry(fields: Mapping[bytes, bytes]) -> Optional[Change]:
     """The change one stream entry carries, or None when it asks every daemon to resync."""
     if _RESYNC in fields:
         return None
-    return decode_records(fields.get(_TASKS, b"")), decode_ids(fields.get(_REMOVED, b""))
+    tasks = with_telemetry(decode_records(fields.get(_TASKS, b"")), fields.get(_TELEMETRY, b""))
+    return tasks, decode_ids(fields.get(_REMOVED, b""))
 
 
 def written_by(fields: Mapping[bytes, bytes], owner: str) -> bool:

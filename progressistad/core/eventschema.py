@@ -14,6 +14,7 @@ from typing import Any, Optional
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from progressistad import contract
+from progressistad.core.fields import load_log, metrics_problem
 from progressistad.core.text import CONTROL_CHARACTERS
 
 
@@ -41,6 +42,26 @@ class JsonString(fields.String):
         return value
 
 
+class Metrics(fields.Field):
+    """An object of finite numbers by name; a null value removes that key from the task."""
+
+    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
+        problem = metrics_problem(value)
+        if problem is not None:
+            raise ValidationError(problem)
+        return value
+
+
+class LogLines(fields.Field):
+    """A string or an array of strings, loaded as the list of lines it carries."""
+
+    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
+        try:
+            return load_log(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 def _no_control_characters(value: str) -> None:
     if CONTROL_CHARACTERS.search(value):
         raise ValidationError("must not contain control characters")
@@ -63,6 +84,9 @@ class EventSchema(Schema):
     status = JsonString(allow_none=True, validate=validate.OneOf(contract.EVENT_STATUSES))
     timestamp = FiniteNumber(allow_none=True)
     meta = fields.Dict(keys=fields.String(), allow_none=True)
+    metrics = Metrics(allow_none=True)
+    postfix = JsonString(allow_none=True, validate=validate.Length(max=contract.POSTFIX_MAX_CHARS))
+    log = LogLines(allow_none=True)
 
 
 EVENT_SCHEMA = EventSchema()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from progressistad import contract
+from progressistad.core.fields import is_number, load_log, metrics_problem
 from progressistad.core.text import CONTROL_CHARACTERS
 
 
@@ -116,18 +116,8 @@ def _schema_event(raw: Dict[str, Any], where: str, index: Optional[int]) -> Dict
     return {k: v for k, v in loaded.items() if v is not None or k in _NULL_CLEARS}
 
 
-_FLOAT_MAX = sys.float_info.max
-
-
-def _is_number(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        return value - value == 0.0
-    return kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX
-
-
 def _is_count(value: Any) -> bool:
-    return _is_number(value) and value >= 0
+    return is_number(value) and value >= 0
 
 
 def _is_text(limit: int) -> Callable[[Any], bool]:
@@ -140,8 +130,11 @@ _FAST_CHECKS: Dict[str, Callable[[Any], bool]] = {
     "n": _is_count,
     "unit": _is_text(contract.UNIT_MAX_CHARS),
     "status": lambda value: type(value) is str and value in contract.EVENT_STATUSES,
-    "timestamp": _is_number,
+    "timestamp": is_number,
     "meta": lambda value: type(value) is dict,
+    "metrics": lambda value: metrics_problem(value) is None,
+    "postfix": _is_text(contract.POSTFIX_MAX_CHARS),
+    "log": lambda value: type(value) is str or type(value) is list,  # its lines: `load_log`
 }
 
 
@@ -164,6 +157,11 @@ def fast_event(raw: Dict[str, Any]) -> Optional[Dict[str, Any]]:
             event[name] = value
         else:
             return None
+    if "log" in event:
+        try:
+            event["log"] = load_log(event["log"])
+        except ValueError:
+            return None
     return event
 
 
@@ -178,8 +176,14 @@ def _pop_meta_token(event: Dict[str, Any], where: str, index: Optional[int]) -> 
         event["meta"] = meta
     problem = _meta_problem(meta)
     if problem is not None:
-        raise InvalidInput(f"{where}field 'meta': {problem}", field="meta", **_index(index))
+        raise field_error("meta", problem, index)
     return token if isinstance(token, str) else None
+
+
+def field_error(field: str, problem: str, index: Optional[int]) -> InvalidInput:
+    """The 400 for one field of one event (`index` in its batch; None for a single event)."""
+    where = "" if index is None else f"event {index}: "
+    return InvalidInput(f"{where}field {field!r}: {problem}", field=field, **_index(index))
 
 
 def _field_error(messages: Any, where: str, index: Optional[int]) -> InvalidInput:

@@ -2,13 +2,16 @@
 
 Layout, as the earlier build wrote it: `{"version": ..., "saved_at": ..., "tasks":
 {task_id: task}}`. Its files carry a version string ("0.2.1"), free-text
-statuses and extra keys (`recovered`, `recovered_at`); they load too.
+statuses and extra keys (`recovered`, `recovered_at`); they load too. A task is
+its served form plus, when it has a log tail, `log_tail` (the lines, oldest
+first); series are not kept. Files without the telemetry fields load as tasks
+without telemetry.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Union
 
 from progressistad import contract
 from progressistad.core import wirejson
@@ -41,6 +44,26 @@ def encode_chunks(entries: Iterable[str], saved_at: float) -> Iterator[str]:
     if pending:
         yield separator + ",".join(pending)
     yield "}}\n"
+
+
+TAIL_KEY = "log_tail"
+"""Key of a task's log tail in the file (not a served field: GET /tasks/{id}/log serves it)."""
+
+
+def state_form(task: Task) -> Dict[str, Any]:
+    """What the file keeps of a task: its served form, and its log tail when it has one."""
+    wire = task.to_wire()
+    if task.log_lines:
+        wire[TAIL_KEY] = task.log_tail()
+    return wire
+
+
+def pending_entry(task: Task) -> Union[str, Dict[str, Any]]:
+    """The task for the writer: its entry when one is made and the file needs no more than
+    the served form, else its state form for the writer to encode."""
+    if task.log_lines:
+        return state_form(task)
+    return task.cached_entry() or task.to_wire()
 
 
 def encode(tasks: Mapping[str, Mapping[str, Any]], saved_at: float) -> str:
@@ -88,7 +111,7 @@ def _serve_latest_of_duplicates(decoded: Decoded) -> None:
     """Keep in `wire` the entry of a repeated task id that TaskStore.load keeps (the latest
     update, the later entry on a tie), not simply the last in the file."""
     for task in sorted(decoded.tasks, key=lambda task: task.updated_at):
-        decoded.wire[task.task_id] = task.to_wire()
+        decoded.wire[task.task_id] = state_form(task)
 
 
 def restore_entry(key: str, entry: Any, now: float,
@@ -107,7 +130,8 @@ def restore_entry(key: str, entry: Any, now: float,
     created_at = _number(get("created_at"))
     status = restored_status(get("status"))
     meta = get("meta")
-    return {
+    telemetry = restored_telemetry(entry)
+    clean = {
         "task_id": task_id,
         "desc": _text(get("desc"), contract.DESC_MAX_CHARS),
         "total": _non_negative(get("total")),
@@ -122,7 +146,24 @@ def restore_entry(key: str, entry: Any, now: float,
         "stale_at": _number(get("stale_at")),
         "rate": _number(get("rate")) if status in contract.FINISHED_STATUSES else None,
         "eta": None,
+        **telemetry,
     }
+    return clean
+
+
+def restored_telemetry(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """The telemetry of a stored entry that keeps to the event rules: `metrics`, `postfix`,
+    `last_log`, `log_lines` and, when there are lines, the tail (TAIL_KEY)."""
+    tail = _log_tail(entry.get(TAIL_KEY))
+    telemetry = {
+        "metrics": _metrics(entry.get("metrics")),
+        "postfix": _text(entry.get("postfix"), contract.POSTFIX_MAX_CHARS),
+        "last_log": tail[-1] if tail else None,
+        "log_lines": len(tail),
+    }
+    if tail:
+        telemetry[TAIL_KEY] = tail
+    return telemetry
 
 
 # The checks below run several times per entry of a start's state file, so they test
@@ -151,3 +192,24 @@ def _non_negative(value: Any) -> Optional[float]:
 
 def _text(value: Any, limit: int) -> Optional[str]:
     return value[:limit] if type(value) is str else None
+
+
+def _metrics(value: Any) -> Optional[Dict[str, Any]]:
+    """The metrics that keep to the event rules (the first METRICS_MAX_KEYS of them), or None."""
+    if type(value) is not dict:
+        return None
+    kept = {}
+    for key, number in value.items():
+        if 0 < len(key) <= contract.METRIC_KEY_MAX_CHARS and _number(number) is not None:
+            kept[key] = number
+            if len(kept) == contract.METRICS_MAX_KEYS:
+                break
+    return kept or None
+
+
+def _log_tail(value: Any) -> List[str]:
+    """The last LOG_TAIL_LINES strings of a stored tail, each cut to LOG_LINE_MAX_BYTES."""
+    if type(value) is not list:
+        return []
+    lines = [line for line in value if type(line) is str][-contract.LOG_TAIL_LINES:]
+    return [contract.cut_log_line(line) for line in lines]

@@ -17,6 +17,9 @@ from typing import (
 
 from progressistad import contract
 from progressistad.core import wirejson
+from progressistad.core.telemetry import (
+    DEFAULT_BUDGET_BYTES, EMPTY_SERIES_WIRE, HeldBytes, LogTail, Series,
+)
 
 RATE_SMOOTHING = 0.3
 """Weight of the newest sample in the moving averages behind `rate` (tqdm's default)."""
@@ -24,8 +27,10 @@ FIRST_SAMPLE_WEIGHT = 1.0
 """Weight of a run's first sample: the averages start at it."""
 RATE_STATE = ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")
 """A task's state behind `rate`: the last sample (n, time), the averages, the sample's weight."""
-APPLIED_FIELDS = tuple(name for name in contract.EVENT_FIELDS if name not in ("task_id", "status"))
-"""Event fields a task takes as they come; one absent from an event keeps its value."""
+APPLIED_FIELDS = tuple(name for name in contract.EVENT_FIELDS
+                       if name not in ("task_id", "status", "metrics", "log"))
+"""Event fields a task takes as they come; one absent from an event keeps its value. The
+others: `metrics` merges into the task's, `log` goes to its tail."""
 
 
 class CapacityError(Exception):
@@ -38,6 +43,25 @@ class CapacityError(Exception):
         )
         self.needed = needed
         self.max_tasks = max_tasks
+
+
+class EventRefused(Exception):
+    """An event breaks a rule that depends on its task's state, which validation at the edge
+    cannot know (the metrics cap); nothing of its batch was applied."""
+
+    def __init__(self, index: int, field: str, problem: str) -> None:
+        super().__init__(f"event {index}: field {field!r}: {problem}")
+        self.index = index
+        """Position of the event in the batch given to `TaskStore.apply`."""
+        self.field = field
+        self.problem = problem
+
+
+def too_many_metrics(index: int, count: int) -> EventRefused:
+    """The refusal of event `index`, which would leave its task `count` metrics."""
+    return EventRefused(index, "metrics", (
+        f"the task would have {count} metrics after merging, at most"
+        f" {contract.METRICS_MAX_KEYS}; a null value removes a key"))
 
 
 @dataclass
@@ -130,6 +154,20 @@ def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
     return first_action(policy.rules(_QUEUE_OF_STATUS[status]), idle)
 
 
+def merge_metrics(metrics: Dict[str, float], update: Mapping[str, Optional[float]]) -> Dict[str, float]:
+    """Merge an event's `metrics` into `metrics`, in place: each key takes its latest value,
+    null removes it."""
+    if None in update.values():
+        for key, value in update.items():
+            if value is None:
+                metrics.pop(key, None)
+            else:
+                metrics[key] = value
+    else:
+        metrics.update(update)
+    return metrics
+
+
 class EntryCache:
     """A task's served form as a JSON "tasks" entry (`wirejson.entry`), made once until the
     task changes (its `_entry` reset to None)."""
@@ -142,10 +180,17 @@ class EntryCache:
         return self._entry
 
 
-class Task(EntryCache):
-    """One task's state: the event fields, timestamps, and the smoothing state behind `rate`."""
+_DERIVED_FIELDS = ("last_log", "log_lines")
+"""Served fields that a task's log tail gives."""
+_STORED_FIELDS = tuple(name for name in contract.TASK_FIELDS if name not in _DERIVED_FIELDS)
+_COPIED_FIELDS = frozenset(APPLIED_FIELDS)
 
-    __slots__ = contract.TASK_FIELDS + RATE_STATE + ("_entry",)
+
+class Task(EntryCache):
+    """One task's state: the event fields, timestamps, the smoothing state behind `rate`, and
+    its telemetry (log tail, series)."""
+
+    __slots__ = _STORED_FIELDS + RATE_STATE + ("_entry", "_tail", "_series")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -156,6 +201,8 @@ class Task(EntryCache):
         self.status = contract.START
         self.timestamp: Optional[float] = None
         self.meta: Optional[Dict[str, Any]] = None
+        self.metrics: Optional[Dict[str, float]] = None
+        self.postfix: Optional[str] = None
         self.created_at = now
         self.updated_at = now
         self.done_at: Optional[float] = None
@@ -168,10 +215,37 @@ class Task(EntryCache):
         self._avg_dt: Optional[float] = None
         self._weight = FIRST_SAMPLE_WEIGHT
         self._entry: Optional[str] = None
+        self._tail: Optional[LogTail] = None
+        self._series: Optional[Series] = None
+
+    @property
+    def last_log(self) -> Optional[str]:
+        return None if self._tail is None else self._tail.last()
+
+    @property
+    def log_lines(self) -> int:
+        return 0 if self._tail is None else len(self._tail)
+
+    def log_tail(self) -> List[str]:
+        """The lines the log tail keeps, oldest first (a copy)."""
+        return [] if self._tail is None else list(self._tail.lines)
+
+    def series_wire(self) -> Dict[str, Any]:
+        """The series as GET /tasks/{id}/series serves it."""
+        series = EMPTY_SERIES_WIRE if self._series is None else self._series.to_wire()
+        return {"task_id": self.task_id, **series}
 
     def to_wire(self) -> Dict[str, Any]:
         """The task as served: every field of `contract.TASK_FIELDS`."""
-        return {name: getattr(self, name) for name in contract.TASK_FIELDS}
+        wire = {name: getattr(self, name) for name in _STORED_FIELDS}
+        if self.metrics is not None:
+            # Merged in place (the cheaper on every event): a served form keeps its own copy,
+            # since the state file's writer thread encodes it later.
+            wire["metrics"] = dict(self.metrics)
+        tail = self._tail
+        wire["last_log"] = None if tail is None else tail.last()
+        wire["log_lines"] = 0 if tail is None else len(tail)
+        return wire
 
     def cached_entry(self) -> Optional[str]:
         """The entry if one was made since the task last changed, else None."""
@@ -179,7 +253,8 @@ class Task(EntryCache):
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], now: float) -> "Task":
-        """Rebuild a task from its served form (a state file entry); unknown keys are dropped.
+        """Rebuild a task from its served form (a state file entry, which adds `log_tail`);
+        unknown keys are dropped.
 
         A field missing from `data` takes the value a new task at `now` has.
         """
@@ -196,6 +271,10 @@ class Task(EntryCache):
         task.status = get("status", contract.START)
         task.timestamp = get("timestamp")
         task.meta = get("meta")
+        metrics = get("metrics")
+        # Merged in place later: a copy, not the dict the caller keeps (a state file's wire form).
+        task.metrics = dict(metrics) if type(metrics) is dict and metrics else None
+        task.postfix = get("postfix")
         task.created_at = get("created_at", now)
         task.updated_at = get("updated_at", now)
         task.done_at = get("done_at")
@@ -207,6 +286,9 @@ class Task(EntryCache):
         task._avg_dn = task._avg_dt = None
         task._weight = FIRST_SAMPLE_WEIGHT
         task._entry = None
+        lines = get("log_tail")
+        task._tail = LogTail(lines) if lines else None
+        task._series = None
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
@@ -216,9 +298,15 @@ class Task(EntryCache):
         was_finished = self.status in contract.FINISHED_STATUSES
         if status == contract.START and was_finished:
             self._restart(now)
-        for name in APPLIED_FIELDS:
-            if name in event:
-                setattr(self, name, event[name])
+        for name, value in event.items():
+            if name in _COPIED_FIELDS:
+                setattr(self, name, value)
+            elif name == "metrics":
+                self._merge_metrics(value)
+            elif name == "log" and value:
+                if self._tail is None:
+                    self._tail = LogTail()
+                self._tail.extend(value)
         self.status = status
         self.updated_at = now
         self.stale_at = None
@@ -228,16 +316,40 @@ class Task(EntryCache):
             self.done_at = now
         self._update_rate(now)
 
+    def _merge_metrics(self, update: Mapping[str, Optional[float]]) -> None:
+        metrics = self.metrics
+        if metrics is not None and None not in update.values():
+            metrics.update(update)  # merge_metrics without its call, for the common event
+        elif update:
+            self.metrics = merge_metrics(metrics if metrics is not None else {}, update) or None
+
     def mark_stale(self, now: float) -> None:
         self._entry = None
         self.status = contract.STALE
         self.stale_at = now
         self.eta = None
 
+    def sample(self, now: float) -> int:
+        """Take a sample for the series; returns the bytes the series holds."""
+        if self._series is None:
+            self._series = Series()
+        self._series.sample(now, self.n, self.rate, self.metrics)
+        return self._series.bytes()
+
+    def drop_series(self) -> None:
+        self._series = None
+
+    def drop_tail(self) -> None:
+        self._entry = None
+        self._tail = None
+
     def _restart(self, now: float) -> None:
-        """A `start` after close/error begins a new run of the same task id."""
+        """A `start` after close/error begins a new run of the same task id: its series begins
+        again with it (metrics, postfix and log tail carry on, like the other fields)."""
         self.created_at = now
         self._reset_rate(now)
+        if self._series is not None:
+            self._series = Series()
 
     def _reset_rate(self, now: float) -> None:
         self._sample_n = self.n
@@ -338,39 +450,145 @@ class TaskReader(Generic[T]):
         return counts
 
 
+TELEMETRY_KINDS = ("series", "tails")
+"""What the telemetry budget holds, as /metrics labels it."""
+
+
 class TaskStore(TaskReader[Task]):
     """Every task, and per sweep queue its tasks in order of last update.
 
     A sweep reads each queue from its idle end and stops at the first task no rule
     touches yet, and every task it reads leaves its queue (marked stale or removed): a
     sweep costs what it does, not the number of tasks kept.
+
+    Series and log tails together stay within `telemetry_budget_bytes`: beyond it the
+    series of the least recently updated tasks go first, then their tails (a tail is
+    what a finished job's owner comes back for, and it is kept in the state file). The
+    order is that of the tasks' last sample or log line, which the hub's samples of every
+    changed task keep within one broadcast flush of the order of last update.
     """
 
-    def __init__(self, max_tasks: int = 10000) -> None:
+    def __init__(self, max_tasks: int = 10000,
+                 telemetry_budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         super().__init__()
         self.max_tasks = max_tasks
+        self.telemetry_budget_bytes = telemetry_budget_bytes
         self._queues: Dict[str, Dict[str, Task]] = {queue: {} for queue in SWEEP_QUEUES}
         self._finished = self._queues[QUEUE_FINISHED]
         """Finished tasks, least recently updated first: also the eviction order."""
+        self._series_bytes = HeldBytes()
+        self._tail_bytes = HeldBytes()
+        self.telemetry_trimmed: Dict[str, int] = dict.fromkeys(TELEMETRY_KINDS, 0)
+        """Bytes of series and of tails dropped for the budget since the start, by kind."""
+
+    @property
+    def telemetry_bytes(self) -> int:
+        """Estimated bytes held in series and log tails, counted against the budget."""
+        return self._series_bytes.total + self._tail_bytes.total
+
+    def telemetry_held(self) -> Dict[str, int]:
+        """Estimated bytes held now, by kind (`TELEMETRY_KINDS`)."""
+        return {"series": self._series_bytes.total, "tails": self._tail_bytes.total}
 
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self._tasks.values()))
 
     def apply(self, events: Sequence[Mapping[str, Any]], now: float) -> Changes:
-        """Apply validated events in order, all or none; raise CapacityError when they do not fit."""
+        """Apply validated events in order, all or none; raise EventRefused when one would
+        leave its task more than METRICS_MAX_KEYS metrics, CapacityError when they do not fit."""
+        for event in events:
+            if "metrics" in event:
+                self._check_metrics(events)
+                break
         changes = Changes()
         self._make_room({event["task_id"] for event in events}, changes)
+        logged = False
         for event in events:
             task_id = event["task_id"]
             task = self._detach(task_id) or Task(task_id, now)
             task.apply(event, now)
             self._insert(task)
             changes.add_upsert(task_id)
+            if "log" in event and task._tail is not None:
+                self._tail_bytes.touch(task_id, task._tail.bytes)
+                logged = True
+        if logged and self.telemetry_bytes > self.telemetry_budget_bytes:
+            self._trim(changes)
         return changes
+
+    def _check_metrics(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Raise EventRefused before anything changes when an event would leave its task more
+        than METRICS_MAX_KEYS metrics.
+
+        A task's keys plus every key the batch sent to it until then bound its count without
+        merging anything; only a batch where a bound passes the cap is merged to know.
+        """
+        bounds: Dict[str, int] = {}
+        tasks = self._tasks
+        for event in events:
+            update = event.get("metrics")
+            if update is not None:
+                task_id = event["task_id"]
+                bound = bounds.get(task_id)
+                if bound is None:
+                    task = tasks.get(task_id)
+                    bound = 0 if task is None or task.metrics is None else len(task.metrics)
+                bound += len(update)
+                if bound > contract.METRICS_MAX_KEYS:
+                    self._check_metrics_exactly(events)
+                    return
+                bounds[task_id] = bound
+
+    def _check_metrics_exactly(self, events: Sequence[Mapping[str, Any]]) -> None:
+        latest: Dict[str, Dict[str, float]] = {}
+        for index, event in enumerate(events):
+            update = event.get("metrics")
+            if update is None:
+                continue
+            task_id = event["task_id"]
+            metrics = latest.get(task_id)
+            if metrics is None:
+                task = self._tasks.get(task_id)
+                metrics = latest[task_id] = dict(task.metrics or {}) if task is not None else {}
+            if len(merge_metrics(metrics, update)) > contract.METRICS_MAX_KEYS:
+                raise too_many_metrics(index, len(metrics))
+
+    def sample(self, now: float, task_ids: Iterable[str]) -> Changes:
+        """Add a point to the series of each task of `task_ids` still held; the hub calls this
+        once per broadcast flush with the tasks changed since the last.
+
+        Returns the tasks whose served form changed: only the budget trims any, and only
+        when the tails alone exceed it (after a restart with a smaller budget).
+        """
+        series_bytes, tail_bytes = self._series_bytes, self._tail_bytes
+        for task_id in task_ids:
+            task = self._tasks.get(task_id)
+            if task is not None:
+                series_bytes.touch(task_id, task.sample(now))
+                if task._tail is not None:
+                    tail_bytes.touch(task_id, task._tail.bytes)
+        changes = Changes()
+        if self.telemetry_bytes > self.telemetry_budget_bytes:
+            self._trim(changes)
+        return changes
+
+    def _trim(self, changes: Changes) -> None:
+        """Within the budget again: drop series, then tails, least recently updated first."""
+        series_bytes, tail_bytes = self._series_bytes, self._tail_bytes
+        budget = self.telemetry_budget_bytes
+        held = series_bytes.total, tail_bytes.total
+        while series_bytes.total + tail_bytes.total > budget and series_bytes:
+            self._tasks[series_bytes.pop_oldest()].drop_series()
+        while tail_bytes.total > budget and tail_bytes:
+            task_id = tail_bytes.pop_oldest()
+            self._tasks[task_id].drop_tail()
+            changes.add_upsert(task_id)
+        self.telemetry_trimmed["series"] += held[0] - series_bytes.total
+        self.telemetry_trimmed["tails"] += held[1] - tail_bytes.total
 
     def remove(self, task_id: str) -> Changes:
         changes = Changes()
-        if self._detach(task_id) is not None:
+        if self._drop(task_id) is not None:
             changes.add_removal(task_id)
         return changes
 
@@ -416,7 +634,7 @@ class TaskStore(TaskReader[Task]):
             task.mark_stale(now)
             stale_queue[task.task_id] = task
         for task in doomed:
-            self._detach(task.task_id)
+            self._drop(task.task_id)
         return Changes(upserted={t.task_id for t in stale}, removed={t.task_id for t in doomed})
 
     def _collect_due(self, queue: str, now: float, horizon: float, rules: Sequence[SweepRule],
@@ -444,10 +662,15 @@ class TaskStore(TaskReader[Task]):
 
         A restored stale task may be more recent than an active one that a later sweep
         marks stale behind it; max-task-age then removes the older no earlier than the newer.
+        Telemetry beyond the budget (a budget made smaller since the file was written) is
+        trimmed by the next sample or log line, which report what it changed.
         """
+        tail_bytes = self._tail_bytes
         for task in sorted(tasks, key=_BY_LAST_UPDATE):
-            self._detach(task.task_id)
+            self._drop(task.task_id)
             self._insert(task)
+            if task._tail is not None:
+                tail_bytes.touch(task.task_id, task._tail.bytes)
 
     def _insert(self, task: Task) -> None:
         """Put `task` at the recent end of the store and of its sweep queue."""
@@ -461,7 +684,19 @@ class TaskStore(TaskReader[Task]):
             del self._queues[_QUEUE_OF_STATUS[task.status]][task_id]
         return task
 
+    def _drop(self, task_id: str) -> Optional[Task]:
+        """Remove a task, and its telemetry from the budget; None when there is none."""
+        task = self._detach(task_id)
+        if task is not None:
+            if task._series is not None:
+                self._series_bytes.discard(task_id)
+            if task._tail is not None:
+                self._tail_bytes.discard(task_id)
+        return task
+
     def _make_room(self, task_ids: Set[str], changes: Changes) -> None:
+        if len(self._tasks) + len(task_ids) <= self.max_tasks:
+            return  # room even if every id is new: spares the count on the path of every event
         needed = len(self._tasks) + sum(1 for t in task_ids if t not in self._tasks) - self.max_tasks
         if needed <= 0:
             return

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 import configargparse
 
-from progressistad import __version__
+from progressistad import __version__, contract
+from progressistad.core.telemetry import DEFAULT_BUDGET_BYTES
+from progressistad.daemon.descriptors import RESERVED_MIN, RESERVED_SHARE
 
 ENV_PREFIX = "PROGRESSISTA_"
 DEFAULT_CONFIG_FILE = "/etc/progressista/progressistad.conf"
@@ -58,8 +60,13 @@ class Settings:
     persist_interval: float = 1.0
     max_tasks: int = 10000
     max_body_bytes: int = 1024 * 1024
+    telemetry_budget_bytes: int = DEFAULT_BUDGET_BYTES
+    max_connections: int = 0
+    idle_connection_timeout: float = 75.0
+    body_timeout: float = 30.0
     ws_ping_interval: float = 20.0
     ws_stall_timeout: float = 30.0
+    ws_heartbeat_interval: float = contract.WS_HEARTBEAT_SECONDS
     log_level: str = "info"
     static_path: Optional[str] = None
     base_path: str = ""
@@ -82,7 +89,7 @@ class Settings:
 RELOADABLE_FIELDS = (
     "api_tokens", "read_tokens", "api_tokens_file", "read_tokens_file", "allow_origins",
     "retention_seconds", "stale_seconds", "stale_factor", "stale_min_seconds", "max_task_age",
-    "log_level", "notify_config",
+    "log_level", "telemetry_budget_bytes", "notify_config",
 )
 """Settings that SIGHUP applies to the running daemon; the others need a restart."""
 
@@ -256,6 +263,22 @@ OPTIONS: Tuple[Option, ...] = (
             "then new tasks get 503 (default %(default)s)", "N"),
     _option("max-body-bytes", _integer(1), "largest request body accepted; larger ones get 413 "
             "(default %(default)s)", "BYTES"),
+    _option("telemetry-budget-bytes", _integer(0), "memory for the series behind the "
+            "dashboard's sparklines and the log tails of every task together; beyond it the least "
+            "recently updated tasks lose their series, then their tails (events are never refused "
+            "for it; with --redis-url it holds the series, Redis the tails) "
+            "(default %(default)s)", "BYTES"),
+    _option("max-connections", _integer(0), "most client connections (HTTP and WebSocket) open "
+            "at once; one more is answered 503 with Retry-After and closed; 0 derives it from the "
+            f"open-files limit, less 1/{RESERVED_SHARE} of it (at least {RESERVED_MIN}) kept for "
+            "the daemon's own files and outbound sockets: state file, history database, Redis, "
+            "notifications (default %(default)s)", "N"),
+    _option("idle-connection-timeout", _seconds(True), "close an HTTP connection that sends "
+            "nothing for this many seconds, kept alive or never used; longer than the pools of "
+            "proxies and browsers (default %(default)s)", "SEC"),
+    _option("body-timeout", _seconds(True), "seconds a client may take to send a request body; "
+            "a body refused with 413 is read and discarded this long at most, so that the client "
+            "gets to read the answer (default %(default)s)", "SEC"),
     _option("allow-origins", _origins, "comma-separated origins (scheme://host[:port]) allowed "
             "for CORS and WebSockets besides the daemon's own (default: none)", "LIST"),
     _option("api-token", _optional_text, "one read-write token (prefer --api-tokens-file: "
@@ -275,6 +298,9 @@ OPTIONS: Tuple[Option, ...] = (
             "(default %(default)s)", "SEC"),
     _option("ws-stall-timeout", _seconds(True), "close a dashboard that has not read a message "
             "for this long (default %(default)s)", "SEC"),
+    _option("ws-heartbeat-interval", _seconds(True), "a delta-protocol dashboard that got no "
+            "other message for this many seconds gets a heartbeat; the bundled dashboard "
+            "reconnects after three silent periods (default %(default)s)", "SEC"),
     _option("log-level", _choice(*LOG_LEVELS), "one of " + ", ".join(LOG_LEVELS)
             + "; debug logs every request with the client address (default %(default)s)", "LEVEL"),
     _option("static-path", _directory, "serve the dashboard from DIR instead of the "
@@ -317,9 +343,9 @@ $CREDENTIALS_DIRECTORY is set (LoadCredential=). With no token at all every
 route is open. Tokens never appear in logs or in --print-config.
 
 Signals: SIGHUP reloads tokens, origins, retention, the stale rules, max age, log
-level and the notification routes from the same sources (a bad file keeps the old
-settings; a bad route file keeps the old routes); SIGTERM and SIGINT write the
-state and stop. Exit status: 0 clean stop, 1 runtime failure (port
+level, the telemetry budget and the notification routes from the same sources (a
+bad file keeps the old settings; a bad route file keeps the old routes); SIGTERM
+and SIGINT write the state and stop. Exit status: 0 clean stop, 1 runtime failure (port
 taken, final state write failed), 2 bad configuration or usage."""
 
 

@@ -6,14 +6,12 @@ import asyncio
 import errno
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 
@@ -24,11 +22,15 @@ from progressistad.daemon.activation import ActivationError, describe, inherited
 from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
 )
+from progressistad.daemon.descriptors import (
+    connection_limit, open_files_limit, raise_open_files_limit,
+)
 from progressistad.daemon.logs import configure_logging, journal_line, set_level
 from progressistad.daemon.systemd import EventRate, Notifier, status_line
 from progressistad.daemon.wiring import Services, StartupError, build
 from progressistad.web.app import make_app
 from progressistad.web.context import AppContext
+from progressistad.web.server import GatewayServer, make_server
 
 log = logging.getLogger("progressistad")
 
@@ -36,10 +38,6 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
-IDLE_CONNECTION_TIMEOUT = 75.0
-"""Seconds a keep-alive connection may sit idle; longer than Caddy's and browsers' pools."""
-BODY_TIMEOUT = 30.0
-"""Seconds a client may take to send a request body."""
 STATUS_INTERVAL = 5.0
 """Seconds between two refreshes of systemd's STATUS= line."""
 CLOSE_CONNECTIONS_TIMEOUT = 2.0
@@ -90,7 +88,7 @@ class Daemon:
         self._exit_status = EXIT_OK
         self._timers: List[tornado.ioloop.PeriodicCallback] = []
         self.services: Optional[Services] = None
-        self.server: Optional[tornado.httpserver.HTTPServer] = None
+        self.server: Optional[GatewayServer] = None
         self.sockets: List[socket.socket] = []
         self._event_rate = EventRate()
 
@@ -113,13 +111,11 @@ class Daemon:
             app = make_app(self.ctx)
         except FileNotFoundError as exc:
             raise StartupError(str(exc)) from None
-        self.server = tornado.httpserver.HTTPServer(
-            app,
-            xheaders=settings.trust_proxy,
-            max_body_size=max(2 * settings.max_body_bytes, 64 * 1024),
-            idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
-            body_timeout=BODY_TIMEOUT,
-        )
+        open_files = open_files_limit()
+        max_connections = connection_limit(settings.max_connections, open_files)
+        log.debug("accepting up to %d connections (open-files limit %s)", max_connections,
+                  open_files if open_files is not None else "unlimited")
+        self.server = make_server(app, settings, max_connections, self.ctx.metrics.connections)
         self.server.add_sockets(self.sockets)
         self._start_timer(self.cleanup, settings.cleanup_interval)
         self._start_timer(self.update_status, STATUS_INTERVAL)
@@ -270,19 +266,6 @@ def print_config(parsed: ParsedConfig, env: Mapping[str, str]) -> int:
         return EXIT_USAGE
     print("\n".join([format_config(parsed), *routes]))
     return EXIT_OK
-
-
-def raise_open_files_limit(getrlimit=resource.getrlimit, setrlimit=resource.setrlimit) -> None:
-    """Soft RLIMIT_NOFILE up to the hard one: each client and dashboard holds a descriptor."""
-    soft, hard = getrlimit(resource.RLIMIT_NOFILE)
-    if soft == hard:
-        return
-    try:
-        setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (OSError, ValueError) as exc:
-        log.debug("open files: keeping the soft limit %d (hard %d): %s", soft, hard, exc)
-        return
-    log.debug("open files: soft limit raised from %d to the hard limit %d", soft, hard)
 
 
 def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> int:

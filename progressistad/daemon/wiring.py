@@ -91,7 +91,9 @@ def _notify(services: Services, routes: RouteConfig, settings: Settings,
 
 def _in_memory(settings: Settings, clock: Callable[[], float],
                on_health_change: Optional[Callable[[], None]]) -> Services:
-    service = TaskService(TaskStore(max_tasks=settings.max_tasks), clock, sweep_policy(settings))
+    store = TaskStore(max_tasks=settings.max_tasks,
+                      telemetry_budget_bytes=settings.telemetry_budget_bytes)
+    service = TaskService(store, clock, sweep_policy(settings))
     ctx = _context(settings, service, clock)
     if not settings.storage_path:
         return Services(ctx)
@@ -136,6 +138,8 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
         clock=time.monotonic,
         schedule=tornado.ioloop.IOLoop.current().call_later,
         perf_clock=time.perf_counter,
+        sample=service.sample,
+        heartbeat_interval=settings.ws_heartbeat_interval,
     )
     service.add_listener(hub.publish)
     return AppContext(settings, service, hub, clock, Metrics())

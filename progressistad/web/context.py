@@ -55,6 +55,8 @@ class AppContext:
         self.hub.interval = settings.broadcast_interval
         self.hub.stall_timeout = settings.ws_stall_timeout
         self.service.store.max_tasks = settings.max_tasks
+        # A smaller budget is met by the next sample, which announces the tails it trims.
+        self.service.store.telemetry_budget_bytes = settings.telemetry_budget_bytes
         self.service.policy = sweep_policy(settings)
 
     def health(self) -> Dict[str, Any]:
@@ -85,6 +87,8 @@ class AppContext:
             dashboards=len(self.hub),
             hub_stats=self.hub.stats,
             uptime=self._clock() - self.started_at,
+            telemetry_held=self.service.store.telemetry_held(),
+            telemetry_trimmed=self.service.store.telemetry_trimmed,
         )
 
 

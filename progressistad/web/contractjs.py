@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from types import ModuleType
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 from progressistad import contract
 
@@ -18,9 +18,18 @@ def constants(module: ModuleType = contract) -> Dict[str, Any]:
             if name.isupper() and not name.startswith("_")}
 
 
-def source(module: ModuleType = contract) -> str:
-    """`export const NAME = value;` for each constant; sets become sorted, frozen arrays."""
-    lines = [f"export const {name} = {_literal(value)};" for name, value in constants(module).items()]
+def source(module: ModuleType = contract, overrides: Optional[Mapping[str, Any]] = None) -> str:
+    """`export const NAME = value;` for each constant; sets become sorted, frozen arrays.
+
+    `overrides` replace the values of constants an option sets for this daemon (the heartbeat
+    period), so that the page follows the daemon it talks to.
+    """
+    values = constants(module)
+    unknown = set(overrides or {}) - set(values)
+    if unknown:
+        raise KeyError(f"not contract constants: {sorted(unknown)}")
+    values.update(overrides or {})
+    lines = [f"export const {name} = {_literal(value)};" for name, value in values.items()]
     return HEADER + "\n".join(lines) + "\n"
 
 

@@ -4,14 +4,15 @@ Changes are collected and flushed at most once per broadcast interval; each
 flush serializes the snapshot and the delta once, whatever the number of
 watchers. A watcher whose previous message has not been written out is
 skipped, then resynced with a fresh snapshot once it drains; one stalled
-longer than the stall timeout is closed. The hub knows nothing of Tornado:
-subscribers, the clock and the timer are passed in.
+longer than the stall timeout is closed. Delta-protocol watchers that got
+nothing for a heartbeat period get a heartbeat, from one timer for all. The
+hub knows nothing of Tornado: subscribers, the clock and the timer are passed in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, Protocol
+from typing import Any, Callable, Dict, Iterable, Optional, Protocol, Set
 
 from progressistad import contract
 from progressistad.core.store import Changes
@@ -49,15 +50,21 @@ class HubStats:
     messages_sent: int = 0
     skipped_busy: int = 0
     closed_stalled: int = 0
+    heartbeats: int = 0
 
 
 class _Watcher:
-    __slots__ = ("subscriber", "busy_since", "needs_snapshot")
+    __slots__ = ("subscriber", "busy_since", "needs_snapshot", "last_sent")
 
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
         self.busy_since: Optional[float] = None
         self.needs_snapshot = False
+        self.last_sent = float("-inf")
+
+    @property
+    def wants_heartbeats(self) -> bool:
+        return self.subscriber.protocol == contract.WS_PROTOCOL_DELTA
 
 
 class Hub:
@@ -72,10 +79,18 @@ class Hub:
         clock: Callable[[], float],
         schedule: Callable[[float, Callable[[], None]], Any],
         perf_clock: Optional[Callable[[], float]] = None,
+        sample: Optional[Callable[[Set[str]], Any]] = None,
+        heartbeat_interval: Optional[float] = None,
     ) -> None:
         self._source = source
+        self._sample = sample
+        """Called once per flush with the ids of the tasks changed since the last: the series
+        behind the dashboards' sparklines take one point per flush, whoever is watching."""
         self.interval = interval
         self.stall_timeout = stall_timeout
+        self.heartbeat_interval = heartbeat_interval
+        """Seconds of silence after which a delta watcher gets a heartbeat; None sends none."""
+        self._heartbeat_armed = False
         self._clock = clock
         self._perf_clock = perf_clock or clock
         self._schedule = schedule
@@ -100,6 +115,8 @@ class Hub:
         watcher = _Watcher(subscriber)
         self._watchers[subscriber] = watcher
         self._send_snapshot(watcher)
+        if watcher.wants_heartbeats:
+            self._arm_heartbeat()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._watchers.pop(subscriber, None)
@@ -124,12 +141,22 @@ class Hub:
         changes, self._pending = self._pending, Changes()
         if not changes:
             return
+        self._take_samples(changes)
         self._seq += 1
         self._snapshot_cache.clear()
         if self._watchers:
             self._broadcast(changes)
         self.stats.flushes += 1
         self.stats.flush_seconds += self._perf_clock() - started
+
+    def _take_samples(self, changes: Changes) -> None:
+        """Series points for the changed tasks; a delta carries only their served fields.
+
+        What the sampling trims (telemetry beyond its budget) comes back through `publish`
+        and goes out with the next flush.
+        """
+        if self._sample is not None and changes.upserted:
+            self._sample(changes.upserted)
 
     def reap(self) -> None:
         """Close watchers whose last message has been stuck longer than the stall timeout."""
@@ -139,6 +166,39 @@ class Hub:
                 self._drop(watcher)
                 self.stats.closed_stalled += 1
                 watcher.subscriber.abort(contract.WS_CLOSE_STALLED, "too slow to read updates")
+
+    def heartbeat(self) -> None:
+        """Send `{"type": "heartbeat", "seq": S}` to each delta watcher silent for a period."""
+        self._heartbeat_armed = False
+        if self.heartbeat_interval is None:
+            return
+        now = self._clock()
+        message: Optional[bytes] = None
+        listening = False
+        for watcher in list(self._watchers.values()):
+            if not watcher.wants_heartbeats:
+                continue
+            listening = True
+            if watcher.busy_since is not None or watcher.needs_snapshot \
+                    or now - watcher.last_sent < self.heartbeat_interval:
+                continue
+            if message is None:
+                # Every watcher in step has been sent the current seq, by a delta or its snapshot.
+                message = dumps({"type": contract.WS_MESSAGE_HEARTBEAT, "seq": self._seq}).encode()
+            self._send(watcher, message)
+            self.stats.heartbeats += 1
+        if listening:
+            self._arm_heartbeat()
+
+    def _arm_heartbeat(self) -> None:
+        """One timer for every watcher, ticking at half the period while a delta watcher is here.
+
+        At half the period a silent watcher waits between one and one and a half periods.
+        """
+        if self._heartbeat_armed or self.heartbeat_interval is None:
+            return
+        self._heartbeat_armed = True
+        self._schedule(self.heartbeat_interval / 2, self.heartbeat)
 
     def close_all(self, code: int, reason: str) -> None:
         for watcher in list(self._watchers.values()):
@@ -198,6 +258,7 @@ class Hub:
             self._drop(watcher)
             return
         self.stats.messages_sent += 1
+        watcher.last_sent = self._clock()
         if written is None or written.done():
             if _consume(written) is not None:
                 self._drop(watcher)

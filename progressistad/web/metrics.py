@@ -33,13 +33,28 @@ class Timing:
 
 
 @dataclass
+class ConnectionStats:
+    """What the HTTP server counts of its client connections."""
+
+    open: int = 0
+    """Connections holding a descriptor, HTTP and WebSocket, draining ones included."""
+    limit: int = 0
+    accepted: int = 0
+    refused: int = 0
+    """Answered 503 and closed for being over the limit."""
+    accept_pauses: int = 0
+    """Times accepting paused for want of file descriptors."""
+
+
+@dataclass
 class Metrics:
-    """Counters kept by handlers and timers between scrapes."""
+    """Counters kept by handlers, timers and the server between scrapes."""
 
     rejected: Counter = field(default_factory=Counter)
     persist: Timing = field(default_factory=Timing)
     persist_failures: int = 0
     sweep: Timing = field(default_factory=Timing)
+    connections: ConnectionStats = field(default_factory=ConnectionStats)
 
     def reject(self, reason: str, events: int = 1) -> None:
         self.rejected[reason] += events
@@ -75,6 +90,8 @@ def collect(
     dashboards: int,
     hub_stats,
     uptime: float,
+    telemetry_held: Mapping[str, int],
+    telemetry_trimmed: Mapping[str, int],
 ) -> List[Family]:
     """The families /metrics serves, from the live objects they describe."""
     tasks = Family("progressista_tasks", "gauge", "Tasks held, by status.")
@@ -84,11 +101,32 @@ def collect(
                       "Events refused, by reason.")
     for reason, count in sorted(metrics.rejected.items()):
         rejected.add(count, reason=reason)
+    held = Family("progressista_telemetry_bytes", "gauge",
+                  "Estimated bytes of series and log tails held against --telemetry-budget-bytes.")
+    for kind, size in sorted(telemetry_held.items()):
+        held.add(size, kind=kind)
+    trimmed = Family("progressista_telemetry_trimmed_bytes_total", "counter",
+                     "Estimated bytes of series and log tails dropped to stay within the budget.")
+    for kind, size in sorted(telemetry_trimmed.items()):
+        trimmed.add(size, kind=kind)
+    connections = metrics.connections
     families = [
         tasks,
         Family("progressista_events_accepted_total", "counter",
                "Events applied to the task store.").add(events_accepted),
         rejected,
+        Family("progressista_connections", "gauge",
+               "Client connections open, HTTP and WebSocket.").add(connections.open),
+        Family("progressista_connections_max", "gauge",
+               "Most client connections open at once (--max-connections).").add(connections.limit),
+        Family("progressista_connections_accepted_total", "counter",
+               "Client connections accepted and served.").add(connections.accepted),
+        Family("progressista_connections_refused_total", "counter",
+               "Connections answered 503 and closed for being over --max-connections.")
+        .add(connections.refused),
+        Family("progressista_accept_pauses_total", "counter",
+               "Times accepting paused for want of file descriptors.")
+        .add(connections.accept_pauses),
         Family("progressista_websocket_clients", "gauge",
                "Dashboards connected over WebSocket.").add(dashboards),
         Family("progressista_broadcast_seconds", "summary",
@@ -101,12 +139,17 @@ def collect(
         .add(hub_stats.skipped_busy),
         Family("progressista_websocket_stalled_total", "counter",
                "Dashboards closed for not reading.").add(hub_stats.closed_stalled),
+        Family("progressista_websocket_heartbeats_total", "counter",
+               "Heartbeats sent to delta-protocol dashboards that heard nothing for a period.")
+        .add(hub_stats.heartbeats),
         Family("progressista_cleanup_seconds", "summary", "Time spent in one cleanup sweep.")
         .add(metrics.sweep.count, "_count").add(metrics.sweep.total, "_sum"),
         Family("progressista_persist_seconds", "summary", "Time spent writing the state file.")
         .add(metrics.persist.count, "_count").add(metrics.persist.total, "_sum"),
         Family("progressista_persist_failures_total", "counter",
                "State-file writes that failed.").add(metrics.persist_failures),
+        held,
+        trimmed,
         Family("progressista_uptime_seconds", "gauge", "Seconds since the daemon started.")
         .add(uptime),
         Family("progressista_build_info", "gauge", "Version of the daemon and of Python.")

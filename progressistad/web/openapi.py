@@ -48,6 +48,22 @@ EVENT = {
         "meta": {"type": "object", "nullable": True,
                  "description": f"Free-form, at most {contract.META_MAX_BYTES} bytes serialized; "
                                 f"`{contract.TOKEN_META_KEY}` is a credential, never stored."},
+        # No maxProperties: the cap holds after merging, where nulls remove keys.
+        "metrics": {"type": "object", "nullable": True,
+                    "additionalProperties": _nullable_number(),
+                    "description": f"Finite numbers by name (keys of 1 to "
+                                   f"{contract.METRIC_KEY_MAX_CHARS} characters), merged into the "
+                                   f"task's: each key keeps its latest value, null removes it; at "
+                                   f"most {contract.METRICS_MAX_KEYS} on a task after merging."},
+        "postfix": _text(contract.POSTFIX_MAX_CHARS),
+        "log": {"oneOf": [{"type": "string"},
+                          {"type": "array", "items": {"type": "string"},
+                           "maxItems": contract.LOG_MAX_LINES}],
+                "nullable": True,
+                "description": f"Lines for the task's log tail (its last "
+                               f"{contract.LOG_TAIL_LINES} kept): a string or each string of an "
+                               f"array split on newlines, at most {contract.LOG_MAX_LINES} lines "
+                               f"of at most {contract.LOG_LINE_MAX_BYTES} bytes of UTF-8."},
     },
 }
 
@@ -69,8 +85,17 @@ TASK = {
         "stale_at": _nullable_number(),
         "rate": _nullable_number(),
         "eta": _nullable_number(),
+        "metrics": {"type": "object", "nullable": True, "additionalProperties": {"type": "number"}},
+        "postfix": {"type": "string", "nullable": True},
+        "last_log": {"type": "string", "nullable": True,
+                     "description": "The newest line of the log tail."},
+        "log_lines": {"type": "integer", "minimum": 0, "maximum": contract.LOG_TAIL_LINES,
+                      "description": "Lines the log tail keeps (GET /tasks/{task_id}/log)."},
     },
 }
+
+_POINTS = {"type": "array", "maxItems": contract.SERIES_MAX_POINTS}
+_NULLABLE_POINTS = {**_POINTS, "items": _nullable_number()}
 
 DELIVERY = {
     "type": "object",
@@ -100,6 +125,21 @@ SCHEMAS = {
     "Task": TASK,
     "Tasks": {"type": "object", "required": ["tasks"],
               "properties": {"tasks": {"type": "object", "additionalProperties": _ref("Task")}}},
+    "Log": {"type": "object", "required": ["task_id", "lines"],
+            "properties": {"task_id": {"type": "string"},
+                           "lines": {"type": "array", "items": {"type": "string"},
+                                     "maxItems": contract.LOG_TAIL_LINES}}},
+    "Series": {"type": "object", "required": ["task_id", "t", "n", "rate", "metrics"],
+               "description": f"At most one sample per broadcast flush and "
+                             f"{contract.SERIES_MAX_POINTS} points (when full, every other one "
+                             f"goes), held in memory by the daemon answering; null where the "
+                             f"task had no value.",
+               "properties": {"task_id": {"type": "string"},
+                              "t": {**_POINTS, "items": {"type": "number"}},
+                              "n": {**_POINTS, "items": {"type": "number"}},
+                              "rate": _NULLABLE_POINTS,
+                              "metrics": {"type": "object",
+                                          "additionalProperties": _NULLABLE_POINTS}}},
     "Accepted": {"type": "object", "required": ["ok", "accepted", "ignored"],
                  "properties": {"ok": {"type": "boolean"}, "accepted": {"type": "integer"},
                                 "ignored": {"type": "array", "items": {"type": "string"}}}},
@@ -195,6 +235,18 @@ PATHS = {
                    "responses": {"200": _ok("whether it existed", {
                        "type": "object", "required": ["removed"],
                        "properties": {"removed": {"type": "boolean"}}}), **WRITE_ERRORS}},
+    },
+    "/tasks/{task_id}/log": {
+        "parameters": [TASK_ID],
+        "get": {"summary": "One task's log tail, oldest line first",
+                "responses": {"200": _ok("the tail", _ref("Log")), "404": NOT_FOUND,
+                              **READ_ERRORS}},
+    },
+    "/tasks/{task_id}/series": {
+        "parameters": [TASK_ID],
+        "get": {"summary": "One task's series of time, n, rate and each metric, for sparklines",
+                "responses": {"200": _ok("the series", _ref("Series")), "404": NOT_FOUND,
+                              **READ_ERRORS}},
     },
     "/health": {"get": {
         "summary": "Liveness, task count and what the caller's credentials grant",

@@ -10,6 +10,7 @@ from progressistad.core.schemas import InvalidInput, load_events, parse_json
 from progressistad.core.store import CapacityError
 from progressistad.web.auth import Access
 from progressistad.web.base import ApiError, ApiHandler, read_only, unauthorized
+from progressistad.web.server import drain_before_close
 
 
 @tornado.web.stream_request_body
@@ -30,8 +31,7 @@ class ProgressHandler(ApiHandler):
         self._size = 0
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.ctx.settings.max_body_bytes:
-            # Raise tornado's own limit so it does not answer 400 behind our 413;
-            # the connection closes once the 413 is written, unread body and all.
+            # Raise tornado's own limit so it does not answer 400 behind our 413.
             self.request.connection.set_max_body_size(int(declared))
             self._refuse_too_large()
             return
@@ -49,7 +49,11 @@ class ProgressHandler(ApiHandler):
     def _refuse_too_large(self) -> None:
         limit = self.ctx.settings.max_body_bytes
         self.ctx.metrics.reject("too_large")
-        error = ApiError(413, f"request body larger than --max-body-bytes={limit}", limit=limit)
+        error = ApiError(413, f"request body larger than --max-body-bytes={limit}", limit=limit,
+                         headers={"Connection": "close"})
+        # The connection closes once the 413 is written; draining the rest of the body first
+        # lets a client that sends it all before reading get the 413, not a reset.
+        drain_before_close(self.request)
         self.send_error(413, exc_info=(ApiError, error, None))
         self._chunks = []
 
@@ -69,6 +73,8 @@ class ProgressHandler(ApiHandler):
         self._authorize(parsed.meta_tokens)
         try:
             await self.call(self.ctx.service.ingest(parsed.events))
+        except InvalidInput as error:  # a rule that depends on a task's state (the metrics cap)
+            raise self.rejected(error, "invalid", len(parsed.events)) from None
         except CapacityError as error:
             self.ctx.metrics.reject("capacity", len(parsed.events))
             raise ApiError(503, str(error), headers=self.retry_after(),

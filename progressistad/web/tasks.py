@@ -1,6 +1,8 @@
-"""GET and DELETE on /tasks and /tasks/{task_id}: read and remove tasks."""
+"""GET and DELETE on /tasks and /tasks/{task_id}, and a task's log tail and series: read and remove tasks."""
 
 from __future__ import annotations
+
+from typing import Any, Awaitable, Optional
 
 from progressistad import contract
 from progressistad.web.auth import Access
@@ -26,16 +28,41 @@ class TasksHandler(ApiHandler):
         self.write_json({"removed": removed})
 
 
-class TaskHandler(ApiHandler):
-    """GET /tasks/{task_id}: the task, 404 if unknown. DELETE: `{"removed": true/false}`."""
+class OneTask(ApiHandler):
+    """A route of one task: reads need a read token, and an unknown task is a 404."""
 
     access = {"GET": Access.READ}
 
-    async def get(self, task_id: str) -> None:
-        task = await self.call(self.ctx.service.get(task_id))
-        if task is None:
+    async def found(self, read: Awaitable[Optional[Any]], task_id: str) -> Any:
+        """What `read` of the task service gives for `task_id`; a 404 when it gives None."""
+        answer = await self.call(read)
+        if answer is None:
             raise ApiError(404, "no such task", task_id=task_id[: contract.TASK_ID_MAX_CHARS])
-        self.write_json(task)
+        return answer
+
+
+class TaskHandler(OneTask):
+    """GET /tasks/{task_id}: the task, 404 if unknown. DELETE: `{"removed": true/false}`."""
+
+    async def get(self, task_id: str) -> None:
+        self.write_json(await self.found(self.ctx.service.get(task_id), task_id))
 
     async def delete(self, task_id: str) -> None:
         self.write_json({"removed": await self.call(self.ctx.service.remove(task_id))})
+
+
+class TaskLogHandler(OneTask):
+    """GET /tasks/{task_id}/log: `{"task_id": ..., "lines": [...]}`, the log tail oldest first;
+    404 if unknown."""
+
+    async def get(self, task_id: str) -> None:
+        lines = await self.found(self.ctx.service.log_tail(task_id), task_id)
+        self.write_json({"task_id": task_id, "lines": lines})
+
+
+class TaskSeriesHandler(OneTask):
+    """GET /tasks/{task_id}/series: `{"task_id", "t", "n", "rate", "metrics": {key: [...]}}`,
+    this daemon's samples for sparklines (null where a value was missing); 404 if unknown."""
+
+    async def get(self, task_id: str) -> None:
+        self.write_json(await self.found(self.ctx.service.series(task_id), task_id))

@@ -119,6 +119,21 @@ def wait_connection(page, state: str, timeout: float = 10.0) -> None:
     )
 
 
+FAKE_SOCKETS = """
+  const { LiveConnection, backoffDelay } = await import(new URL('connection.js', location.href).href);
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) { this.url = url; this.closedWith = null; sockets.push(this); }
+    close(code) { this.closedWith = code; }
+  }
+  const real = window.WebSocket;
+  window.WebSocket = FakeSocket;
+  const send = (socket, message) => socket.onmessage({ data: JSON.stringify(message) });
+"""
+"""Opens a page script: connection.js's LiveConnection on fake sockets (`sockets`), `send` a
+message to one; the script puts `window.WebSocket = real` back when done."""
+
+
 READ_ROWS = """
 () => [...document.querySelectorAll('li.task')].map(li => {
   const text = (name) => li.querySelector(name).textContent;
@@ -162,3 +177,13 @@ def wait_rows(page, predicate, timeout: float = 10.0, message: str = "rows") -> 
 def visible_ids(page, bucket: Optional[str] = None) -> Sequence[str]:
     return [r["id"] for r in page.evaluate(READ_ROWS)
             if r["visible"] and (bucket is None or r["bucket"] == bucket)]
+
+
+def assert_fits_width(page) -> None:
+    """No horizontal scroll, and no element reaching past the viewport's right edge."""
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
+        "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
+    assert overflowing == []

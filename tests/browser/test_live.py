@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import rows, wait_connection, wait_rows
+from tests.browser.conftest import FAKE_SOCKETS, rows, wait_connection, wait_rows
 from tests.support import DaemonProcess, post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -131,22 +131,13 @@ def test_without_a_valid_token_the_page_says_so_and_shows_nothing(daemon_factory
     assert page.locator("#clear-completed").is_hidden()
 
 
-CONNECTION_SCRIPT = """async () => {
-  const { LiveConnection, backoffDelay } = await import(new URL('connection.js', location.href).href);
-  const sockets = [];
-  class FakeSocket {
-    constructor(url) { this.url = url; this.closedWith = null; sockets.push(this); }
-    close(code) { this.closedWith = code; }
-  }
-  const real = window.WebSocket;
-  window.WebSocket = FakeSocket;
+CONNECTION_SCRIPT = "async () => {" + FAKE_SOCKETS + """
   const seen = [];
   const connection = new LiveConnection('ws://127.0.0.1:1/ws?protocol=delta', {
     onSnapshot: (tasks) => seen.push('snapshot:' + Object.keys(tasks).join()),
     onDelta: (tasks, removed) => seen.push('delta:' + Object.keys(tasks).join() + '-' + removed.join()),
     onState: (state) => seen.push(state),
   });
-  const send = (socket, message) => socket.onmessage({ data: JSON.stringify(message) });
   try {
     connection.start();
     send(sockets[0], { type: 'snapshot', seq: 5, tasks: { a: {} } });

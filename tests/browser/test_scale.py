@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Dashboards, rows, wait_rows
+from tests.browser.conftest import Dashboards, assert_fits_width, rows, wait_rows
 from tests.support import REPO, post
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -66,12 +66,7 @@ def test_phone_width_has_no_horizontal_scroll(daemon, dashboards):
     page.wait_for_function("() => document.querySelectorAll('li.group').length === 1")
     page.click(".group-toggle")
     wait_rows(page, lambda r: len(r) == 4)
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
-    overflowing = page.evaluate(
-        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
-        "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
-    assert overflowing == []
+    assert_fits_width(page)
 
 
 def test_light_and_dark_follow_the_system(daemon, dashboards):
@@ -151,8 +146,12 @@ def feed_live_updates(daemon, stop: threading.Event) -> None:
     step = 0
     while not stop.is_set() and step < 200:
         step += 1
-        post(daemon, [{"task_id": f"train:rank-{r}", "n": 1200 + 37 * r + 9 * step} for r in range(4)] + [
-            {"task_id": "backup-db", "n": 2_600_000_000 + 95_000_000 * step},
+        loss = 2.4 / (1 + 0.05 * step)
+        post(daemon, [{"task_id": f"train:rank-{r}", "n": 1200 + 37 * r + 9 * step,
+                       "metrics": {"loss": loss + 0.02 * r, "acc": 0.6 + 0.3 * (1 - loss / 2.4)},
+                       "postfix": f"loss={loss + 0.02 * r:.3f}"} for r in range(4)] + [
+            {"task_id": "backup-db", "n": 2_600_000_000 + 95_000_000 * step,
+             **({"log": f"pg_dump: dumping contents of table orders_{step:03d}"} if step % 10 == 1 else {})},
             {"task_id": "crawl", "n": 1400 + 23 * step},
             {"task_id": "etl-orders", "n": 91_000 + 1300 * step}])
         stop.wait(0.25)
@@ -173,7 +172,9 @@ def test_screenshot_of_a_busy_dashboard(daemon_factory, dashboards):
         post(daemon, {"task_id": name, "desc": name.replace("-", " ").capitalize(), "n": 100 * (index + 1),
                       "total": 100 * (index + 1), "unit": "files", "status": "close"})
     post(daemon, {"task_id": "import-customers", "desc": "Import customers.csv", "n": 812, "total": 1200,
-                  "unit": "rows", "status": "error"})
+                  "unit": "rows", "status": "error",
+                  "log": ["reading customers.csv", "row 812: bad date '2026-13-01'",
+                          "ValueError: month must be in 1..12"]})
     stop = threading.Event()
     feeder = threading.Thread(target=feed_live_updates, args=(daemon, stop), daemon=True)
     feeder.start()

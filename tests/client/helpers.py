@@ -1,4 +1,4 @@
-"""Helpers for the client tests: client programs in subprocesses, task polling, a recording server."""
+"""Helpers for the client tests: client programs in subprocesses, task polling, a recording proxy."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tests.support import REPO, clean_env, wait_for
 
@@ -66,10 +68,12 @@ def wait_task(daemon, task_id: str, timeout: float = 20.0, headers=None, **expec
 
 
 class RecordingServer:
-    """A stand-in daemon on 127.0.0.1 that records every POSTed body and answers `status`."""
+    """A stand-in daemon on 127.0.0.1 that records every POSTed body and answers `status`;
+    with `daemon`, a proxy in front of that real daemon, which answers instead."""
 
-    def __init__(self, status: int = 200, port: int = 0) -> None:
+    def __init__(self, status: int = 200, port: int = 0, daemon: Any = None) -> None:
         self.status = status
+        self.daemon = daemon
         self.bodies: List[Any] = []
         self.connections = set()
         owner = self
@@ -79,11 +83,16 @@ class RecordingServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                owner.bodies.append(json.loads(self.rfile.read(length)))
+                raw = self.rfile.read(length)
+                owner.bodies.append(json.loads(raw))
                 owner.connections.add(self.client_address)
-                body = json.dumps({"ok": owner.status == 200} if owner.status == 200
-                                  else {"error": "test refusal"}).encode()
-                self.send_response(owner.status)
+                if owner.daemon is not None:
+                    status, body = owner.forward(raw, self.headers)
+                else:
+                    status = owner.status
+                    body = json.dumps({"ok": True} if status == 200
+                                      else {"error": "test refusal"}).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -99,6 +108,17 @@ class RecordingServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/progress"
+
+    def forward(self, raw: bytes, headers: Any) -> Tuple[int, bytes]:
+        """POST `raw` to the daemon as it came; the daemon's status and body."""
+        passed = {name: headers[name] for name in ("Content-Type", "Authorization") if name in headers}
+        request = urllib.request.Request(self.daemon.url + "/progress", data=raw, headers=passed,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
     def events(self) -> List[dict]:
         out: List[dict] = []
@@ -137,6 +157,21 @@ def assert_acceptable(event: Mapping[str, Any]) -> None:
     assert isinstance(log, list) and len(log) <= 50, event
     for line in log:
         assert isinstance(line, str) and "\n" not in line and len(line.encode("utf-8")) <= 1024
+
+
+def log_tail(daemon, task_id: str) -> List[str]:
+    """The lines the daemon keeps in `task_id`'s log tail (GET /tasks/{id}/log)."""
+    status, _, body = daemon.request("GET", f"/tasks/{task_id}/log")
+    assert status == 200, body
+    return body["lines"]
+
+
+def rejected(daemon) -> float:
+    """Events the daemon refused since it started, by its /metrics."""
+    status, _, text = daemon.request("GET", "/metrics")
+    assert status == 200, text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("progressista_events_rejected_total{"))
 
 
 def wrapper(args: Sequence[str], url: str, extra_env: Optional[Mapping[str, str]] = None,

@@ -1,8 +1,8 @@
 """Telemetry from RemoteTqdm: postfix and metrics, description, log lines, the logging handler, tqdm.write.
 
-Until the daemon serves `metrics`, `postfix` and the log tail, what reaches it is
-read from a recording stand-in that receives exactly the POST /progress bodies
-the daemon would; the real daemon is checked for what it serves today.
+What the client sends is read from a recording proxy in front of a real daemon, which
+judges every event (none refused) and is then asked what it keeps: metrics, postfix,
+the last line and the log tail.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from progressistad.client.events import log_lines, merge_metrics
 from progressistad.client.logqueue import LINES_PER_TASK, LogQueue
-from tests.client.helpers import (RecordingServer, assert_acceptable, run_program, start_program,
-                                  wait_task)
+from tests.client.helpers import (RecordingServer, assert_acceptable, log_tail, rejected,
+                                  run_program, start_program, wait_task)
 from tests.support import free_port, wait_for
 
 
@@ -38,8 +38,8 @@ def _last(events, field):
 
 
 @pytest.mark.integration
-def test_postfix_metrics_description_and_log_reach_the_wire():
-    with RecordingServer() as server:
+def test_postfix_metrics_description_and_log_reach_the_wire(daemon):
+    with RecordingServer(daemon=daemon) as server:
         done = run_program("""
             import io, time
             from progressistad.client import RemoteTqdm
@@ -67,11 +67,17 @@ def test_postfix_metrics_description_and_log_reach_the_wire():
     assert _merged_metrics(events) == {"loss": 0.25, "acc": 0.5, "lr": 0.001, "epoch": 2}
     assert _last(events, "desc") == "validate" and events[-1]["status"] == "close"
     assert server.logs("t") == ["first", "second", "third", "fourth"]
+    kept = wait_task(daemon, "t", status="close")
+    assert kept["metrics"] == {"loss": 0.25, "acc": 0.5, "lr": 0.001, "epoch": 2}
+    assert (kept["postfix"], kept["desc"]) == ("nearly there", "validate")
+    assert (kept["last_log"], kept["log_lines"]) == ("fourth", 4)
+    assert log_tail(daemon, "t") == ["first", "second", "third", "fourth"]
+    assert rejected(daemon) == 0
 
 
 @pytest.mark.integration
-def test_what_the_daemon_would_refuse_is_never_sent():
-    with RecordingServer() as server:
+def test_what_the_daemon_would_refuse_is_never_sent(daemon):
+    with RecordingServer(daemon=daemon) as server:
         done = run_program("""
             from progressistad.client import RemoteTqdm
             bar = RemoteTqdm(total=None, task_id="limits", disable=True)
@@ -96,6 +102,11 @@ def test_what_the_daemon_would_refuse_is_never_sent():
     # 120 lines queued at once: the newest 100, as the daemon keeps them, in runs of 50.
     assert server.logs("many") == [f"line {i}" for i in range(20, 120)]
     assert [len(e["log"]) for e in _task_events(server, "many") if "log" in e] == [50, 50]
+    assert rejected(daemon) == 0 and "refused an event" not in done.stderr
+    limits = wait_task(daemon, "limits", status="close")
+    assert limits["metrics"] == metrics and limits["postfix"] == "p" * 256
+    assert log_tail(daemon, "cut") == ["é" * 512, "a" + "€" * 341]
+    assert log_tail(daemon, "many") == [f"line {i}" for i in range(20, 120)]
 
 
 def test_long_lines_are_cut_on_a_character_boundary():
@@ -130,8 +141,8 @@ def test_log_queue_is_bounded_in_order_and_counts_drops():
 
 
 @pytest.mark.integration
-def test_logging_handler_and_tqdm_write_reach_the_innermost_bar():
-    with RecordingServer() as server:
+def test_logging_handler_and_tqdm_write_reach_the_innermost_bar(daemon):
+    with RecordingServer(daemon=daemon) as server:
         done = run_program("""
             import logging, sys
             from progressistad.client import LogHandler, patch
@@ -162,10 +173,13 @@ def test_logging_handler_and_tqdm_write_reach_the_innermost_bar():
     assert "after close" not in outer
     for task_id in ("outer", "inner"):
         _task_events(server, task_id)
+    wait_task(daemon, "outer", status="close")
+    assert log_tail(daemon, "inner") == ["from inside"] and log_tail(daemon, "outer") == outer
+    assert rejected(daemon) == 0
 
 
 @pytest.mark.integration
-def test_log_lines_wait_for_a_daemon_that_is_away(tmp_path):
+def test_log_lines_wait_for_a_daemon_that_is_away(tmp_path, daemon_factory):
     port = free_port()
     logged, go = tmp_path / "logged", tmp_path / "go"
     program = start_program("""
@@ -184,18 +198,22 @@ def test_log_lines_wait_for_a_daemon_that_is_away(tmp_path):
     try:
         wait_for(logged.exists, 30, message="lines logged")
         time.sleep(0.3)
-        with RecordingServer(port=port) as server:
-            wait_for(lambda: server.logs("patient"), 30, message="lines delivered")
-            go.touch()
-            assert program.wait(30) == 0
-        lines = server.logs("patient")
+        daemon = daemon_factory(port=port)
+        queued = [f"line {i}" for i in range(200, 300)]
+        wait_for(lambda: wait_task(daemon, "patient")["log_lines"] == len(queued), 30,
+                 message="lines delivered")
+        assert log_tail(daemon, "patient") == queued, "the newest lines, in order"
+        go.touch()
+        assert program.wait(30) == 0
+        # The client queued 100 lines and then one: the daemon's tail of 100 keeps the last.
+        wait_task(daemon, "patient", status="close", last_log="back")
+        lines = log_tail(daemon, "patient")
     finally:
         program.kill()
     stderr = program.stderr.read()
-    assert lines == [f"line {i}" for i in range(200, 300)] + ["back"], lines[:3]
+    assert lines == queued[1:] + ["back"], lines[:3]
     assert stderr.count("cannot report progress") == 1, stderr
-    for event in server.events():
-        assert_acceptable(event)
+    assert rejected(daemon) == 0 and "refused an event" not in stderr
 
 
 @pytest.mark.integration
@@ -214,3 +232,7 @@ def test_the_daemon_takes_the_new_fields(daemon):
     assert done.returncode == 0 and "refused" not in done.stderr, done.stderr
     task = wait_task(daemon, "fit", status="close")
     assert (task["n"], task["desc"]) == (3, "fitted")
+    assert task["metrics"] == {"loss": 1 / 3}
+    assert task["postfix"].startswith("loss=0.333") and task["postfix"].endswith("stage=warm")
+    assert (task["last_log"], task["log_lines"]) == ("step 2", 3)
+    assert log_tail(daemon, "fit") == ["step 0", "step 1", "step 2"]

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.client.helpers import (RecordingServer, assert_acceptable, client_env, tasks, wait_task,
-                                  wrapper)
+from tests.client.helpers import (RecordingServer, assert_acceptable, client_env, log_tail,
+                                  rejected, tasks, wait_task, wrapper)
 from tests.support import REPO, free_port, require_tool
 
 pytestmark = pytest.mark.integration
@@ -40,10 +40,10 @@ def test_a_failing_script_keeps_its_streams_and_its_status(daemon, tmp_path):
     assert (task["desc"], task["n"], task["unit"]) == ("backup", 3, "lines")
 
 
-def test_the_last_lines_go_to_the_log_tail(tmp_path):
+def test_the_last_lines_go_to_the_log_tail(tmp_path, daemon):
     script = tmp_path / "backup.sh"
     script.write_text(FAILING_SCRIPT)
-    with RecordingServer() as server:
+    with RecordingServer(daemon=daemon) as server:
         done = wrapper(["--task-id", "tail", "--", "sh", str(script)], server.url)
     assert done.returncode == 3
     lines = server.logs("tail")
@@ -54,6 +54,9 @@ def test_the_last_lines_go_to_the_log_tail(tmp_path):
         assert_acceptable(event)
     assert events[0]["status"] == "start" and events[0]["meta"] == {"job": "sh"}
     assert events[-1]["status"] == "error" and events[-1]["meta"] == {"job": "sh", "exit_status": 3}
+    task = wait_task(daemon, "tail", status="error")
+    assert log_tail(daemon, "tail") == lines and task["last_log"] == lines[-1]
+    assert task["log_lines"] == 3 and rejected(daemon) == 0
 
 
 def test_a_command_killed_by_a_signal(daemon):

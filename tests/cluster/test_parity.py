@@ -1,8 +1,10 @@
 """The Lua scripts against the pure store: identical event sequences must give identical tasks.
 
 One group of tests per rule the scripts restate (test_apply_*, test_rate_*, test_eta_*,
-test_make_room_*, test_sweep_*), then random sequences of everything. Needs a real
-redis-server (started by the session fixture); no daemon, no sockets of ours.
+test_make_room_*, test_sweep_*, test_telemetry_*), then random sequences of everything.
+Every step compares the tasks as served and their log tails, and finds no telemetry left
+behind a task that is gone. Needs a real redis-server (started by the session fixture); no
+daemon, no sockets of ours.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import pytest
 pytest.importorskip("redis")
 
 from progressistad.cluster.store import RedisTaskStore, connect  # noqa: E402
-from progressistad.core.store import CapacityError, SweepPolicy, TaskStore  # noqa: E402
+from progressistad.cluster.records import decode_ids  # noqa: E402
+from progressistad.core.store import (  # noqa: E402
+    CapacityError, EventRefused, SweepPolicy, TaskStore,
+)
 from tests.cluster import layout as redis_layout  # noqa: E402
 from tests.cluster.helpers import sweep_in_steps  # noqa: E402
 
@@ -33,6 +38,8 @@ class Pair:
         self.memory = TaskStore(max_tasks=max_tasks)
         self.url, self.prefix, self.max_tasks = url, prefix, max_tasks
         self.steps = []
+        self.orphans_left = False
+        """A daemon of the previous release removed a task, leaving its telemetry in Redis."""
 
     def apply(self, events, now):
         self.steps.append(("apply", events, now))
@@ -102,6 +109,22 @@ class Pair:
         assert got == expected, f"step {index} {step[0]}: changes differ"
         snapshot = await redis_store.snapshot()
         assert snapshot == self.memory.snapshot(), f"step {index} {step[0]}: tasks differ"
+        for task in self.memory:
+            tail = await redis_store.log_tail(task.task_id)
+            assert tail == task.log_tail(), f"step {index} {step[0]}: tails of {task.task_id!r} differ"
+        if not self.orphans_left:
+            await self._check_no_telemetry_left(redis_store, index, step)
+
+    async def _check_no_telemetry_left(self, redis_store, index, step):
+        """Telemetry and tails are kept for tasks only, and a tail only for a task with lines."""
+        client = redis_store.client
+        tasks = set(decode_ids(b"\0".join(await client.hkeys(self.prefix + "tasks"))))
+        for name in ("telemetry", "logs"):
+            held = set(decode_ids(b"\0".join(await client.hkeys(self.prefix + name))))
+            assert held <= tasks, f"step {index} {step[0]}: {name} of {sorted(held - tasks)}"
+        logged = set(decode_ids(b"\0".join(await client.hkeys(self.prefix + "logs"))))
+        assert logged == {task.task_id for task in self.memory if task.log_lines}, \
+            f"step {index} {step[0]}: tails kept"
 
     async def _downgrade(self, client, step):
         if step[0] == "previous_layout":
@@ -110,6 +133,7 @@ class Pair:
         await PREVIOUS_RELEASE[step[1]](client, self.prefix, step[2])
         if step[1] == "removed":
             self.memory.remove(step[2])
+            self.orphans_left = True
 
     def _memory_step(self, step):
         kind = step[0]
@@ -124,6 +148,8 @@ class Pair:
                 changes = self.memory.remove_where(step[1], step[2], step[3])
         except CapacityError as error:
             return ("capacity", error.needed)
+        except EventRefused as refused:
+            return ("refused", refused.index, refused.field, refused.problem)
         return (sorted(changes.upserted), sorted(changes.removed))
 
     async def _redis_step(self, store, step):
@@ -140,6 +166,8 @@ class Pair:
                 upserted, removed = [], await store.remove_where(step[1], step[2], step[3])
         except CapacityError as error:
             return ("capacity", error.needed)
+        except EventRefused as refused:
+            return ("refused", refused.index, refused.field, refused.problem)
         return (sorted(t.task_id for t in upserted), sorted(removed))
 
 
@@ -356,6 +384,95 @@ def test_apply_any_text_round_trips(pair):
     pair().apply(events, 5.0).apply([{"task_id": odd[0], "n": 2.5}], 6.0).remove(odd[1]).run()
 
 
+SIXTEEN = {f"m{i}": float(i) for i in range(16)}
+ODD_TEXT = ["naïve ✓ 🚀", "quote \" back \\ slash", "\ud800 lone surrogate", "k,ey:1=2", "\x01 \x00",
+            "null", "1e5"]
+
+
+def test_telemetry_metrics_merge_and_null_removes_a_key(pair):
+    (pair()
+     .apply([{"task_id": "m", "metrics": {"loss": 0.5, "acc": 1, "big": 10 ** 30}}], 1.0)
+     .apply([{"task_id": "m", "metrics": {"loss": 0.25, "acc": None, "lr": 1e-7, "neg": -0.0}}], 2.0)
+     .apply([{"task_id": "m", "n": 3}], 3.0)
+     .apply([{"task_id": "m", "metrics": {}}], 4.0)
+     .apply([{"task_id": "m", "metrics": {"acc": 2, "loss": None}},
+             {"task_id": "m", "metrics": {"loss": 1.5e300}}], 5.0)
+     .apply([{"task_id": "m", "metrics": dict.fromkeys(["loss", "lr", "neg", "acc", "big"])}], 6.0)
+     .apply([{"task_id": "fresh", "metrics": {"gone": None}}], 7.0)
+     .apply([{"task_id": "m", "metrics": {text: index for index, text in enumerate(ODD_TEXT)}}], 8.0)
+     .run())
+
+
+def test_telemetry_the_cap_refuses_the_batch_naming_the_event_all_or_none(pair):
+    (pair(max_tasks=3)
+     .apply([{"task_id": "done", "status": "close"}], 1.0)
+     .apply([{"task_id": "m", "metrics": SIXTEEN}], 2.0)
+     # Refused before room is made: the finished task is not evicted for the new one.
+     .apply([{"task_id": "new", "log": ["x"]}, {"task_id": "m", "metrics": {"extra": 1}}], 3.0)
+     .apply([{"task_id": "m", "metrics": {"m0": None, "extra": 2}}], 4.0)
+     .apply([{"task_id": "x", "metrics": {"a": 1}, "postfix": "p"},
+             {"task_id": "x", "metrics": {f"k{i}": i for i in range(16)}}], 5.0)
+     .apply([{"task_id": "x", "metrics": {f"k{i}": i for i in range(17)}}], 6.0)
+     .apply([{"task_id": "y", "metrics": dict.fromkeys(f"k{i}" for i in range(17))}], 7.0)
+     .apply([{"task_id": "y", "metrics": {f"k{i}": i for i in range(16)}},
+             {"task_id": "y", "metrics": {"k0": None, "k16": 16}}], 8.0)
+     .run())
+
+
+def test_telemetry_postfix_is_kept_until_an_event_changes_it(pair):
+    (pair()
+     .apply([{"task_id": "p", "postfix": "loss=0.5"}, {"task_id": "q", "n": 1}], 1.0)
+     .apply([{"task_id": "p", "n": 2}, {"task_id": "q", "postfix": ODD_TEXT[1]}], 2.0)
+     .apply([{"task_id": "p", "postfix": ""}], 3.0)
+     .apply([{"task_id": "p", "postfix": ODD_TEXT[2] * 30}], 4.0)
+     .run())
+
+
+def test_telemetry_the_log_tail_keeps_the_last_hundred_lines(pair):
+    lines = [f"line {i}" for i in range(300)]
+    (pair()
+     .apply([{"task_id": "l", "log": lines[:3]}], 1.0)
+     .apply([{"task_id": "l", "log": lines[3:53]}, {"task_id": "l", "log": lines[53:60]},
+             {"task_id": "other", "log": ODD_TEXT}], 2.0)
+     .apply([{"task_id": "l", "log": lines[60:110]}], 3.0)
+     .apply([{"task_id": "l", "log": lines[110:160]}, {"task_id": "l", "log": lines[160:210]},
+             {"task_id": "l", "n": 2}, {"task_id": "l", "log": lines[210:260]}], 4.0)
+     .apply([{"task_id": "l", "log": []}, {"task_id": "other", "n": 1}], 5.0)
+     .apply([{"task_id": "l", "log": [""]}], 6.0)
+     .apply([{"task_id": "l", "log": lines[260:300]}], 7.0)
+     .apply([{"task_id": "quiet", "log": []}], 8.0)
+     .run())
+
+
+def test_telemetry_carries_on_across_a_restart_and_goes_with_its_task(pair):
+    everything = {"metrics": {"loss": 1}, "postfix": "p", "log": ["a", "b"]}
+    (pair(max_tasks=4)
+     .apply([{"task_id": "r", "status": "start", **everything}], 1.0)
+     .apply([{"task_id": "r", "status": "close"}], 2.0)
+     .apply([{"task_id": "r", "status": "start", "log": ["c"]}], 3.0)
+     .apply([{"task_id": "gone", **everything}, {"task_id": "swept", **everything},
+             {"task_id": "evicted", "status": "close", **everything}], 4.0)
+     .remove("gone")
+     .apply([{"task_id": "gone"}], 5.0)
+     .sweep(100.0, max_task_age=90)
+     .apply([{"task_id": "a", **everything}, {"task_id": "b"}, {"task_id": "c"}], 101.0)
+     .apply([{"task_id": "evicted"}], 102.0)
+     .apply([{"task_id": "b", **everything}, {"task_id": "d", "log": ["d"]}], 103.0)
+     .remove_where(200.0, older_than=98.0)
+     .run())
+
+
+def test_telemetry_stays_with_a_task_a_daemon_of_the_previous_release_wrote(pair):
+    (pair()
+     .apply([{"task_id": "t", "metrics": {"loss": 1}, "postfix": "p", "log": ["a"]}], 1.0)
+     .previous_release("wrote", "t")
+     .apply([{"task_id": "t", "n": 4}], 2.0)
+     .previous_release("removed", "t")
+     .apply([{"task_id": "t", "n": 1}], 3.0)
+     .apply([{"task_id": "t", "log": ["new"]}], 4.0)
+     .run())
+
+
 def test_random_sequences_agree(pair):
     rng = random.Random(20261129)
     steps = pair(max_tasks=8)
@@ -375,6 +492,13 @@ def test_random_sequences_agree(pair):
                 status = rng.choice(statuses)
                 if status:
                     event["status"] = status
+                if rng.random() < 0.3:
+                    event["metrics"] = {f"m{rng.randint(0, 19)}": rng.choice([None, 1, 0.5, -2e9])
+                                        for _ in range(rng.randint(0, 6))}
+                if rng.random() < 0.2:
+                    event["postfix"] = rng.choice(["", "p", "loss=0.1"])
+                if rng.random() < 0.3:
+                    event["log"] = [f"line {rng.random()}"] * rng.randint(0, 50)
                 batch.append(event)
             steps.apply(batch, now)
         elif roll < 0.93:
@@ -400,3 +524,27 @@ def test_cleanup_lease_lets_one_owner_sweep_until_it_expires(redis_server, redis
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_telemetry_of_an_imported_state_file_keeps_to_the_event_rules(redis_server, redis_prefix):
+    """A state file's metrics, postfix and tail reach Redis as the state file's loader keeps
+    them: what breaks the event rules is cut or dropped."""
+    wires = [
+        {"task_id": "t", "updated_at": 5.0, "metrics": {"ok": 1.5, "bad": "x", "k" * 65: 1},
+         "postfix": "p" * 300, "log_tail": ["a", 7, "é" * 600] + [f"l{i}" for i in range(120)]},
+        {"task_id": "plain", "updated_at": 6.0, "metrics": {}, "postfix": None},
+    ]
+
+    async def scenario():
+        store = RedisTaskStore(connect(redis_server.url, 5.0), redis_prefix)
+        try:
+            await store.import_tasks(wires, 10.0)
+            return await store.snapshot(), await store.log_tail("t"), await store.log_tail("plain")
+        finally:
+            await store.close()
+
+    snapshot, tail, plain_tail = asyncio.run(scenario())
+    assert snapshot["t"]["metrics"] == {"ok": 1.5} and snapshot["t"]["postfix"] == "p" * 256
+    assert tail == [f"l{i}" for i in range(20, 120)] and snapshot["t"]["log_lines"] == 100
+    assert snapshot["t"]["last_log"] == "l119"
+    assert (snapshot["plain"]["metrics"], snapshot["plain"]["log_lines"], plain_tail) == (None, 0, [])

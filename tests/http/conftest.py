@@ -11,6 +11,7 @@ import tornado.httpclient
 from progressistad.daemon import wiring
 from progressistad.daemon.config import Settings
 from progressistad.web.app import make_app
+from progressistad.web.server import make_server
 
 T0 = 1_700_000_000.0
 
@@ -72,6 +73,17 @@ def ctx(services):
 @pytest.fixture
 def app(ctx):
     return make_app(ctx)
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app, ctx):
+    """pytest-tornado's server fixture, with the daemon's own server class and limits."""
+    settings = ctx.settings
+    server = make_server(app, settings, settings.max_connections or 1000, ctx.metrics.connections)
+    server.add_sockets([_unused_port[0]])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=request.config.option.async_test_timeout)
 
 
 class Api:

@@ -148,3 +148,53 @@ async def test_a_stalled_watcher_is_closed(api, ctx, http_port):
             break
     assert len(ctx.hub) == 0 and ctx.hub.stats.closed_stalled == 1
     stuck.close()
+
+
+# ---- heartbeats (SPEC 3): the delta protocol hears something at least once a period
+
+
+@pytest.mark.settings(ws_heartbeat_interval=0.3)
+async def test_a_silent_delta_watcher_gets_a_heartbeat_with_the_last_seq(api):
+    conn = await connect(api, "?protocol=delta")
+    snapshot = await read_json(conn)
+    await api.post({"task_id": "a", "n": 1})
+    delta = await read_json(conn)
+    assert delta["type"] == "delta" and delta["seq"] == snapshot["seq"] + 1
+    loop = asyncio.get_running_loop()
+    delta_at = loop.time()
+    beat = await read_json(conn, timeout=3)
+    assert beat == {"type": "heartbeat", "seq": delta["seq"]}
+    assert loop.time() - delta_at >= 0.25, "a heartbeat came before a period of silence"
+    again = await read_json(conn, timeout=3)
+    assert again == beat, "heartbeats do not move seq"
+    await api.post({"task_id": "a", "n": 2})
+    after = await read_json(conn)
+    assert after["type"] == "delta" and after["seq"] == delta["seq"] + 1
+
+
+@pytest.mark.settings(ws_heartbeat_interval=0.5)
+async def test_no_heartbeat_while_deltas_flow(api):
+    conn = await connect(api, "?protocol=delta")
+    await read_json(conn)
+    loop = asyncio.get_running_loop()
+    seen = []
+    deadline = loop.time() + 2.0
+    n = 0
+    while loop.time() < deadline:
+        n += 1
+        await api.post({"task_id": "busy", "n": n})
+        seen.append(await read_json(conn))
+        await asyncio.sleep(0.05)
+    assert len(seen) > 10 and {m["type"] for m in seen} == {"delta"}
+
+
+@pytest.mark.settings(ws_heartbeat_interval=0.2)
+async def test_the_snapshot_protocol_gets_no_heartbeat(api, ctx):
+    plain = await connect(api)
+    await read_json(plain)
+    delta = await connect(api, "?protocol=delta")
+    await read_json(delta)
+    assert (await read_json(delta, timeout=3))["type"] == "heartbeat"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(plain.read_message(), 1.0)
+    assert ctx.hub.stats.heartbeats >= 1

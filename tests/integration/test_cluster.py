@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -171,6 +172,32 @@ def test_redis_lost_then_back_degrades_then_recovers_and_resyncs(daemon_factory,
         notify.close()
 
 
+def test_frozen_redis_shows_in_health_within_about_a_second_then_recovers(daemon_factory, dashboards):
+    server = RedisServer().start()
+    try:
+        daemon = daemon_factory(["--redis-url", server.url, "--broadcast-interval", "0.05"])
+        on_dash = dashboards(daemon)
+        daemon.request("POST", "/progress", {"task_id": "before", "n": 1})
+        on_dash.wait_until(lambda s: "before" in s, what="first task")
+        server.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        status, report = wait_for(lambda: _degraded(daemon), timeout=10, interval=0.05,
+                                  message="degraded /health")
+        noticed = time.monotonic() - stopped
+        # The probe's period plus its timeout, with room for a loaded machine; writes time out at 3 s.
+        assert noticed < 2.5, f"/health said nothing for {noticed:.2f}s"
+        assert report["redis"]["ok"] is False and "ping" in report["redis"]["error"]
+        server.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: health(daemon)[0] == 200, timeout=20, message="recovered /health")
+        assert daemon.request("POST", "/progress", {"task_id": "after", "n": 2})[0] == 200
+        on_dash.wait_until(lambda s: s.get("after", {}).get("n") == 2 and "before" in s,
+                           what="updates after the freeze")
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)
+        server.stop()
+
+
 def _degraded(daemon):
     status, report = health(daemon)
     return (status, report) if status == 503 and report["status"] == "degraded" else None
@@ -208,7 +235,9 @@ def test_import_state_loads_ours_and_the_earlier_builds_files(group, tmp_path, r
     on_a = dashboards(a)
     ours = {"version": 2, "saved_at": 1.0, "tasks": {
         "run": {"task_id": "run", "n": 5, "total": 10, "status": "update", "desc": "é ✓",
-                "created_at": 100.0, "updated_at": 110.0, "meta": {"k": [1, 2]}},
+                "created_at": 100.0, "updated_at": 110.0, "meta": {"k": [1, 2]},
+                "metrics": {"loss": 0.25}, "postfix": "loss=0.25", "last_log": "two",
+                "log_lines": 2, "log_tail": ["one", "two"]},
         "done": {"task_id": "done", "n": 10, "total": 10, "status": "close",
                  "created_at": 100.0, "updated_at": 120.0, "done_at": 120.0}}}
     earlier = {"version": "0.2.1", "saved_at": 1.0, "tasks": {
@@ -227,6 +256,10 @@ def test_import_state_loads_ours_and_the_earlier_builds_files(group, tmp_path, r
     assert state["run"]["meta"] == {"k": [1, 2]}
     assert state["done"]["status"] == "close" and state["old"]["status"] == "recovered"
     assert a.request("GET", "/tasks/old")[2]["n"] == 1
+    assert (state["run"]["metrics"], state["run"]["postfix"]) == ({"loss": 0.25}, "loss=0.25")
+    assert (state["run"]["last_log"], state["run"]["log_lines"]) == ("two", 2)
+    assert a.request("GET", "/tasks/run/log")[2] == {"task_id": "run", "lines": ["one", "two"]}
+    assert a.request("GET", "/tasks/done/log")[2]["lines"] == []
 
 
 def test_import_state_refuses_a_bad_file_with_one_line(tmp_path, redis_server):

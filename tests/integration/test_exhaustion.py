@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import os
 import resource
 import socket
-import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from tests.support import post, wait_for
+from tests.support import post, read_to_end, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +152,57 @@ def test_a_100_mb_body_is_refused_before_it_is_read(daemon_factory, framing):
     assert "Traceback" not in daemon.logs()
 
 
+def _urllib_post(port: int, body: bytes):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/progress", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def _http_client_post(port: int, body: bytes):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/progress", body=body,
+                           headers={"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        return reply.status, reply.headers, reply.read()
+    finally:
+        connection.close()
+
+
+def _raw_post(port: int, body: bytes):
+    """Send the whole body before reading a byte, then read the answer to the end."""
+    head = (f"POST /progress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head + body)
+        reply = read_to_end(sock)
+    head, _, content = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = dict(line.decode().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, content
+
+
+@pytest.mark.parametrize("megabytes", [5, 50])
+@pytest.mark.parametrize("client", [_urllib_post, _http_client_post, _raw_post],
+                         ids=["urllib", "http.client", "raw-socket"])
+def test_a_client_that_sends_its_whole_far_too_large_body_reads_the_413(daemon, client, megabytes):
+    body = b"[" + b'{"task_id": "x"},' * (megabytes * MIB // 17)
+    started = time.monotonic()
+    status, headers, content = client(daemon.port, body)
+    elapsed = time.monotonic() - started
+    print(f"{megabytes} MB body by {client.__name__}: {status} in {elapsed:.2f} s")
+    assert status == 413, content[:200]
+    assert headers["Connection"] == "close"
+    assert json.loads(content) == {"error": "request body larger than --max-body-bytes=1048576",
+                                   "limit": 1048576}
+    assert daemon.request("GET", "/health")[0] == 200
+    assert "Traceback" not in daemon.logs()
+
+
 # ---- many WebSockets
 
 
@@ -253,9 +306,8 @@ def test_half_open_dashboards_are_reaped_by_pings(daemon_factory):
 
 # ---- connections that send nothing
 
-SHORT_TIMEOUTS = ("import sys, progressistad.daemon.main as d; d.IDLE_CONNECTION_TIMEOUT = 1.0; "
-                  "d.BODY_TIMEOUT = 1.0; sys.exit(d.main())")
-"""The daemon with its HTTP idle and body timeouts (75 s and 30 s) cut down for the test."""
+SHORT_TIMEOUTS = ["--idle-connection-timeout", "1", "--body-timeout", "1"]
+"""The HTTP idle and body timeouts (75 s and 30 s) cut down for the test."""
 
 
 def _closed_by_peer(sock: socket.socket, timeout: float) -> bool:
@@ -277,7 +329,7 @@ def _closed_by_peer(sock: socket.socket, timeout: float) -> bool:
     b"POST /progress HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"task_id\"",
 ], ids=["silent", "headers-never-end", "body-never-ends"])
 def test_connections_that_send_nothing_more_are_timed_out(daemon_factory, opening):
-    daemon = daemon_factory(["--log-level", "warning"], command=[sys.executable, "-c", SHORT_TIMEOUTS])
+    daemon = daemon_factory(["--log-level", "warning", *SHORT_TIMEOUTS])
     sockets = []
     try:
         for _ in range(50):

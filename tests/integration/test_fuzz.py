@@ -8,6 +8,8 @@ import urllib.parse
 
 import pytest
 
+from tests.support import read_to_end
+
 pytestmark = pytest.mark.integration
 
 ROUTES = [
@@ -139,11 +141,6 @@ def test_protocol_garbage_is_refused_and_the_daemon_goes_on(daemon, garbage):
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(garbage)
         sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        reply = read_to_end(sock)
     assert reply == b"" or reply[:9] == b"HTTP/1.1 " and reply[9:10] in b"1234", reply[:100]
     assert daemon.request("GET", "/health")[0] == 200

@@ -59,6 +59,39 @@ def test_sigterm_then_restart_restores_every_task(tmp_path, daemon_factory):
             assert after[task_id][field] == task[field], (task_id, field)
 
 
+def test_a_restart_keeps_metrics_postfix_and_log_tails(tmp_path, daemon_factory):
+    """SIGTERM, then kill -9 after a persist interval: both restarts keep the telemetry."""
+    state = tmp_path / "state.json"
+    args = ["--storage-path", str(state), "--persist-interval", "0.2"]
+    first = daemon_factory(args)
+    lines = [f"epoch {i}: loss {1 / (i + 1):.4f}" for i in range(130)]
+    post(first, [{"task_id": "train", "n": 3, "metrics": {"loss": 0.25, "acc": 0.9, "step": 3},
+                  "postfix": "loss=0.25, acc=0.9", "log": lines[:50]},
+                 {"task_id": "backup", "status": "error", "log": "rsync: failed\nexit 23\n"}])
+    post(first, [{"task_id": "train", "log": lines[50:100]}, {"task_id": "train", "log": lines[100:]},
+                 {"task_id": "quiet", "n": 1}])
+    assert first.stop(signal.SIGTERM) == 0
+
+    second = daemon_factory(args)
+    restored = tasks(second)
+    assert restored["train"]["metrics"] == {"loss": 0.25, "acc": 0.9, "step": 3}
+    assert restored["train"]["postfix"] == "loss=0.25, acc=0.9"
+    assert (restored["train"]["last_log"], restored["train"]["log_lines"]) == (lines[-1], 100)
+    assert second.request("GET", "/tasks/train/log")[2]["lines"] == lines[-100:]
+    assert second.request("GET", "/tasks/backup/log")[2]["lines"] == ["rsync: failed", "exit 23"]
+    assert restored["quiet"]["log_lines"] == 0 and restored["quiet"]["metrics"] is None
+    post(second, {"task_id": "train", "metrics": {"step": None, "lr": 0.01}, "log": "resumed"})
+    wait_for(lambda: "lr" in (((read_state(state) or {}).get("tasks") or {}).get("train") or {})
+             .get("metrics", {}), timeout=20, message="a state write with the last event")
+    second.kill()
+
+    third = daemon_factory(args)
+    train = tasks(third)["train"]
+    assert train["metrics"] == {"loss": 0.25, "acc": 0.9, "lr": 0.01}
+    assert third.request("GET", "/tasks/train/log")[2]["lines"] == lines[-99:] + ["resumed"]
+    assert third.request("GET", "/tasks/train/series")[2]["t"] == [], "series are not kept"
+
+
 def test_kill_9_after_the_persist_interval_loses_nothing_acknowledged(tmp_path, daemon_factory):
     state = tmp_path / "state.json"
     args = ["--storage-path", str(state), "--persist-interval", "0.2"]

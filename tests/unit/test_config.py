@@ -97,6 +97,17 @@ def test_stale_factor_public_url_and_credentials_directory():
             parse(argv)
 
 
+def test_connection_limits_and_timeouts_from_flag_variable_and_file(conf):
+    defaults = parse().settings
+    assert (defaults.max_connections, defaults.idle_connection_timeout, defaults.body_timeout,
+            defaults.ws_heartbeat_interval) == (0, 75.0, 30.0, 5.0)
+    path = conf("idle-connection-timeout = 12", "ws-heartbeat-interval = 0.5")
+    s = parse(["--config", path, "--max-connections", "500"],
+              {"PROGRESSISTA_BODY_TIMEOUT": "7.5"}).settings
+    assert (s.max_connections, s.idle_connection_timeout, s.body_timeout,
+            s.ws_heartbeat_interval) == (500, 12.0, 7.5, 0.5)
+
+
 def test_switch_flag_without_value_and_false_in_variable():
     assert parse(["--trust-proxy"]).settings.trust_proxy is True
     assert parse(env={"PROGRESSISTA_TRUST_PROXY": "false"}).settings.trust_proxy is False
@@ -117,6 +128,9 @@ def test_switch_flag_without_value_and_false_in_variable():
     ([], {}, ["log-level = loud"], "expected one of debug, info, warning, error, critical"),
     ([], {}, ["port"], "{path}:1: port needs a value"),
     (["--bogus"], {}, None, "unrecognized arguments: --bogus"),
+    (["--max-connections", "-1"], {}, None, "expected an integer >= 0"),
+    ([], {"PROGRESSISTA_BODY_TIMEOUT": "0"}, None, "expected a number of seconds > 0"),
+    ([], {}, ["ws-heartbeat-interval = never"], "not a number of seconds"),
     (["--static-path", "/nonexistent/dash"], {}, None,
      "--static-path '/nonexistent/dash' from flag --static-path: not a directory"),
 ])

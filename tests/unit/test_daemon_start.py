@@ -7,7 +7,9 @@ import os
 import resource
 
 from progressistad.daemon.logs import journal_line
-from progressistad.daemon.main import raise_open_files_limit
+from progressistad.daemon.descriptors import (
+    RESERVED_MIN, connection_limit, open_files_limit, raise_open_files_limit, reserved,
+)
 
 
 class Limits:
@@ -65,6 +67,26 @@ def test_the_real_limit_can_be_raised_in_this_process():
         assert soft == hard or hard == resource.RLIM_INFINITY
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_the_connection_limit_keeps_an_eighth_of_the_open_files_and_at_least_64():
+    assert reserved(256) == RESERVED_MIN == 64 and reserved(65536) == 8192
+    assert connection_limit(0, 256) == 192
+    assert connection_limit(0, 65536) == 65536 - 8192
+    assert connection_limit(0, 40) == 1, "a tiny limit still serves one connection"
+    assert connection_limit(0, None) > 10**6, "no open-files limit, no derived bound"
+    assert open_files_limit(Limits(300, 4096).get) == 300
+    assert open_files_limit(Limits(resource.RLIM_INFINITY, resource.RLIM_INFINITY).get) is None
+
+
+def test_a_configured_connection_limit_wins_and_one_above_the_room_is_warned_about(caplog):
+    with caplog.at_level(logging.DEBUG, "progressistad"):
+        assert connection_limit(100, 256) == 100
+        assert caplog.records == []
+        assert connection_limit(1000, 256) == 1000
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "--max-connections 1000" in record.getMessage() and "192" in record.getMessage()
 
 
 def test_a_line_before_logging_carries_its_priority_only_for_the_journal(tmp_path):

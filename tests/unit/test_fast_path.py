@@ -14,6 +14,11 @@ VALUES = st.none() | st.booleans() | NUMBERS | TEXT | st.lists(st.integers(), ma
     | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3) \
     | st.sampled_from(contract.STATUSES) | st.text(min_size=60, max_size=70) \
     | st.text(min_size=1020, max_size=1030)
+TELEMETRY_VALUES = st.dictionaries(st.text(max_size=66), st.none() | st.booleans() | NUMBERS | TEXT, max_size=18) \
+    | st.lists(TEXT | st.text(alphabet="ab\n\r", max_size=8) | st.integers(), max_size=52) \
+    | st.text(alphabet="ab\n\r", max_size=60) | st.text(min_size=250, max_size=260) \
+    | st.text(alphabet=st.characters(min_codepoint=0x800), min_size=340, max_size=345)
+VALUES = VALUES | TELEMETRY_VALUES
 EVENTS = st.dictionaries(
     st.sampled_from(contract.EVENT_FIELDS + ("extra",)) | st.text(max_size=4),
     VALUES,
@@ -45,3 +50,10 @@ def test_fast_path_takes_the_common_event():
     raw = {"task_id": "job", "n": 3, "total": 10.5, "desc": "d", "unit": "B", "status": "update",
            "timestamp": 1.5, "meta": {"a": 1}, "unknown": 1, "total_": None}
     assert fast_event(raw) == {k: v for k, v in raw.items() if k in contract.EVENT_FIELDS}
+
+
+def test_fast_path_takes_an_event_with_telemetry():
+    raw = {"task_id": "job", "n": 3, "metrics": {"loss": 0.25, "epoch": 2, "gone": None},
+           "postfix": "loss=0.25", "log": ["one", "two"]}
+    assert fast_event(raw) == raw
+    assert fast_event({"task_id": "job", "log": "one\r\ntwo\n"})["log"] == ["one", "two"]

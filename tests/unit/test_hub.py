@@ -41,12 +41,13 @@ class FakeSubscriber:
 
 
 class Rig:
-    def __init__(self, interval=0.1, stall_timeout=30.0):
+    def __init__(self, interval=0.1, stall_timeout=30.0, heartbeat_interval=None):
         self.store = TaskStore()
         self.now = 100.0
         self.timers = []
         self.hub = Hub(self.store, interval=interval, stall_timeout=stall_timeout,
-                       clock=lambda: self.now, schedule=self.schedule)
+                       clock=lambda: self.now, schedule=self.schedule,
+                       heartbeat_interval=heartbeat_interval)
 
     def schedule(self, delay, callback):
         self.timers.append((self.now + delay, callback))
@@ -57,6 +58,11 @@ class Rig:
         self.timers = [t for t in self.timers if t[0] > self.now]
         for _, callback in due:
             callback()
+
+    def run_for(self, seconds, step=0.05):
+        """Advance in small steps, so that timers a callback sets again run too."""
+        for _ in range(round(seconds / step)):
+            self.advance(step)
 
     def event(self, **event):
         self.hub.publish(self.store.apply([event], T0))
@@ -187,3 +193,72 @@ def test_no_message_without_changes(rig):
     rig.hub.publish(rig.store.remove("missing"))
     rig.advance(1)
     assert len(sub.messages) == 1
+
+
+# ---- heartbeats
+
+
+def heartbeats(sub):
+    return [m for m in sub.messages if m.get("type") == contract.WS_MESSAGE_HEARTBEAT]
+
+
+def test_a_silent_delta_watcher_gets_a_heartbeat_with_the_last_seq():
+    rig = Rig(heartbeat_interval=5.0)
+    sub = FakeSubscriber()
+    rig.hub.subscribe(sub)
+    rig.event(task_id="a")
+    rig.advance(0)
+    assert sub.messages[-1] == {**sub.messages[-1], "type": "delta", "seq": 1}
+    rig.run_for(4.9)
+    assert heartbeats(sub) == []
+    rig.run_for(2.6)
+    assert heartbeats(sub) == [{"type": "heartbeat", "seq": 1}]
+    assert rig.hub.seq == 1, "a heartbeat does not move seq"
+    rig.run_for(10.0)
+    assert heartbeats(sub) == [{"type": "heartbeat", "seq": 1}] * 3
+    assert rig.hub.stats.heartbeats == 3
+
+
+def test_no_heartbeat_while_deltas_flow_and_none_for_the_snapshot_protocol():
+    rig = Rig(heartbeat_interval=5.0)
+    delta, plain = FakeSubscriber(), FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT)
+    rig.hub.subscribe(delta)
+    rig.hub.subscribe(plain)
+    for n in range(40):
+        rig.event(task_id="a", n=n)
+        rig.run_for(1.0)
+    assert heartbeats(delta) == [] and len(delta.messages) == 41
+    rig.run_for(20.0)
+    assert len(heartbeats(delta)) >= 2 and {m["seq"] for m in heartbeats(delta)} == {40}
+    assert all("type" not in m for m in plain.messages) and len(plain.messages) == 41
+
+
+def test_one_timer_for_every_watcher_and_none_without_delta_watchers():
+    rig = Rig(heartbeat_interval=5.0)
+    rig.hub.subscribe(FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT))
+    assert rig.timers == []
+    subs = [FakeSubscriber() for _ in range(100)]
+    for sub in subs:
+        rig.hub.subscribe(sub)
+    assert len(rig.timers) == 1
+    rig.run_for(6.0)
+    assert len(rig.timers) == 1 and all(len(heartbeats(sub)) == 1 for sub in subs)
+    for sub in subs:
+        rig.hub.unsubscribe(sub)
+    rig.run_for(6.0)
+    assert rig.timers == [], "the timer stops with the last delta watcher"
+    rig.hub.subscribe(FakeSubscriber())
+    assert len(rig.timers) == 1
+
+
+def test_a_busy_watcher_gets_no_heartbeat_and_no_interval_sends_none():
+    rig = Rig(heartbeat_interval=5.0)
+    slow = FakeSubscriber(slow=True)
+    rig.hub.subscribe(slow)
+    rig.run_for(12.0)
+    assert heartbeats(slow) == []
+    quiet = Rig()
+    sub = FakeSubscriber()
+    quiet.hub.subscribe(sub)
+    quiet.run_for(30.0)
+    assert sub.messages == [sub.messages[0]] and quiet.timers == []

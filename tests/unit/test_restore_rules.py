@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Optional
 from hypothesis import given, settings, strategies as st
 
 from progressistad import contract
-from progressistad.core.statefile import decode, restore_entry
+from progressistad.core.statefile import decode, restore_entry, state_form
 from progressistad.core.store import Task, TaskStore
+from progressistad.core.telemetry import LogTail
 
 NOW = 1_700_000_000.0
 PRIVATE = ("_sample_n", "_sample_t", "_avg_dn", "_avg_dt", "_weight")
@@ -72,14 +73,48 @@ def old_restore_entry(key: str, entry: Any, now: float,
     }
     if clean["status"] in contract.FINISHED_STATUSES:
         clean["rate"] = old_number(entry.get("rate"))
+    clean.update(telemetry_rule(entry))
     return clean
+
+
+# ---- the rule for the telemetry fields (metrics, postfix, log tail), added with them
+
+def telemetry_rule(entry: Dict[str, Any]) -> Dict[str, Any]:
+    metrics = entry.get("metrics")
+    kept: Dict[str, Any] = {}
+    if isinstance(metrics, dict):
+        for key, value in metrics.items():
+            if len(kept) < contract.METRICS_MAX_KEYS and 1 <= len(key) <= contract.METRIC_KEY_MAX_CHARS \
+                    and old_number(value) is not None:
+                kept[key] = value
+    tail = entry.get("log_tail")
+    lines = [line for line in tail if isinstance(line, str)] if isinstance(tail, list) else []
+    lines = [cut(line) for line in lines[-contract.LOG_TAIL_LINES:]]
+    clean = {
+        "metrics": kept or None,
+        "postfix": old_text(entry.get("postfix"), contract.POSTFIX_MAX_CHARS),
+        "last_log": lines[-1] if lines else None,
+        "log_lines": len(lines),
+    }
+    if lines:
+        clean["log_tail"] = lines
+    return clean
+
+
+def cut(line: str) -> str:
+    while len(line.encode("utf-8", "surrogatepass")) > contract.LOG_LINE_MAX_BYTES:
+        line = line[:-1]
+    return line
 
 
 def old_from_wire(data: Dict[str, Any], now: float) -> Task:
     task = Task(str(data["task_id"]), now)
     for name in contract.TASK_FIELDS:
-        if name in data and name != "task_id":
+        if name in data and name not in ("task_id", "last_log", "log_lines"):
             setattr(task, name, data[name])
+    task.metrics = dict(task.metrics) if isinstance(task.metrics, dict) and task.metrics else None
+    if data.get("log_tail"):
+        task._tail = LogTail(data["log_tail"])
     task.n = task.n if task.n is not None else 0
     task._sample_n = task.n
     task._sample_t = task.updated_at
@@ -116,14 +151,17 @@ VALUES = (st.none() | st.booleans() | NUMBERS | st.text(max_size=10)
           | st.sampled_from(contract.STATUSES + ("running", "Close", ""))
           | st.text(min_size=60, max_size=70) | st.text(min_size=1020, max_size=1030)
           | st.lists(st.integers(), max_size=2)
-          | st.dictionaries(st.text(max_size=3), st.integers() | st.floats(), max_size=2))
+          | st.dictionaries(st.text(max_size=3), st.integers() | st.floats(), max_size=2)
+          | st.dictionaries(st.text(max_size=66), NUMBERS | st.booleans() | st.none(), max_size=20)
+          | st.lists(st.text(max_size=4) | st.integers() | st.text(min_size=256, max_size=1100),
+                     max_size=104))
 TASK_IDS = st.sampled_from(["a", "b", "c", "", "x" * 256, "x" * 257]) | st.text(max_size=4)
 ENTRY = st.dictionaries(
-    st.sampled_from(contract.TASK_FIELDS + ("recovered", "recovered_at")) | st.text(max_size=3),
+    st.sampled_from(contract.TASK_FIELDS + ("recovered", "recovered_at", "log_tail")) | st.text(max_size=3),
     VALUES, max_size=16,
 ) | st.fixed_dictionaries(
     {"task_id": TASK_IDS},
-    optional={name: VALUES for name in contract.TASK_FIELDS[1:] + ("recovered",)},
+    optional={name: VALUES for name in contract.TASK_FIELDS[1:] + ("recovered", "log_tail")},
 ) | VALUES
 DOCUMENTS = st.fixed_dictionaries(
     {"tasks": st.dictionaries(TASK_IDS, ENTRY, max_size=8)},
@@ -135,6 +173,7 @@ def state(task: Task) -> str:
     """Every slot of a task, as text: NaN inside meta compares equal this way."""
     fields = task.to_wire()
     fields.update((name, getattr(task, name)) for name in PRIVATE)
+    fields["log_tail"] = task.log_tail()
     return json.dumps(fields)
 
 
@@ -154,8 +193,8 @@ def test_decode_and_load_restore_what_the_old_rules_restored(document):
     old_load(old_store, old_tasks)
     new_store.load(new.tasks)
     assert store_state(new_store) == store_state(old_store)
-    # The served form kept for the next write is the task the store kept.
-    served = {task.task_id: task.to_wire() for task in new_store}
+    # The state form kept for the next write is the task the store kept.
+    served = {task.task_id: state_form(task) for task in new_store}
     assert json.dumps(new.wire, sort_keys=True) == json.dumps(served, sort_keys=True)
     # Rate and ETA carry on from a restored task exactly as before.
     for old, fresh in zip(old_tasks, new.tasks):

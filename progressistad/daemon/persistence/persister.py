@@ -8,6 +8,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional, Set
 
+from progressistad.core import statefile
 from progressistad.core.store import Changes, TaskStore
 from progressistad.daemon.persistence import log, loading
 from progressistad.daemon.persistence.health import WriteHealth
@@ -73,7 +74,7 @@ class StatePersister:
         changed: Dict[str, Any] = {}
         for task_id in self._changed:
             task = self._store.get(task_id)
-            changed[task_id] = None if task is None else task.cached_entry() or task.to_wire()
+            changed[task_id] = None if task is None else statefile.pending_entry(task)
         self._changed = set()
         return changed
 
