@@ -102,4 +102,6 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
         retention_seconds=settings.retention_seconds,
         stale_seconds=settings.stale_seconds,
         max_task_age=settings.max_task_age,
+        stale_factor=settings.stale_factor,
+        stale_min_seconds=settings.stale_min_seconds,
     )
