@@ -9,7 +9,14 @@
   kind, match *), side by side; and the CPU per event of a transition (an `error` that all
   10 routes want) through the listener and the gathering.
 
+- through the real daemon (a subprocess, as packaged): ingest events per second and its CPU
+  per event under wrk (bench/post.lua, updates of populated tasks) of a daemon with no routes
+  and of one with 10 routes matching everything, in alternating one-second rounds
+  (harness.wrk_side_by_side; goal: within 5%); and the latency from the POST of an `error`
+  to the receiver's request, one webhook route, group-wait 0.
+
     python bench/notify.py --events 500 --repeat 5
+    python bench/notify.py --daemon-only --seconds 10
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
+from urllib.request import urlopen
 
 import harness
 
@@ -78,10 +86,14 @@ async def latency(events: int, spacing: float) -> Dict[str, float]:
         while alerts.stats().messages[("hook", "sent")] < events and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await alerts.close()
-        from urllib.request import urlopen
         arrivals = json.loads(urlopen(f"http://127.0.0.1:{port}/hook").read())
+    return waited(sent, arrivals)
+
+
+def waited(sent: Dict[str, float], arrivals: Dict[str, float]) -> Dict[str, float]:
+    """Percentiles of the ms from each task's event to its arrival at the receiver."""
     waits = [(arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals]
-    return {"events": events, "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
+    return {"events": len(sent), "arrived": len(waits), "p50_ms": percentile(waits, 0.5),
             "p99_ms": percentile(waits, 0.99), "max_ms": max(waits),
             "mean_ms": statistics.mean(waits)}
 
@@ -133,9 +145,68 @@ async def ingest_costs(events: int, repeat: int) -> Dict[str, float]:
             "error_extra_us": min(errors) - min(failuresplain)}
 
 
+def daemon_routes(directory: str, receiver_port: int, count: int) -> str:
+    """`count` webhook routes to the receiver, every event kind, match *."""
+    return route_file(directory, "".join(
+        f"[r{i}]\nurl = http://127.0.0.1:{receiver_port}/hook\n"
+        "events = close, error, stalled, resumed, overdue\ngroup-wait = 0\nrate-limit = 0\n"
+        for i in range(count)))
+
+
+def daemon_ingest(tasks: int, batch: int, seconds: int, connections: int) -> Dict[str, float]:
+    """Events/s and CPU per event of a daemon without routes and one with 10, side by side."""
+    port = harness.free_port()
+    with tempfile.TemporaryDirectory() as tmp, \
+            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+        harness.wait_http(f"http://127.0.0.1:{port}/hook")
+        routes = daemon_routes(tmp, port, 10)
+        with harness.daemon(["--notify-config="], persist=False) as plain, \
+                harness.daemon(["--notify-config", routes], persist=False) as routed:
+            for server in (plain, routed):
+                harness.populate(server.url, tasks)
+            bare, ours = harness.wrk_side_by_side([plain, routed], tasks, batch, seconds,
+                                                  connections)
+    return {"no_routes_events": bare["events"], "routes_events": ours["events"],
+            "events_ratio": ours["events"] / bare["events"],
+            "no_routes_cpu_us": bare["cpu_us"], "routes_cpu_us": ours["cpu_us"],
+            "cpu_ratio": bare["cpu_us"] / ours["cpu_us"],
+            "errors": bare["errors"] + ours["errors"]}
+
+
+def daemon_latency(events: int, spacing: float) -> Dict[str, float]:
+    """From the POST of an `error` (before it is sent) to the receiver's request, ms."""
+    port = harness.free_port()
+    with tempfile.TemporaryDirectory() as tmp, \
+            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+        harness.wait_http(f"http://127.0.0.1:{port}/hook")
+        with harness.daemon(["--notify-config", daemon_routes(tmp, port, 1)],
+                            persist=False) as server:
+            sent: Dict[str, float] = {}
+            for i in range(events):
+                task_id = f"job{i}:0"
+                sent[task_id] = time.monotonic()
+                harness.post_json(server.url, {"task_id": task_id, "status": "error"})
+                time.sleep(spacing)
+            arrivals: Dict[str, float] = {}
+            deadline = time.monotonic() + 30
+            while len(arrivals) < events and time.monotonic() < deadline:
+                time.sleep(0.1)
+                arrivals = json.loads(urlopen(f"http://127.0.0.1:{port}/hook").read())
+    return waited(sent, arrivals)
+
+
 async def main_async(args) -> Dict[str, Dict[str, float]]:
-    return {"latency": await latency(args.events, args.spacing),
-            "ingest": await ingest_costs(args.ingest_events, args.repeat)}
+    figures: Dict[str, Dict[str, float]] = {}
+    if not args.daemon_only:
+        figures["latency"] = await latency(args.events, args.spacing)
+        figures["ingest"] = await ingest_costs(args.ingest_events, args.repeat)
+    return figures
+
+
+def daemon_figures(args) -> Dict[str, Dict[str, float]]:
+    return {"daemon_latency": daemon_latency(args.events, args.spacing),
+            "daemon_ingest": daemon_ingest(args.tasks, args.batch, args.seconds,
+                                           args.connections)}
 
 
 def main(argv=None) -> int:
@@ -145,22 +216,55 @@ def main(argv=None) -> int:
     parser.add_argument("--ingest-events", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--daemon-only", action="store_true",
+                        help="only the runs through the real daemon")
+    parser.add_argument("--no-daemon", action="store_true",
+                        help="only the in-process runs")
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks updated under wrk")
+    parser.add_argument("--batch", type=int, default=1, help="events per POST under wrk")
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="one-second wrk rounds on each daemon")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     args = parser.parse_args(argv)
     figures = asyncio.run(main_async(args))
+    if not args.no_daemon:
+        figures.update(daemon_figures(args))
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    lat, ing = figures["latency"], figures["ingest"]
-    print(f"event -> receiver, 1 webhook route, group-wait 0 ({lat['arrived']}/{lat['events']} "
-          f"arrived): p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
-          f"max {lat['max_ms']:.2f} ms")
-    print(f"ingest of an update, CPU per event: {ing['update_no_routes_us']:.2f} µs without "
-          f"routes, {ing['update_10_routes_us']:.2f} µs with 10 routes matching everything "
-          f"(rate ratio {ing['update_ratio']:.3f})")
-    print(f"ingest of an error all 10 routes want, CPU per event: {ing['error_no_routes_us']:.2f}"
-          f" µs without routes, {ing['error_10_routes_us']:.2f} µs with them "
-          f"(+{ing['error_extra_us']:.2f} µs: events, matching, gathering)")
+    for line in report(figures):
+        print(line)
     return 0
+
+
+def report(figures: Dict[str, Dict[str, float]]) -> List[str]:
+    lines = []
+    if "latency" in figures:
+        ing = figures["ingest"]
+        lines += [
+            latency_line("in-process, event -> receiver", figures["latency"]),
+            f"in-process, ingest of an update, CPU per event: {ing['update_no_routes_us']:.2f} µs "
+            f"without routes, {ing['update_10_routes_us']:.2f} µs with 10 routes matching "
+            f"everything (rate ratio {ing['update_ratio']:.3f})",
+            f"in-process, ingest of an error all 10 routes want, CPU per event: "
+            f"{ing['error_no_routes_us']:.2f} µs without routes, {ing['error_10_routes_us']:.2f} µs "
+            f"with them (+{ing['error_extra_us']:.2f} µs: events, matching, gathering)"]
+    if "daemon_latency" in figures:
+        ing = figures["daemon_ingest"]
+        lines += [
+            latency_line("daemon, POST of an error -> receiver's request",
+                         figures["daemon_latency"]),
+            f"daemon, ingest under wrk: {ing['no_routes_events']:.0f} events/s without routes, "
+            f"{ing['routes_events']:.0f} with 10 routes matching everything (ratio "
+            f"{ing['events_ratio']:.3f}; goal >= 0.95); CPU per event {ing['no_routes_cpu_us']:.1f}"
+            f" µs and {ing['routes_cpu_us']:.1f} µs (ratio {ing['cpu_ratio']:.3f}); "
+            f"{ing['errors']:.0f} errors"]
+    return lines
+
+
+def latency_line(what: str, lat: Dict[str, float]) -> str:
+    return (f"{what}, 1 webhook route, group-wait 0 ({lat['arrived']}/{lat['events']} arrived): "
+            f"p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

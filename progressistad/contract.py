@@ -127,3 +127,6 @@ WS_CLOSE_UNAUTHORIZED = 4401
 
 STATE_FILE_VERSION = 2
 """Layout version of the JSON state file; version 1 files (the earlier build) load too."""
+
+NOTIFY_TEST_WAIT = 15.0
+"""Seconds `POST /notifications/test` waits for the receiver's answer before saying "queued"."""

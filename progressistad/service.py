@@ -73,6 +73,16 @@ class TaskService(ServiceBase):
 
     store: TaskStore
 
+    @property
+    def policy(self) -> SweepPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: SweepPolicy) -> None:
+        # Events note their tasks' gaps only while stale detection adapts to them.
+        self._policy = policy
+        self.store.keeps_gaps = policy.adapts
+
     async def ingest(self, events: Sequence[Mapping[str, Any]]) -> Changes:
         """Apply validated events all or none; raises CapacityError when they do not fit and
         InvalidInput (a 400, naming field and batch index) when one breaks a task rule."""

@@ -3,6 +3,7 @@
 import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
 import { LiveConnection, socketUrl } from "./connection.js";
+import { BrowserNotifier } from "./notify.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
 import { HistoryView } from "./history.js";
 import { element } from "./dom.js";
@@ -99,6 +100,7 @@ class Dashboard {
     });
     this.board = new Board(this.state, this.series, sectionsOf(["active", "attention", "completed"]),
       (totals) => this.rendered(totals));
+    this.notifier = new BrowserNotifier(byId("notify-toggle"), byId("notify-note"));
     this.connectionState = "connecting";
     this.connection = new LiveConnection(socketUrl(location.href), {
       onSnapshot: (tasks) => this.snapshot(tasks),
@@ -111,6 +113,7 @@ class Dashboard {
     this.bindControls();
     this.board.setFilters(this.filters);
     this.showView();
+    this.notifier.start();
     this.connection.start();
     setInterval(() => this.board.tick(), 1000);
   }
@@ -124,6 +127,7 @@ class Dashboard {
 
   delta(tasks, removed, receivedAt) {
     startTiming("delta", Object.keys(tasks).length + removed.length, this.connection.arrivedAt);
+    this.notifier.observe(tasks, this.state.tasks, this.filters);
     this.state.applyDelta(tasks, removed, receivedAt);
     for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();

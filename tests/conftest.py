@@ -44,6 +44,27 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
+@pytest.fixture
+def receiver():
+    """A real HTTP receiver of notifications on 127.0.0.1 (tests/alerts/receivers.py)."""
+    from tests.alerts.receivers import HttpReceiver
+
+    server = HttpReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps the mails it takes."""
+    pytest.importorskip("aiosmtpd")
+    from tests.alerts.receivers import SmtpReceiver
+
+    server = SmtpReceiver().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """One real redis-server for the session; tests keep apart by key prefix (`redis_prefix`)."""

@@ -41,6 +41,8 @@ ROUTES: Tuple[Route, ...] = (
     Route("GET", "/metrics", None, READ),
     Route("GET", "/health", None, PUBLIC),
     Route("GET", "/openapi.json", None, PUBLIC),
+    Route("GET", "/notifications", None, READ),
+    Route("POST", "/notifications/test?route=nowhere", None, WRITE, 404),
     Route("GET", "/static/index.html", None, PUBLIC),
     Route("HEAD", "/static/index.html", None, PUBLIC),
     Route("GET", "/favicon.ico", None, PUBLIC),

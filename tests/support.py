@@ -75,8 +75,10 @@ def clean_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
         if not k.startswith(("PROGRESSISTA_", "NOTIFY_SOCKET", "LISTEN_", "WATCHDOG_",
                              "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY"))
     }
-    # An installed package's /etc/progressista/progressistad.conf must not leak into tests.
+    # An installed package's /etc/progressista/progressistad.conf and notify.conf must not leak
+    # into tests.
     env["PROGRESSISTA_CONFIG"] = ""
+    env["PROGRESSISTA_NOTIFY_CONFIG"] = ""
     env.update(extra or {})
     return env
 

@@ -33,6 +33,8 @@ POLL_SECONDS = 1.0
 """Longest wait before looking at the queue again (a shared queue fills from elsewhere)."""
 DROP_LOG_SECONDS = 60.0
 """At most one log line per this many seconds about messages dropped from a full queue."""
+STOP_TIMEOUT = 2.0
+"""Seconds `close` waits for delivery to end after cancelling it."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Delivery:
         self._waiters: Dict[str, "asyncio.Future[Record]"] = {}
         self._wake: Optional[asyncio.Event] = None
         self._runner: Optional["asyncio.Future[None]"] = None
+        self._stopping = False
         self._dropped_unlogged = 0
         self._drop_logged_at: Optional[float] = None
         self.queue_error: Optional[str] = None
@@ -121,11 +124,16 @@ class Delivery:
 
     async def close(self) -> None:
         """Stop sending; what is still queued stays in the queue (a shared one keeps it)."""
-        for task in [self._runner, *self._tasks]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*[t for t in [self._runner, *self._tasks] if t is not None],
-                             return_exceptions=True)
+        # Flagged as well as cancelled: redis-py 4.3 swallows a cancel that lands in a read.
+        self._stopping = True
+        running = [task for task in [self._runner, *self._tasks] if task is not None]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=STOP_TIMEOUT)
+        if any(not task.done() for task in running):
+            log.warning("notification delivery did not stop within %.0f s; leaving it",
+                        STOP_TIMEOUT)
         self._runner = None
 
     async def submit(self, message: Message, once: bool = False) -> None:
@@ -157,7 +165,7 @@ class Delivery:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 while len(self._tasks) < self._max_in_flight:

@@ -107,6 +107,9 @@ class MessageQueue(Protocol):
     async def pending(self) -> List[Entry]:
         """Entries waiting or leased, oldest first."""
 
+    async def length(self) -> int:
+        """How many entries wait or are leased."""
+
 
 class DeliveryLog(Protocol):
     async def add(self, record: Record) -> None: ...
@@ -165,6 +168,9 @@ class MemoryQueue:
 
     async def pending(self) -> List[Entry]:
         return list(self._entries.values())
+
+    async def length(self) -> int:
+        return len(self._entries)
 
 
 class MemoryLog:

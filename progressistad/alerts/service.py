@@ -8,7 +8,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
-from progressistad import __version__
+from progressistad import __version__, contract
 from progressistad.alerts import events, messages
 from progressistad.alerts.delivery import Delivery, DeliveryStats, RetryPolicy, Target
 from progressistad.alerts.events import Seen
@@ -20,8 +20,7 @@ from progressistad.alerts import routes as route_file
 
 log = logging.getLogger("progressistad.alerts")
 
-TEST_WAIT = 15.0
-"""Seconds `send_test` waits for the receiver's answer before saying the message is queued."""
+TEST_WAIT = contract.NOTIFY_TEST_WAIT
 WORKER_THREADS = 2
 """Threads for mail and Apprise sends, which block."""
 
@@ -69,10 +68,11 @@ class Alerts:
         """Begin delivering, on the running loop."""
         self.delivery.start()
 
-    def reload(self, path: str, env: Mapping[str, str]) -> bool:
-        """Read the route file again; a bad one keeps the routes in use, is logged, gives False."""
+    def reload(self, path: Optional[str], env: Mapping[str, str]) -> bool:
+        """Read the route file again (None: no routes); a bad one keeps the routes in use, is
+        logged, gives False."""
         try:
-            config = route_file.load(path, env)
+            config = route_file.load(path, env) if path else RouteConfig()
         except RouteError as exc:
             self.reload_error = str(exc)
             log.error("%s; the previous notification routes stay in use", exc)
@@ -183,6 +183,15 @@ class Alerts:
         """GET /notifications: deliveries under way (newest first), then the finished ones."""
         pending = [entry.describe() for entry in reversed(await self.delivery.queue.pending())]
         return pending + [record.to_dict() for record in await self.delivery.journal.last()]
+
+    async def queued(self) -> Optional[int]:
+        """Messages waiting or being sent, for /metrics; None when a shared queue cannot answer."""
+        try:
+            return await self.delivery.queue.length()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Redis away: /health says so; the gauge is left out
+            return None
 
     def stats(self) -> DeliveryStats:
         """Counters and the latency histogram, for /metrics."""

@@ -14,6 +14,7 @@ import json
 import logging
 from typing import Any, List, Optional, Set
 
+from progressistad.alerts.delivery import STOP_TIMEOUT
 from progressistad.alerts.queue import LOG_LENGTH, QUEUE_CAPACITY, Entry, Record
 
 log = logging.getLogger("progressistad.alerts")
@@ -169,6 +170,9 @@ class RedisQueue:
         entries = [Entry.from_record(json.loads(raw)) for raw in raws]
         return sorted(entries, key=lambda entry: entry.queued_at)
 
+    async def length(self) -> int:
+        return int(await self._client.hlen(self._keys[0]))
+
 
 class RedisLog:
     """`DeliveryLog` in Redis: the last `length` records, newest first, for every daemon."""
@@ -201,6 +205,7 @@ class GatherLease:
         self._release = client.register_script(RELEASE)
         self.held = False
         self._task: Optional["asyncio.Future[None]"] = None
+        self._stopping = False
 
     def __call__(self) -> bool:
         return self.held
@@ -224,15 +229,17 @@ class GatherLease:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.renew()
             await asyncio.sleep(self._seconds / 3)
 
     async def close(self) -> None:
         """Stop renewing and hand the lease back, so that another daemon gathers at once."""
         if self._task is not None:
+            # Flagged as well as cancelled: redis-py 4.3 swallows a cancel that lands in a read.
+            self._stopping = True
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task], timeout=STOP_TIMEOUT)
         if self.held:
             try:
                 await self._release(keys=[self._key], args=[self._owner])

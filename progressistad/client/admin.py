@@ -1,5 +1,5 @@
 """One-shot calls to the daemon for the command line: send an event, list and remove tasks, read
-the run history; the tables the command prints."""
+the run history, test a notification route; the tables the command prints."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ class Daemon:
         hint = ""
         if response.status == 401:
             hint = " (set --token or PROGRESSISTA_API_TOKEN)"
+        elif isinstance(response.body, dict) and isinstance(response.body.get("routes"), list):
+            hint = f" (routes: {', '.join(map(str, response.body['routes'])) or 'none'})"
         return f"the daemon at {safe_url(self.url)} answered {response.error}{hint}"
 
     def send(self, event: Dict[str, Any]) -> Any:
@@ -67,6 +69,22 @@ class Daemon:
         """GET /history/jobs: `{"jobs", "next"}`, by name."""
         filters = {k: v for k, v in (("job", pattern), ("limit", limit)) if v is not None}
         return self.call("GET", "/history/jobs", query=urlencode(filters))
+    def notify_test(self, route: str) -> Dict[str, Any]:
+        """Send a test message through a notification route: its delivery record."""
+        return self.call("POST", "/notifications/test", query=urlencode({"route": route}))
+
+
+def delivery_line(record: Dict[str, Any]) -> str:
+    """How a test message went, in one line."""
+    attempts = record.get("attempts") or 0
+    tried = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    result = record.get("result")
+    if result == "sent":
+        return f"sent test message {record.get('id')} through route {record.get('route')} ({tried})"
+    if result in ("queued", "retrying"):
+        return (f"route {record.get('route')}: the receiver has not answered yet ({result}, "
+                f"{tried}; GET /notifications shows how it ends)")
+    return f"route {record.get('route')}: {result} after {tried}: {record.get('error')}"
 
 
 COLUMNS = ("TASK", "STATUS", "PROGRESS", "%", "RATE", "ETA", "IDLE", "DESC")

@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--status", help="remove every task with this status")
     rm.add_argument("--older-than", type=_number, metavar="SECONDS",
                     help="remove every task idle for longer than this")
+
+    notify = sub.add_parser("notify-test", parents=[common],
+                            help="send a test message through one of the daemon's notification "
+                                 "routes and say how it went (needs a read-write token)")
+    notify.add_argument("route", metavar="ROUTE", help="the route's name in the route file")
     return parser
 
 
@@ -406,6 +411,21 @@ def cmd_rm(ns: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_notify_test(ns: argparse.Namespace) -> int:
+    from progressistad.client.admin import Daemon, delivery_line
+    from progressistad.contract import NOTIFY_TEST_WAIT
+
+    url, token, timeout = _settings(ns)
+    # The daemon answers once the receiver has, or after NOTIFY_TEST_WAIT.
+    record = _call(Daemon(url, token, max(timeout, NOTIFY_TEST_WAIT + 5)).notify_test, ns.route)
+    line = delivery_line(record)
+    if record.get("result") == "sent":
+        print(line)
+        return 0
+    print(f"progressista notify-test: {line}", file=sys.stderr)
+    return EXIT_UNREACHABLE
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -414,6 +434,7 @@ COMMANDS = {
     "tasks": cmd_tasks,
     "history": cmd_history,
     "rm": cmd_rm,
+    "notify-test": cmd_notify_test,
 }
 
 

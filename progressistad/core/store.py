@@ -7,8 +7,10 @@ caller decides what to publish and persist.
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
+from array import array
 from dataclasses import dataclass, field
 from typing import (
     Any, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Set, Tuple,
@@ -115,29 +117,67 @@ SWEEP_REMOVE = "remove"
 SweepRule = Tuple[float, str]
 """(idle seconds past which it applies, the action): one rule of a sweep queue."""
 
+CADENCE_GAPS = 8
+"""Gaps between updates a task keeps for adaptive stale detection: the last ones."""
+CADENCE_MIN_GAPS = 3
+"""Gaps a task must have shown before its own cadence decides when it is stale."""
+GAP_TYPECODE = "f"
+"""Gaps are kept as 4-byte floats (the Redis scripts pack them so too): seconds need no more."""
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of a few numbers: the middle one, or the mean of the middle two."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
 
 @dataclass(frozen=True)
 class SweepPolicy:
-    """What a cleanup sweep does; a value of 0 disables that rule."""
+    """What a cleanup sweep does; a value of 0 disables that rule.
+
+    With `stale_factor`, an active task that has shown at least CADENCE_MIN_GAPS gaps
+    between updates is stale once idle longer than `stale_factor` times the median of its
+    last CADENCE_GAPS gaps, and never sooner than `stale_min_seconds`; a task with fewer
+    gaps follows `stale_seconds`.
+    """
 
     retention_seconds: float = 86400.0
     stale_seconds: float = 0.0
     max_task_age: float = 0.0
+    stale_factor: float = 0.0
+    stale_min_seconds: float = 60.0
 
-    def rules(self, queue: str) -> Tuple[SweepRule, ...]:
-        """The rules that may act on a task in sweep `queue`, the first that applies wins;
-        disabled ones are left out."""
-        rules = {
-            QUEUE_ACTIVE: ((self.max_task_age, SWEEP_REMOVE), (self.stale_seconds, SWEEP_STALE)),
-            QUEUE_FINISHED: ((self.max_task_age, SWEEP_REMOVE),
-                             (self.retention_seconds, SWEEP_REMOVE)),
-            QUEUE_STALE: ((self.max_task_age, SWEEP_REMOVE),),
-        }[queue]
+    @property
+    def adapts(self) -> bool:
+        """Whether each task's cadence sets when it is stale (tasks then keep their gaps)."""
+        return self.stale_factor > 0
+
+    def stale_after(self, gaps: Sequence[float] = ()) -> float:
+        """Idle seconds past which an active task with these gaps is stale; 0: never."""
+        if self.stale_factor > 0 and len(gaps) >= CADENCE_MIN_GAPS:
+            return max(self.stale_factor * median(gaps), self.stale_min_seconds)
+        return self.stale_seconds
+
+    def rules(self, queue: str, gaps: Sequence[float] = ()) -> Tuple[SweepRule, ...]:
+        """The rules that may act on a task in sweep `queue` (an active one with these gaps),
+        the first that applies wins; disabled ones are left out."""
+        if queue == QUEUE_ACTIVE:
+            rules: Tuple[SweepRule, ...] = ((self.max_task_age, SWEEP_REMOVE),
+                                            (self.stale_after(gaps), SWEEP_STALE))
+        elif queue == QUEUE_FINISHED:
+            rules = ((self.max_task_age, SWEEP_REMOVE), (self.retention_seconds, SWEEP_REMOVE))
+        else:
+            rules = ((self.max_task_age, SWEEP_REMOVE),)
         return tuple(rule for rule in rules if rule[0] > 0)
 
     def horizon(self, queue: str) -> Optional[float]:
         """Idle time below which no rule touches a task in sweep `queue`, or None when none can."""
         limits = [seconds for seconds, _ in self.rules(queue)]
+        if queue == QUEUE_ACTIVE and self.adapts:
+            limits.append(self.stale_min_seconds)
         return min(limits) if limits else None
 
 
@@ -149,9 +189,16 @@ def first_action(rules: Sequence[SweepRule], idle: float) -> str:
     return SWEEP_KEEP
 
 
-def sweep_action(status: str, idle: float, policy: SweepPolicy) -> str:
-    """Decide what a sweep does to a task with `status` that has been idle `idle` seconds."""
-    return first_action(policy.rules(_QUEUE_OF_STATUS[status]), idle)
+def sweep_action(status: str, idle: float, policy: SweepPolicy,
+                 gaps: Sequence[float] = ()) -> str:
+    """Decide what a sweep does to a task with `status` (and these gaps between its updates)
+    that has been idle `idle` seconds."""
+    return first_action(policy.rules(_QUEUE_OF_STATUS[status], gaps), idle)
+
+
+def due_at(updated_at: float, rules: Sequence[SweepRule]) -> float:
+    """When the first of `rules` will apply to a task last updated at `updated_at`."""
+    return min((updated_at + seconds for seconds, _ in rules), default=math.inf)
 
 
 def merge_metrics(metrics: Dict[str, float], update: Mapping[str, Optional[float]]) -> Dict[str, float]:
@@ -190,7 +237,7 @@ class Task(EntryCache):
     """One task's state: the event fields, timestamps, the smoothing state behind `rate`, and
     its telemetry (log tail, series)."""
 
-    __slots__ = _STORED_FIELDS + RATE_STATE + ("_entry", "_tail", "_series", "annotation")
+    __slots__ = _STORED_FIELDS + RATE_STATE + ("_entry", "_tail", "_series", "_gaps", "annotation")
 
     def __init__(self, task_id: str, now: float) -> None:
         self.task_id = task_id
@@ -219,6 +266,7 @@ class Task(EntryCache):
         """Fields served besides the task's own (`annotate`), or None."""
         self._tail: Optional[LogTail] = None
         self._series: Optional[Series] = None
+        self._gaps: Optional["array[float]"] = None
 
     @property
     def last_log(self) -> Optional[str]:
@@ -303,6 +351,7 @@ class Task(EntryCache):
         lines = get("log_tail")
         task._tail = LogTail(lines) if lines else None
         task._series = None
+        task._gaps = None
         return task
 
     def apply(self, event: Mapping[str, Any], now: float) -> None:
@@ -337,6 +386,23 @@ class Task(EntryCache):
         elif update:
             self.metrics = merge_metrics(metrics if metrics is not None else {}, update) or None
 
+    def note_gap(self, now: float) -> None:
+        """Keep the time since the last update (before an event at `now` is applied)."""
+        gap = now - self.updated_at
+        if gap > 0:  # events of one instant (a batch) are one update
+            gaps = self._gaps
+            if gaps is None:
+                self._gaps = array(GAP_TYPECODE, (gap,))
+            else:
+                gaps.append(gap)
+                if len(gaps) > CADENCE_GAPS:
+                    del gaps[0]
+
+    @property
+    def gaps(self) -> Sequence[float]:
+        """The last gaps between this run's updates, oldest first (kept while they are needed)."""
+        return () if self._gaps is None else self._gaps
+
     def mark_stale(self, now: float) -> None:
         self._entry = None
         self.status = contract.STALE
@@ -362,6 +428,7 @@ class Task(EntryCache):
         again with it (metrics, postfix and log tail carry on, like the other fields)."""
         self.created_at = now
         self._reset_rate(now)
+        self._gaps = None
         if self._series is not None:
             self._series = Series()
 
@@ -473,7 +540,10 @@ class TaskStore(TaskReader[Task]):
 
     A sweep reads each queue from its idle end and stops at the first task no rule
     touches yet, and every task it reads leaves its queue (marked stale or removed): a
-    sweep costs what it does, not the number of tasks kept.
+    sweep costs what it does, not the number of tasks kept. With adaptive stale
+    detection an active task past its queue's horizon may not be due yet (its own
+    cadence is slower): it is parked until the time its first rule applies, and taken
+    back to its queue by its next event (or when the policy changes).
 
     Series and log tails together stay within `telemetry_budget_bytes`: beyond it the
     series of the least recently updated tasks go first, then their tails (a tail is
@@ -494,6 +564,14 @@ class TaskStore(TaskReader[Task]):
         self._tail_bytes = HeldBytes()
         self.telemetry_trimmed: Dict[str, int] = dict.fromkeys(TELEMETRY_KINDS, 0)
         """Bytes of series and of tails dropped for the budget since the start, by kind."""
+        self.keeps_gaps = False
+        """Whether events note their task's gaps between updates (`SweepPolicy.adapts`)."""
+        self._parked: Dict[str, Tuple[Task, float]] = {}
+        """Active tasks past the horizon that are not due yet, with the time they will be."""
+        self._due: List[Tuple[float, str]] = []
+        """A heap of (due time, id) of parked tasks; entries of tasks that left stay behind."""
+        self._parked_by: Optional[SweepPolicy] = None
+        """The policy the parked tasks' due times are of."""
 
     @property
     def telemetry_bytes(self) -> int:
@@ -517,9 +595,12 @@ class TaskStore(TaskReader[Task]):
         changes = Changes()
         self._make_room({event["task_id"] for event in events}, changes)
         logged = False
+        keeps_gaps = self.keeps_gaps
         for event in events:
             task_id = event["task_id"]
             task = self._detach(task_id) or Task(task_id, now)
+            if keeps_gaps:
+                task.note_gap(now)
             task.apply(event, now)
             self._insert(task)
             changes.add_upsert(task_id)
@@ -650,42 +731,99 @@ class TaskStore(TaskReader[Task]):
         budget = len(self._tasks) if limit is None else limit
         stale: List[Task] = []
         doomed: List[Task] = []
+        parked: List[Task] = []
+        if self._parked_by != policy:
+            self._unpark_all()
+        if self._parked:
+            budget -= self._collect_parked(now, policy, budget, stale, doomed)
         for queue in SWEEP_QUEUES:
             horizon = policy.horizon(queue)
             if horizon is not None and budget > 0:
-                budget -= self._collect_due(queue, now, horizon, policy.rules(queue), budget,
-                                            stale, doomed)
+                budget -= self._collect_due(queue, now, horizon, policy, budget, stale, doomed,
+                                            parked)
         # Ids are collected in lists and the sets built once: a sweep that finds every
         # task due must stay within its budget (bench/costs.py measures it, bench/run.py
         # states the target).
         active, stale_queue = self._queues[QUEUE_ACTIVE], self._queues[QUEUE_STALE]
-        for task in stale:
+        for task in parked:
             del active[task.task_id]
+            self._park(task, due_at(task.updated_at, policy.rules(QUEUE_ACTIVE, task.gaps)))
+        self._parked_by = policy
+        for task in stale:
+            if active.pop(task.task_id, None) is None:
+                del self._parked[task.task_id]
             task.mark_stale(now)
             stale_queue[task.task_id] = task
         for task in doomed:
             self._drop(task.task_id)
         return Changes(upserted={t.task_id for t in stale}, removed={t.task_id for t in doomed})
 
-    def _collect_due(self, queue: str, now: float, horizon: float, rules: Sequence[SweepRule],
-                     budget: int, stale: List[Task], doomed: List[Task]) -> int:
-        """Append up to `budget` tasks of `queue` that one of `rules` touches; return how many."""
+    def _collect_due(self, queue: str, now: float, horizon: float, policy: SweepPolicy,
+                     budget: int, stale: List[Task], doomed: List[Task],
+                     parked: List[Task]) -> int:
+        """Append up to `budget` tasks of `queue` that one of its rules touches; return how
+        many. Tasks past the horizon that are not due yet go to `parked`."""
         taken = 0
+        adapts = queue == QUEUE_ACTIVE and policy.adapts
+        rules = policy.rules(queue)
         for task in self._queues[queue].values():
             idle = now - task.updated_at
             if idle <= horizon:
                 break
-            action = first_action(rules, idle)
+            action = first_action(policy.rules(queue, task.gaps) if adapts else rules, idle)
             if action == SWEEP_STALE:
                 stale.append(task)
             elif action == SWEEP_REMOVE:
                 doomed.append(task)
             else:
-                continue  # not counted: a stepped sweep must never come back full of kept tasks
+                parked.append(task)  # not counted: a stepped sweep must never come back full
+                continue
             taken += 1
             if taken == budget:
                 break
         return taken
+
+    def _collect_parked(self, now: float, policy: SweepPolicy, budget: int, stale: List[Task],
+                        doomed: List[Task]) -> int:
+        """Append up to `budget` parked tasks that are due at `now`; return how many."""
+        due, parked = self._due, self._parked
+        taken, again = 0, []
+        while due and due[0][0] <= now and taken < budget:
+            at, task_id = heapq.heappop(due)
+            held = parked.get(task_id)
+            if held is None or held[1] != at:
+                continue  # it left (an event) or was parked again since
+            task = held[0]
+            action = sweep_action(task.status, now - task.updated_at, policy, task.gaps)
+            if action == SWEEP_STALE:
+                stale.append(task)
+            elif action == SWEEP_REMOVE:
+                doomed.append(task)
+            else:  # a hair short of due: the sum rounded down
+                again.append(task)
+                continue
+            taken += 1
+        for task in again:
+            self._park(task, math.nextafter(now, math.inf))
+        return taken
+
+    def _park(self, task: Task, at: float) -> None:
+        self._parked[task.task_id] = (task, at)
+        heapq.heappush(self._due, (at, task.task_id))
+        if len(self._due) > 2 * len(self._parked) + 1024:
+            self._due = [(at, task_id) for task_id, (_, at) in self._parked.items()]
+            heapq.heapify(self._due)
+
+    def _unpark_all(self) -> None:
+        """Put parked tasks back at the idle end of the active queue: their due times are of
+        another policy. They are older than any task of the queue, which they left idle."""
+        if self._parked:
+            queue = {task.task_id: task for task, _ in
+                     sorted(self._parked.values(), key=lambda held: held[0].updated_at)}
+            queue.update(self._queues[QUEUE_ACTIVE])
+            self._queues[QUEUE_ACTIVE] = queue
+        self._parked.clear()
+        self._due = []
 
     def load(self, tasks: Iterable[Task]) -> None:
         """Add tasks restored from disk, keeping the order of their last update.
@@ -710,8 +848,9 @@ class TaskStore(TaskReader[Task]):
     def _detach(self, task_id: str) -> Optional[Task]:
         """Take a task out of the store and its sweep queue; None when there is none."""
         task = self._tasks.pop(task_id, None)
-        if task is not None:
-            del self._queues[_QUEUE_OF_STATUS[task.status]][task_id]
+        if task is not None and self._queues[_QUEUE_OF_STATUS[task.status]].pop(
+                task_id, None) is None:
+            del self._parked[task_id]
         return task
 
     def _drop(self, task_id: str) -> Optional[Task]:

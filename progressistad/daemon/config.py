@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 import configargparse
 
@@ -25,6 +26,7 @@ from progressistad.daemon.descriptors import RESERVED_MIN, RESERVED_SHARE
 
 ENV_PREFIX = "PROGRESSISTA_"
 DEFAULT_CONFIG_FILE = "/etc/progressista/progressistad.conf"
+DEFAULT_NOTIFY_CONFIG = "/etc/progressista/notify.conf"
 CONFIG_ENV_VAR = ENV_PREFIX + "CONFIG"
 CREDENTIALS_ENV_VAR = "CREDENTIALS_DIRECTORY"
 WRITE_TOKENS_CREDENTIAL = "api-tokens"
@@ -48,6 +50,8 @@ class Settings:
     retention_seconds: float = 86400.0
     cleanup_interval: float = 5.0
     stale_seconds: float = 0.0
+    stale_factor: float = 0.0
+    stale_min_seconds: float = 60.0
     max_task_age: float = 0.0
     allow_origins: Tuple[str, ...] = ()
     api_tokens: Tuple[str, ...] = dataclasses.field(default=(), repr=False)
@@ -79,6 +83,10 @@ class Settings:
     history_children: bool = False
     overdue_factor: float = 1.5
     metrics_max_jobs: int = 200
+    notify_config: Optional[str] = None
+    public_url: Optional[str] = None
+    credentials_directory: Optional[str] = None
+    """$CREDENTIALS_DIRECTORY (systemd credentials), where secret files may also be found."""
 
     def replace(self, **changes: object) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -86,8 +94,9 @@ class Settings:
 
 RELOADABLE_FIELDS = (
     "api_tokens", "read_tokens", "api_tokens_file", "read_tokens_file", "allow_origins",
-    "retention_seconds", "stale_seconds", "max_task_age", "log_level", "telemetry_budget_bytes",
-    "history_retention_days", "overdue_factor",
+    "retention_seconds", "stale_seconds", "stale_factor", "stale_min_seconds", "max_task_age",
+    "log_level", "telemetry_budget_bytes", "notify_config", "history_retention_days",
+    "overdue_factor",
 )
 """Settings that SIGHUP applies to the running daemon; the others need a restart."""
 
@@ -159,6 +168,16 @@ def _number(what: str, positive: bool, zero: str = "") -> Callable[[str], float]
 
 def _seconds(positive: bool) -> Callable[[str], float]:
     return _number("seconds", positive, "0 disables")
+
+
+def _public_url(raw: str) -> Optional[str]:
+    value = raw.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("expected http(s)://host[:port][/path], e.g. https://progress.lan/")
+    return value
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -236,6 +255,13 @@ OPTIONS: Tuple[Option, ...] = (
             "(default %(default)s)", "SEC"),
     _option("stale-seconds", _seconds(False), "mark active tasks stale after this many idle "
             "seconds; 0 disables (default %(default)s)", "SEC"),
+    _option("stale-factor", _number("", False, "0 disables"), "adapt stale detection to each task's cadence: a task that "
+            "has shown at least 3 gaps between updates is stale once idle longer than this many "
+            "times the median of its last 8 gaps (never sooner than --stale-min-seconds); one "
+            "with fewer gaps follows --stale-seconds; 0 disables (default %(default)s; the "
+            "packaged configuration file sets 10)", "F"),
+    _option("stale-min-seconds", _seconds(False), "with --stale-factor, the least idle time "
+            "after which a task is marked stale (default %(default)s)", "SEC"),
     _option("max-task-age", _seconds(False), "remove any task idle this long whatever its status; "
             "0 disables (default %(default)s)", "SEC"),
     _option("max-tasks", _integer(1), "most tasks kept at once; finished ones are evicted first, "
@@ -309,6 +335,13 @@ OPTIONS: Tuple[Option, ...] = (
             "job's last 20 close runs (default %(default)s)", "FACTOR"),
     _option("metrics-max-jobs", _integer(0), "/metrics shows the run history of at most this many "
             "jobs, the first by name; 0 shows none (default %(default)s)", "N"),
+    _option("notify-config", _optional_text, "notification routes: an INI file of where to send "
+            "which events (see Notifications in progressistad(8)); a bad file stops the daemon at "
+            f"start, and on reload keeps the routes in use (default {DEFAULT_NOTIFY_CONFIG} when "
+            "it exists; an empty value reads none)", "FILE"),
+    _option("public-url", _public_url, "the dashboard's address as receivers of notifications "
+            "should link to it, e.g. https://progress.lan/ (default: http://HOSTNAME:PORT/)",
+            "URL"),
     _option("trust-proxy", _boolean, "take the client address and scheme from the X-Real-Ip, "
             "X-Forwarded-For and X-Forwarded-Proto headers of the proxy in front, and the host "
             "that origins are checked against from X-Forwarded-Host; set only when that proxy, "
@@ -330,9 +363,10 @@ credentials named `{WRITE_TOKENS_CREDENTIAL}` and `{READ_TOKENS_CREDENTIAL}` whe
 $CREDENTIALS_DIRECTORY is set (LoadCredential=). With no token at all every
 route is open. Tokens never appear in logs or in --print-config.
 
-Signals: SIGHUP reloads tokens, origins, retention, stale, max age, log level,
-the telemetry budget, history retention and overdue factor from the same sources
-(a bad file keeps the old settings); SIGTERM and SIGINT write the state and stop.
+Signals: SIGHUP reloads tokens, origins, retention, the stale rules, max age, log
+level, the telemetry budget, history retention, overdue factor and the notification
+routes from the same sources (a bad file keeps the old settings; a bad route file
+keeps the old routes); SIGTERM and SIGINT write the state and stop.
 Exit status: 0 clean stop, 1 runtime failure (port
 taken, final state write failed), 2 bad configuration or usage."""
 
@@ -468,6 +502,7 @@ def parse_config(
     argv: Optional[Sequence[str]] = None,
     env: Optional[Mapping[str, str]] = None,
     default_config_file: str = DEFAULT_CONFIG_FILE,
+    default_notify_config: str = DEFAULT_NOTIFY_CONFIG,
 ) -> ParsedConfig:
     """Parse flags, environment and config file; raise ConfigError naming any bad value."""
     env = dict(os.environ if env is None else env)
@@ -483,6 +518,9 @@ def parse_config(
     sources = {option.name: _source_of(option, args, env, syntax) for option in OPTIONS}
     values = {option.name: _converted(option, getattr(namespace, _dest(option)), sources)
               for option in OPTIONS}
+    if sources["notify-config"] == "default" and os.path.exists(default_notify_config):
+        values["notify-config"] = default_notify_config
+        sources = {**sources, "notify-config": "default (the file exists)"}
     settings, token_counts = _settings_from(values, sources, env, config_path)
     return ParsedConfig(settings, sources, token_counts, bool(namespace.print_config),
                         namespace.import_state)
@@ -581,7 +619,8 @@ def _settings_from(
         else:
             read = _unique(read + tuple(extra))
     fields = {option.field: values[option.name] for option in OPTIONS if option.field}
-    settings = Settings(api_tokens=write, read_tokens=read, config_file=config_path, **fields)
+    settings = Settings(api_tokens=write, read_tokens=read, config_file=config_path,
+                        credentials_directory=credentials, **fields)
     return settings, counts
 
 

@@ -16,6 +16,8 @@ import tornado.ioloop
 import tornado.netutil
 
 from progressistad import __version__, contract
+from progressistad.alerts import RouteError
+from progressistad.daemon import notifications
 from progressistad.daemon.activation import ActivationError, describe, inherited_sockets
 from progressistad.daemon.config import (
     ConfigError, ParsedConfig, Settings, format_config, parse_config, reloadable_changes,
@@ -171,6 +173,7 @@ class Daemon:
             self.settings = merged
             self.ctx.apply_settings(merged)
             set_level(merged.log_level)
+            self.services.reload(merged)
             log.info("reloaded: %s", self._auth_summary())
             if ignored:
                 log.warning("changed options that need a restart, not applied: %s",
@@ -249,12 +252,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(journal_line(logging.ERROR, f"progressistad: {exc}", env, sys.stderr), file=sys.stderr)
         return EXIT_USAGE
     if parsed.print_config:
-        print(format_config(parsed))
-        return EXIT_OK
+        return print_config(parsed, env)
     if parsed.import_state:
         from progressistad.cluster.state_import import run_import
         return run_import(parsed.settings, parsed.import_state)
     return serve(parsed, args, env)
+
+
+def print_config(parsed: ParsedConfig, env: Mapping[str, str]) -> int:
+    """`--print-config`: the options, then the notification routes (secrets redacted)."""
+    try:
+        routes = notifications.describe(parsed.settings)
+    except RouteError as exc:
+        print(journal_line(logging.ERROR, f"progressistad: {exc}", env, sys.stderr),
+              file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join([format_config(parsed), *routes]))
+    return EXIT_OK
 
 
 def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> int:
@@ -266,5 +280,8 @@ def serve(parsed: ParsedConfig, args: Sequence[str], env: Mapping[str, str]) -> 
     except StartupError as exc:
         log.error("%s", exc)
         return EXIT_RUNTIME
+    except RouteError as exc:  # a bad route file is a bad configuration
+        log.error("%s", exc)
+        return EXIT_USAGE
     except KeyboardInterrupt:  # SIGINT before the signal handlers were installed
         return EXIT_RUNTIME

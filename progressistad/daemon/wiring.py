@@ -9,8 +9,11 @@ from typing import Any, Callable, List, Optional
 
 import tornado.ioloop
 
+from progressistad.alerts.routes import RouteConfig
 from progressistad.core.store import TaskStore
+from progressistad.daemon import notifications
 from progressistad.daemon.config import Settings
+from progressistad.daemon.notifications import Notifications
 from progressistad.daemon.persistence.loading import StorageError
 from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.history.annotator import Annotator
@@ -50,6 +53,7 @@ class Services:
         """Lines for the start-up log, written once the daemon listens (so that a daemon that
         cannot bind says only that)."""
         self._maintaining = False
+        self.notifications: Optional[Notifications] = None
 
     def log_notes(self) -> None:
         for line in self.notes:
@@ -77,8 +81,16 @@ class Services:
         """The final write of the state file, if there is one; False when it failed."""
         return self.persister is None or await self.persister.close()
 
+    def reload(self, settings: Settings) -> None:
+        """SIGHUP, after the settings: the notification routes read again."""
+        if self.notifications is not None:
+            self.notifications.reload(settings)
+
     async def close(self) -> None:
-        """Write the runs that wait, and leave the group of daemons sharing Redis, if any."""
+        """Stop notifying (what waits stays in a shared queue), write the runs that wait, then
+        leave the group of daemons sharing Redis, if any."""
+        if self.notifications is not None:
+            await self.notifications.close()
         if self.history is not None and not await self.history.close():
             log.warning("stopped with runs not written to the history: %s",
                         self.history.health().get("error") or "the write queue was full")
@@ -88,13 +100,28 @@ class Services:
 
 async def build(settings: Settings, clock: Callable[[], float] = time.time,
                 on_health_change: Optional[Callable[[], None]] = None) -> Services:
-    """The services, wired: on Redis with --redis-url, else in memory with the state file loaded."""
+    """The services, wired: on Redis with --redis-url, else in memory with the state file loaded.
+
+    A bad route file raises RouteError (exit status 2) before anything is started.
+    """
+    routes = notifications.load_routes(settings)
     if settings.redis_url:
         services = await _on_redis(settings, clock, on_health_change)
     else:
         services = _in_memory(settings, clock, on_health_change)
     _with_history(services, settings, clock)
+    _notify(services, routes, settings, clock)
     return services
+
+
+def _notify(services: Services, routes: RouteConfig, settings: Settings,
+            clock: Callable[[], float]) -> None:
+    """Notifications over the loaded tasks; their faults degrade /health without a 503."""
+    ctx = services.ctx
+    services.notifications = notifications.start(routes, settings, ctx.service, clock,
+                                                 services.cluster)
+    ctx.alerts = services.notifications.alerts
+    ctx.add_health_check("notifications", ctx.alerts.health, essential=False)
 
 
 def _in_memory(settings: Settings, clock: Callable[[], float],

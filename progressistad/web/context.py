@@ -14,6 +14,7 @@ from progressistad.service import TaskService
 from progressistad.core.store import SweepPolicy
 
 if TYPE_CHECKING:
+    from progressistad.alerts import Alerts
     from progressistad.history.figures import JobFigures
     from progressistad.history.service import History
 
@@ -27,8 +28,8 @@ class HealthPart(NamedTuple):
     check: HealthCheck
     essential: bool
     """A fault of an essential part (the task store, its state file, Redis) answers 503, so a
-    proxy sends clients elsewhere; any other part's (the history) answers 200, "degraded":
-    ingest still works."""
+    proxy sends clients elsewhere; any other part's (the history, notifications) answers 200,
+    "degraded": ingest still works."""
 
 
 class Health(NamedTuple):
@@ -60,6 +61,8 @@ class AppContext:
         self.history: Optional["History"] = None
         """The run history (`progressistad.history`), None when it is off."""
         self.job_figures: Optional["JobFigures"] = None
+        self.alerts: Optional["Alerts"] = None
+        """Notifications (`progressistad.alerts`): /notifications, /metrics and /health."""
         self.apply_settings(settings)
 
     def add_health_check(self, name: str, check: HealthCheck, essential: bool) -> None:
@@ -91,12 +94,16 @@ class AppContext:
             "version": __version__,
             "uptime": round(self._clock() - self.started_at, 3),
         }
+        failing = []
         for name, part in self.health_parts.items():
             part_report = report[name] = part.check()
             if not part_report.get("ok", True):
-                report["status"] = "degraded"
+                failing.append(name)
                 if part.essential:
                     code = 503
+        if failing:
+            report["status"] = "degraded"
+            report["failing"] = failing
         return Health(report, code)
 
     async def metric_families(self) -> List[prom.Family]:
@@ -113,6 +120,8 @@ class AppContext:
         if self.history is not None:
             figures = await self.job_figures.current() if self.job_figures is not None else None
             families += prom.history_families(self.history.health(), figures)
+        if self.alerts is not None:
+            families += prom.notification_families(self.alerts.stats(), await self.alerts.queued())
         return families
 
 
@@ -121,4 +130,6 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
         retention_seconds=settings.retention_seconds,
         stale_seconds=settings.stale_seconds,
         max_task_age=settings.max_task_age,
+        stale_factor=settings.stale_factor,
+        stale_min_seconds=settings.stale_min_seconds,
     )

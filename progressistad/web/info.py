@@ -9,8 +9,9 @@ from progressistad.web.base import ApiHandler
 
 class HealthHandler(ApiHandler):
     """GET /health (no token): `{"status": "ok", "tasks": N, ...}`, each part's report under its
-    name; "degraded" when a part fails, 503 when that part is the task store or its state
-    file (ingest is at risk), else 200 (the history: ingest works)."""
+    name; "degraded" with the failing parts named in "failing", 503 when one is essential (the
+    task store, its state file, Redis: ingest is at risk), else 200 (the history, notifications:
+    ingest works)."""
 
     access = {"GET": Access.NONE}
 

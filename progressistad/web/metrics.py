@@ -6,12 +6,14 @@ from reading them, so tests call `render` directly.
 
 from __future__ import annotations
 
+import math
 import platform
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from progressistad import __version__
+from progressistad.alerts.queue import DROPPED
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -191,6 +193,31 @@ def history_families(health: Mapping[str, Any],
                     "1 when the history holds more jobs than --metrics-max-jobs shows "
                     "(the first by name are shown).").add(int(bool(figures["more"])))
     return families + [runs, last_end, last_duration, usual, capped]
+def notification_families(stats: Any, queued: Optional[int]) -> List[Family]:
+    """The notifier's families from its `DeliveryStats`; the queue gauge when it could be read."""
+    messages = Family("progressista_notifications_total", "counter",
+                      "Notification messages finished, by route and result (sent, failed, "
+                      "dropped).")
+    for (route, result), count in sorted(stats.messages.items()):
+        messages.add(count, route=route, result=result)
+    attempts = Family("progressista_notification_attempts_total", "counter",
+                      "Delivery attempts, retries included, by route.")
+    for route, count in sorted(stats.attempts.items()):
+        attempts.add(count, route=route)
+    latency = Family("progressista_notification_latency_seconds", "histogram",
+                     "Seconds from a message queued to its receiver's acceptance.")
+    for bound, count in stats.latency.cumulative():
+        latency.add(count, "_bucket", le="+Inf" if math.isinf(bound) else _number(bound))
+    latency.add(stats.latency.total, "_sum").add(stats.latency.count, "_count")
+    dropped = sum(count for (_, result), count in stats.messages.items() if result == DROPPED)
+    families = [messages, attempts, latency,
+                Family("progressista_notifications_dropped_total", "counter",
+                       "Messages dropped, oldest first, from a full notification queue, or "
+                       "lost to a shared queue out of reach.").add(dropped)]
+    if queued is not None:
+        families.append(Family("progressista_notification_queue_length", "gauge",
+                               "Messages waiting for delivery or being sent.").add(queued))
+    return families
 
 
 def _labels(labels: Labels) -> str:

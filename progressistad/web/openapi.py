@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from progressistad import __version__, contract
+from progressistad.alerts import events as alert_events
+from progressistad.alerts.queue import QUEUED, RESULTS, RETRYING
 from progressistad.core.text import CONTROL_CHARACTER_RANGES
 
 OPENAPI_VERSION = "3.0.3"
@@ -146,6 +148,27 @@ _NEXT = {"type": "string", "nullable": True,
 _POINTS = {"type": "array", "maxItems": contract.SERIES_MAX_POINTS}
 _NULLABLE_POINTS = {**_POINTS, "items": _nullable_number()}
 
+DELIVERY = {
+    "type": "object",
+    "description": "One notification message: under way (queued, retrying) or finished "
+                   "(sent, failed, dropped).",
+    "required": ["id", "route", "event", "tasks", "result", "attempts", "error"],
+    "properties": {
+        "id": {"type": "string", "description": "the same on every attempt of one message"},
+        "route": {"type": "string"},
+        "event": {"type": "string", "enum": list(alert_events.KINDS)
+                  + [alert_events.SUMMARY, alert_events.TEST]},
+        "group": {"type": "string", "nullable": True},
+        "tasks": {"type": "array", "items": {"type": "string"}},
+        "result": {"type": "string", "enum": [QUEUED, RETRYING, *RESULTS]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "error": {"type": "string", "nullable": True},
+        "latency": _nullable_number(0),
+        "queued_at": {"type": "number"},
+        "finished_at": _nullable_number(),
+    },
+}
+
 SCHEMAS = {
     "Event": EVENT,
     "Batch": {"type": "array", "items": _ref("Event"), "minItems": 1,
@@ -181,9 +204,19 @@ SCHEMAS = {
     "Error": {"type": "object", "required": ["error"],
               "properties": {"error": {"type": "string"}, "field": {"type": "string"},
                              "index": {"type": "integer"}}},
+    "Delivery": DELIVERY,
+    "Notifications": {"type": "object", "required": ["routes", "deliveries"], "properties": {
+        "routes": {"type": "array", "items": {
+            "type": "object", "required": ["name", "events"],
+            "properties": {"name": {"type": "string"},
+                           "events": {"type": "array", "items": {"type": "string"}}}}},
+        "deliveries": {"type": "array", "items": _ref("Delivery")}}},
     "Health": {"type": "object", "required": ["status", "tasks", "auth"],
                "properties": {
                    "status": {"type": "string", "enum": ["ok", "degraded"]},
+                   "failing": {"type": "array", "items": {"type": "string"},
+                               "description": "the parts at fault; a fault of notifications or "
+                                              "history alone still answers 200"},
                    "tasks": {"type": "integer"},
                    "dashboards": {"type": "integer"},
                    "version": {"type": "string"},
@@ -214,6 +247,7 @@ UNAUTHORIZED = _error("missing or wrong token",
 FORBIDDEN = _error("a read-only token where writing is asked, or a foreign CORS origin")
 BAD_REQUEST = _error("malformed JSON, a field that breaks the schema, or a bad query parameter")
 NOT_FOUND = _error("unknown task or path")
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
 READ_ERRORS = {"401": UNAUTHORIZED, "403": FORBIDDEN}
 WRITE_ERRORS = {"400": BAD_REQUEST, "401": UNAUTHORIZED, "403": FORBIDDEN}
 
@@ -254,7 +288,7 @@ PATHS = {
             "200": _ok("applied", _ref("Accepted")), **WRITE_ERRORS,
             "413": _error("body larger than --max-body-bytes"),
             "503": _error("--max-tasks reached and no finished task can be evicted",
-                          **{"Retry-After": {"schema": {"type": "string"}}}),
+                          **RETRY_AFTER),
         },
     }},
     "/tasks": {
@@ -323,9 +357,9 @@ PATHS = {
     "/health": {"get": {
         "summary": "Liveness, task count and what the caller's credentials grant",
         "security": PUBLIC,
-        "responses": {"200": _ok("ok, or degraded with ingest working (a history fault)",
+        "responses": {"200": _ok("ok, or degraded by a fault of notifications or history",
                                  _ref("Health")),
-                      "503": _ok("degraded: the task store or its state file fails",
+                      "503": _ok("degraded: the task store, its state file or Redis is failing",
                                  _ref("Health"))},
     }},
     "/metrics": {"get": {
@@ -333,6 +367,25 @@ PATHS = {
         "responses": {"200": {"description": "metrics",
                               "content": {"text/plain": {"schema": {"type": "string"}}}},
                       **READ_ERRORS},
+    }},
+    "/notifications": {"get": {
+        "summary": "The notification routes' names and the last deliveries, newest first",
+        "responses": {"200": _ok("routes and deliveries", _ref("Notifications")),
+                      "503": _error("the shared notification queue (Redis) cannot be read",
+                                    **RETRY_AFTER),
+                      **READ_ERRORS},
+    }},
+    "/notifications/test": {"post": {
+        "summary": "Send one test message through a route and say how it went",
+        "parameters": [{"name": "route", "in": "query", "required": True,
+                        "schema": {"type": "string", "minLength": 1}}],
+        "responses": {"200": _ok("the delivery (result sent or failed; queued or retrying "
+                                 "while the receiver is slow to answer)", _ref("Delivery")),
+                      "400": _error("no route named"),
+                      "404": _error("no such notification route"),
+                      "503": _error("the shared notification queue (Redis) cannot be reached",
+                                    **RETRY_AFTER),
+                      **WRITE_ERRORS},
     }},
     "/openapi.json": {"get": {
         "summary": "This description",

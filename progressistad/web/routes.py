@@ -11,6 +11,7 @@ from progressistad.web.context import AppContext
 from progressistad.web.dashboard import ContractHandler, DashboardHandler, RootHandler
 from progressistad.web.history import HistoryHandler, HistoryJobsHandler
 from progressistad.web.info import HealthHandler, MetricsHandler, OpenApiHandler
+from progressistad.web.notifications import NotificationTestHandler, NotificationsHandler
 from progressistad.web.progress import ProgressHandler
 from progressistad.web.tasks import TaskHandler, TaskLogHandler, TaskSeriesHandler, TasksHandler
 from progressistad.web.websocket import DashboardSocket
@@ -33,6 +34,8 @@ def routes(ctx: AppContext, static_path: str) -> List[tornado.web.URLSpec]:
         tornado.web.url(base + r"/health", HealthHandler, deps),
         tornado.web.url(base + r"/metrics", MetricsHandler, deps),
         tornado.web.url(base + r"/openapi\.json", OpenApiHandler, deps),
+        tornado.web.url(base + r"/notifications", NotificationsHandler, deps),
+        tornado.web.url(base + r"/notifications/test", NotificationTestHandler, deps),
         tornado.web.url(base + r"/ws", DashboardSocket, deps),
         # Before the files: the contract module is made from contract.py, not read from disk.
         tornado.web.url(base + r"/static/contract\.js", ContractHandler,

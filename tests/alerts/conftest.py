@@ -1,4 +1,5 @@
-"""Fixtures of the notification tests: real receivers, route files, a fast retry policy."""
+"""Fixtures of the notification tests: route files, sinks' shared parts (the receivers are in
+tests/conftest.py, for the other layers too)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,6 @@ import textwrap
 import pytest
 
 from progressistad.alerts import routes
-
-
-@pytest.fixture
-def receiver():
-    from tests.alerts.receivers import HttpReceiver
-
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp_server():
-    pytest.importorskip("aiosmtpd")
-    from tests.alerts.receivers import SmtpReceiver
-
-    server = SmtpReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

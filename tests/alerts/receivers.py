@@ -63,6 +63,19 @@ class _Handler(tornado.web.RequestHandler):
             self.set_header("Retry-After", self.get_argument("retry_after"))
         self.finish(None if status == 204 else "ok")
 
+    async def _slack(self) -> None:
+        """Slack's incoming webhook: 200 with the text `ok`."""
+        self.finish("ok")
+
+    async def _discord(self) -> None:
+        """Discord's webhook without ?wait=true: 204."""
+        self.set_status(204)
+        self.finish()
+
+    async def _apprise(self) -> None:
+        """Where an Apprise json:// route posts."""
+        self.finish("ok")
+
     async def _fail(self) -> None:
         self.set_status(500)
         self.finish("down")
@@ -108,9 +121,27 @@ class _Handler(tornado.web.RequestHandler):
             stream.close()
 
 
+class _NtfyHandler(tornado.web.RequestHandler):
+    """ntfy's publish API (POST /TOPIC, the text as the body): the JSON of the message kept."""
+
+    def initialize(self, receiver: "HttpReceiver") -> None:
+        self.receiver = receiver
+
+    def check_xsrf_cookie(self) -> None:
+        pass
+
+    def post(self, topic: str) -> None:
+        self.receiver.record(self.request)
+        self.write({"id": f"m{len(self.receiver.requests)}", "time": int(time.time()),
+                    "event": "message", "topic": topic,
+                    "title": self.request.headers.get("Title"),
+                    "message": self.request.body.decode("utf-8")})
+
+
 class HttpReceiver:
     """A Tornado server on its own thread and loop; paths: /ok (?status=, ?retry_after=),
-    /fail (500), /hang, /slow?seconds=, /reset, /redirect, /big?how=length|chunked|close&status=."""
+    /fail (500), /hang, /slow?seconds=, /reset, /redirect, /big?how=length|chunked|close&status=,
+    /slack and /discord (as those webhooks answer), /apprise, /t-TOPIC (ntfy's publish API)."""
 
     def __init__(self, port: Optional[int] = None) -> None:
         self.port = port or free_port()
@@ -147,7 +178,8 @@ class HttpReceiver:
         asyncio.set_event_loop(loop)
 
         async def listen() -> None:
-            app = tornado.web.Application([(r"/(\w*)", _Handler, {"receiver": self})])
+            app = tornado.web.Application([(r"/(\w*)", _Handler, {"receiver": self}),
+                                           (r"/(t-[-\w]+)", _NtfyHandler, {"receiver": self})])
             self._server = tornado.httpserver.HTTPServer(app)
             self._server.listen(self.port, "127.0.0.1")
 
@@ -183,15 +215,15 @@ class Mail:
 
 
 class SmtpReceiver:
-    """aiosmtpd on a thread; `reply` set to e.g. "451 try later" refuses each message so."""
+    """aiosmtpd on a thread; `reply` set to e.g. "451 try later" refuses each message so.
+    `stop()` then `start()` brings it back on the same port (a controller runs once)."""
 
     def __init__(self, **controller: Any) -> None:
-        from aiosmtpd.controller import Controller
-
         self.mails: List[Mail] = []
         self.reply: Optional[str] = None
         self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **controller)
+        self._options = controller
+        self.controller: Optional[Any] = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reply:
@@ -200,8 +232,13 @@ class SmtpReceiver:
         return "250 OK"
 
     def start(self) -> "SmtpReceiver":
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **self._options)
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from tests.alerts.receivers import HttpReceiver
 from tests.booted.machine import Booted, listening_addresses
 from tests.packaging.helpers import SYSTEMD_DIR, unit_values
 from tests.support import http_request, wait_for
@@ -19,6 +20,7 @@ ACTIVATED = "progressistad-activated.service"
 SOCKET = "progressistad.socket"
 UNITS = (SERVICE, ACTIVATED, SOCKET)
 CONFFILE = "/etc/progressista/progressistad.conf"
+NOTIFY_CONF = "/etc/progressista/notify.conf"
 TOKENS_FILE = "/etc/progressista/api-tokens"
 DROP_INS = "/etc/systemd/system/progressistad.service.d"
 STATE_DIR = "/var/lib/private/progressista"
@@ -170,7 +172,49 @@ def test_03_reload_applies_a_changed_token_and_retention(booted: Booted):
              timeout=15, message="the STATUS= line to count the one task left")
 
 
-def test_04_restart_keeps_the_tasks_in_the_dynamic_users_state_directory(booted: Booted):
+def test_04_notification_routes_come_from_notify_conf_and_reload(booted: Booted):
+    machine = booted.machine
+    # The package's notify.conf, every route commented out, is read at start: no route yet.
+    assert machine.path(NOTIFY_CONF).exists()
+    status, listing = request(booted, "GET", "/notifications", token=booted.token)
+    assert status == 200 and listing["routes"] == []
+    receiver = HttpReceiver().start()  # on the host's loopback, which the container shares
+    try:
+        cursor = machine.cursor()
+        machine.write(NOTIFY_CONF, machine.path(NOTIFY_CONF).read_text()
+                      + f"\n[hook]\nurl = {receiver.url('ok')}\nevents = error\ngroup-wait = 0\n")
+        machine.systemctl("reload", SERVICE)
+        wait_for(lambda: priority_of(machine.journal(after=cursor),
+                                     "notification routes reloaded: 1 route(s)") == "6",
+                 timeout=15, message="the routes read again on reload")
+        for event in ({"task_id": "nightly:db", "status": "start"},
+                      {"task_id": "nightly:db", "status": "error"}):
+            assert request(booted, "POST", "/progress", event, token=booted.token)[0] == 200
+        wait_for(receiver.received, timeout=15, message="the webhook")
+        (got,) = receiver.received()
+        assert (got.json()["event"], got.json()["tasks"][0]["task_id"]) == ("error", "nightly:db")
+        tested = machine.run(["progressista", "notify-test", "hook", "--server-url",
+                              f"http://127.0.0.1:{booted.port}", "--token", booted.token])
+        assert tested.stdout.startswith("sent test message ") and len(receiver.received()) == 2
+
+        # A bad file keeps the routes in use, and the journal says why.
+        good = machine.path(NOTIFY_CONF).read_text()
+        cursor = machine.cursor()
+        machine.write(NOTIFY_CONF, good + "\n[typo]\nurl = nope\n")
+        machine.systemctl("reload", SERVICE)
+        wait_for(lambda: priority_of(machine.journal(after=cursor),
+                                     "the previous notification routes stay in use") == "3",
+                 timeout=15, message="the bad file's line")
+        assert machine.run(["progressista", "notify-test", "hook", "--server-url",
+                            f"http://127.0.0.1:{booted.port}", "--token", booted.token]
+                           ).returncode == 0
+        machine.write(NOTIFY_CONF, good)
+        machine.systemctl("reload", SERVICE)
+    finally:
+        receiver.stop()
+
+
+def test_05_restart_keeps_the_tasks_in_the_dynamic_users_state_directory(booted: Booted):
     machine = booted.machine
     pid = machine.main_pid()
     machine.systemctl("restart", SERVICE)
@@ -191,7 +235,7 @@ def test_04_restart_keeps_the_tasks_in_the_dynamic_users_state_directory(booted:
     assert open_files_limit(booted, pid) == [min(LIMIT_NOFILE, pid1_hard)] * 2
 
 
-def test_05_watchdog_restarts_a_frozen_daemon(booted: Booted):
+def test_06_watchdog_restarts_a_frozen_daemon(booted: Booted):
     machine = booted.machine
     hard = min(8192, open_files_limit(booted, 1)[1])
     # Shorter watchdog for the test; a soft limit below the hard one, which the daemon raises.
@@ -215,7 +259,7 @@ def test_05_watchdog_restarts_a_frozen_daemon(booted: Booted):
     machine.daemon_reload()
 
 
-def test_06_a_bad_configuration_says_why_and_is_not_restarted(booted: Booted):
+def test_07_a_bad_configuration_says_why_and_is_not_restarted(booted: Booted):
     machine = booted.machine
     bad = "stale-seconds = soon\n"
     add_to_conffile(booted, bad)
@@ -237,7 +281,7 @@ def test_06_a_bad_configuration_says_why_and_is_not_restarted(booted: Booted):
     assert task(booted, "kept") is not None
 
 
-def test_07_tokens_as_systemd_credentials(booted: Booted):
+def test_08_tokens_as_systemd_credentials(booted: Booted):
     machine = booted.machine
     machine.write(TOKENS_FILE, "credential-token\n", mode=0o600)
     machine.write(f"{DROP_INS}/30-credentials.conf",
@@ -257,7 +301,7 @@ def test_07_tokens_as_systemd_credentials(booted: Booted):
     assert "credential-token" not in machine.systemctl("show", SERVICE).stdout
 
 
-def test_08_upgrade_over_itself_keeps_state_and_the_changed_conffile_asking_nothing(booted: Booted):
+def test_09_upgrade_over_itself_keeps_state_and_the_changed_conffile_asking_nothing(booted: Booted):
     machine = booted.machine
     conffile = machine.path(CONFFILE).read_bytes()
     old = machine.main_pid()
@@ -269,7 +313,7 @@ def test_08_upgrade_over_itself_keeps_state_and_the_changed_conffile_asking_noth
     assert kept and (kept["status"], kept["n"]) == ("recovered", 3)
 
 
-def test_09_socket_activation_serves_the_same_state(booted: Booted):
+def test_10_socket_activation_serves_the_same_state(booted: Booted):
     machine = booted.machine
     machine.write("/etc/systemd/system/progressistad.socket.d/10-port.conf",
                   f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{booted.socket_port}\n")
@@ -285,15 +329,16 @@ def test_09_socket_activation_serves_the_same_state(booted: Booted):
     pid = wait_active(booted, ACTIVATED)
     said = " ".join(e["MESSAGE"] for e in daemon_lines(machine.journal(ACTIVATED)))
     assert "socket activation: serving 1 inherited socket(s)" in said, said
+    assert "notification routes are configured but cannot be reached" in said, said
     own_network = machine.run(["readlink", f"/proc/{pid}/ns/net", "/proc/1/ns/net"]).stdout.split()
     assert own_network[0] != own_network[1], "PrivateNetwork=yes did not take effect"
 
 
-def test_10_purge_removes_the_package_its_conffile_and_state(booted: Booted):
+def test_11_purge_removes_the_package_its_conffile_and_state(booted: Booted):
     machine = booted.machine
     apt_get(booted, "purge", "progressistad")
     assert machine.run(["dpkg", "-s", "progressistad"], check=False).returncode != 0
-    gone = ["/usr/bin/progressistad", "/usr/bin/progressista", CONFFILE, STATE_DIR,
+    gone = ["/usr/bin/progressistad", "/usr/bin/progressista", CONFFILE, NOTIFY_CONF, STATE_DIR,
             "/var/lib/progressista"] + [f"/lib/systemd/system/{unit}" for unit in UNITS]
     assert [path for path in gone if machine.path(path).exists() or machine.path(path).is_symlink()] == []
     for unit in UNITS:

@@ -40,7 +40,9 @@ def schemathesis_cli() -> str:
 
 
 def test_every_api_route_is_described(io_loop):
-    ctx = io_loop.run_sync(lambda: build(Settings())).ctx
+    services = io_loop.run_sync(lambda: build(Settings()))
+    io_loop.run_sync(services.close)
+    ctx = services.ctx
     patterns = {spec.regex.pattern.rstrip("$") for spec in routes(ctx, "static")}
     described = {path.replace("{task_id}", "(.+)").replace(".json", "\\.json")
                  for path in openapi.document()["paths"]}

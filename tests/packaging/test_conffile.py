@@ -1,4 +1,5 @@
-"""packaging/progressistad.conf: every option shown commented out with its real default; only host set."""
+"""packaging/progressistad.conf: every option shown commented out with its real default; only host
+and stale-factor set."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ COMMENTED_OPTION = re.compile(r"^#([a-z][a-z-]*) =(.*)$")
 
 
 def daemon(*args: str) -> str:
-    env = dict(os.environ, PROGRESSISTA_CONFIG="", COLUMNS="500")
-    env = {k: v for k, v in env.items() if not k.startswith("PROGRESSISTA_") or k == "PROGRESSISTA_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRESSISTA_")}
+    env.update(PROGRESSISTA_CONFIG="", PROGRESSISTA_NOTIFY_CONFIG="", COLUMNS="500")
     result = subprocess.run([sys.executable, "-m", "progressistad", *args], capture_output=True, text=True,
                             timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -54,11 +55,12 @@ def test_every_option_has_a_commented_line():
     assert sorted(options - set(commented_options())) == []
 
 
-def test_only_host_is_set_and_to_loopback():
+def test_only_host_to_loopback_and_the_adaptive_stale_factor_are_set():
     active = [line for line in CONFFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert active == ["host = 127.0.0.1"]
+    assert active == ["host = 127.0.0.1", "stale-factor = 10"]
     listening = effective(daemon("--config", str(CONFFILE), "--print-config"))
     assert (listening["host"], listening["port"]) == ("127.0.0.1", "8000")
+    assert listening["stale-factor"] == "10"
 
 
 def test_the_defaults_shown_are_the_daemons_defaults(tmp_path: Path):

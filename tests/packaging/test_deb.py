@@ -29,6 +29,7 @@ EXPECTED_FILES = [
     "/usr/bin/progressistad",
     "/usr/bin/progressista",
     "/etc/progressista/progressistad.conf",
+    "/etc/progressista/notify.conf",
     "/lib/systemd/system/progressistad.service",
     "/lib/systemd/system/progressistad.socket",
     "/lib/systemd/system/progressistad-activated.service",
@@ -45,6 +46,7 @@ EXPECTED_FILES = [
     "/usr/share/doc/progressistad/examples/Caddyfile",
     "/usr/share/doc/progressistad/examples/Caddyfile.path-prefix",
     "/usr/share/doc/progressistad/examples/Caddyfile.cluster",
+    "/usr/share/doc/progressistad/examples/notify.conf",
 ]
 
 
@@ -81,7 +83,8 @@ def test_ships_commands_units_man_pages_dashboard_and_conffile(built_deb, tmp_pa
     for path in dashboard:
         assert f"{DIST_PACKAGES}/progressistad/static/{path}" in files, f"dashboard file {path} not shipped"
     subprocess.run(["dpkg-deb", "-e", str(built_deb), str(tmp_path)], check=True)
-    assert (tmp_path / "conffiles").read_text().split() == ["/etc/progressista/progressistad.conf"]
+    assert sorted((tmp_path / "conffiles").read_text().split()) == [
+        "/etc/progressista/notify.conf", "/etc/progressista/progressistad.conf"]
     assert "deb-systemd-helper enable 'progressistad.service'" in (tmp_path / "postinst").read_text()
 
 
@@ -112,6 +115,7 @@ def installed_deb(built_deb):
         purge()
     assert not Path("/usr/bin/progressistad").exists()
     assert not Path("/etc/progressista/progressistad.conf").exists()
+    assert not Path("/etc/progressista/notify.conf").exists()
 
 
 def test_installed_package_runs_on_debians_python(installed_deb, tmp_path):

@@ -43,6 +43,7 @@ def test_parsed_spec_uses_fedora_python_and_systemd_macros():
                   "%systemd_postun_with_restart progressistad.service"):
         assert macro in parsed, macro
     assert "%config(noreplace) /etc/progressista/progressistad.conf" in parsed
+    assert "%config(noreplace) /etc/progressista/notify.conf" in parsed
     for unit in ("progressistad.service", "progressistad.socket", "progressistad-activated.service"):
         assert f"/usr/lib/systemd/system/{unit}\n" in parsed
         assert (REPO / "systemd" / unit).exists()
@@ -108,7 +109,8 @@ def test_rpmbuild_builds_the_noarch_package_the_spec_describes(tmp_path):
                  f"{sitelib}/progressistad/daemon/main.py", f"{sitelib}/progressistad/static/index.html",
                  f"{sitelib}/progressistad-{__version__}.dist-info/METADATA"):
         assert path in payload, path
-    assert rpm_query(package, "-c") == ["/etc/progressista/progressistad.conf"]
+    assert rpm_query(package, "-c") == ["/etc/progressista/notify.conf",
+                                        "/etc/progressista/progressistad.conf"]
     assert rpm_query(package, "--qf", "%{ARCH}\n") == ["noarch"]
     assert "/usr/bin/kill" in rpm_query(package, "-R"), "ExecReload= calls /bin/kill"
     archive = subprocess.run([require_tool("rpm2archive"), "-"], stdin=package.open("rb"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -11,8 +12,10 @@ from progressistad.daemon.config import (
 )
 
 
-def parse(argv=(), env=None, default_config_file="/nonexistent/progressistad.conf"):
-    return parse_config(list(argv), dict(env or {}), default_config_file=default_config_file)
+def parse(argv=(), env=None, default_config_file="/nonexistent/progressistad.conf",
+          default_notify_config="/nonexistent/notify.conf"):
+    return parse_config(list(argv), dict(env or {}), default_config_file=default_config_file,
+                        default_notify_config=default_notify_config)
 
 
 @pytest.fixture
@@ -65,6 +68,33 @@ def test_config_file_from_variable_and_default_location(conf):
     assert parse(default_config_file=path).settings.port == 4444
     # an empty PROGRESSISTA_CONFIG turns the default file off
     assert parse(env={"PROGRESSISTA_CONFIG": ""}, default_config_file=path).settings.port == 8000
+
+
+def test_notify_config_from_flag_variable_and_the_default_file_when_it_exists(conf):
+    routes = conf("[phone]", "url = ntfy://ntfy.lan/t", name="notify.conf")
+    assert parse().settings.notify_config is None
+    defaulted = parse(default_notify_config=routes)
+    assert defaulted.settings.notify_config == routes
+    assert defaulted.sources["notify-config"] == "default (the file exists)"
+    # an empty PROGRESSISTA_NOTIFY_CONFIG turns the default file off
+    off = parse(env={"PROGRESSISTA_NOTIFY_CONFIG": ""}, default_notify_config=routes)
+    assert off.settings.notify_config is None
+    assert parse(["--notify-config", "/x/n.conf"], default_notify_config=routes) \
+        .settings.notify_config == "/x/n.conf"
+
+
+def test_stale_factor_public_url_and_credentials_directory():
+    s = parse(["--stale-factor", "10", "--public-url", "https://progress.lan/"],
+              {"CREDENTIALS_DIRECTORY": "/run/credentials/x"}).settings
+    assert (s.stale_factor, s.stale_min_seconds, s.public_url, s.credentials_directory) == \
+        (10.0, 60.0, "https://progress.lan/", "/run/credentials/x")
+    for argv, expected in ((["--stale-factor", "-1"], "--stale-factor '-1' from flag"),
+                           (["--stale-factor", "nan"], "expected a number >= 0"),
+                           (["--stale-min-seconds", "x"], "--stale-min-seconds 'x'"),
+                           (["--public-url", "ftp://x/"], "expected http(s)://host"),
+                           (["--public-url", "https://x/?a=1"], "--public-url")):
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            parse(argv)
 
 
 def test_connection_limits_and_timeouts_from_flag_variable_and_file(conf):
@@ -188,6 +218,10 @@ def test_reload_takes_only_reloadable_options():
     assert (merged.port, merged.retention_seconds, merged.api_tokens, merged.log_level) == \
         (1, 20.0, ("b",), "debug")
     assert ignored == ["port"]
+    routes = Settings(notify_config="/a", stale_factor=2.0, stale_min_seconds=5.0, public_url="x")
+    merged, ignored = reloadable_changes(current, routes)
+    assert (merged.notify_config, merged.stale_factor, merged.stale_min_seconds) == ("/a", 2.0, 5.0)
+    assert "public_url" in ignored
 
 
 def test_nothing_reads_os_environ_when_env_is_given(monkeypatch):

@@ -29,11 +29,13 @@ def sweep_in_steps(store: TaskStore, now: float, policy: SweepPolicy, limit):
 @given(steps, st.sampled_from([None, 1, 2]))
 def test_sweep_acts_on_exactly_the_tasks_a_full_scan_would(steps, limit):
     store = TaskStore()
+    store.keeps_gaps = True
     now = T0
     for pause, step in steps:
         now += pause
         if isinstance(step, SweepPolicy):
-            stale, removed = expected_sweep(store.snapshot(), now, step)
+            gaps = {task.task_id: list(task.gaps) for task in store}
+            stale, removed = expected_sweep(store.snapshot(), now, step, gaps)
             changes = sweep_in_steps(store, now, step, limit)
             assert (changes.upserted, changes.removed) == (stale, removed)
             assert all(store.get(i).status == contract.STALE for i in stale)
