@@ -22,6 +22,10 @@ import seccomp
 
 ALLOW = "@system-service"
 DENY = ("@privileged", "@resources")
+REFUSED = ("@chown",)
+"""Denied calls answered EPERM, as the units' SystemCallErrorNumber=EPERM answers them, instead
+of killing: SQLite, when it runs as root, hands its journal files to the database file's owner
+with fchown and carries on when refused (under DynamicUser= it is not root and never asks)."""
 
 
 def expand(group, seen=None):
@@ -57,6 +61,11 @@ def build_filter(families):
             flt.add_rule(seccomp.ALLOW, name)
         except (RuntimeError, ValueError):
             pass  # a name this kernel or libseccomp does not know on this architecture
+    for name in sorted(set().union(*(expand(group) for group in REFUSED)) - allowed_syscalls()):
+        try:
+            flt.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (RuntimeError, ValueError):
+            pass
     for family in families:
         flt.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, family))
     for family in range(1, 64):
