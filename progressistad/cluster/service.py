@@ -7,6 +7,7 @@ own writes in its mirror at once, and hears of the others' from the stream follo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from progressistad.cluster.link import Link, describe
@@ -68,7 +69,7 @@ class RedisTaskService(ServiceBase):
         while True:
             try:
                 result = await self._call(self.backend.sweep(
-                    now, self.policy, self.lease_seconds, limit=SWEEP_CHUNK))
+                    now, fixed_cadence(self.policy), self.lease_seconds, limit=SWEEP_CHUNK))
             except StoreUnavailable:
                 return done
             if result is None:
@@ -130,3 +131,9 @@ class RedisTaskService(ServiceBase):
             # The script may have run without this daemon seeing its reply: resync later.
             self.link.down(error, resync=True)
             raise StoreUnavailable(f"shared store unavailable: {describe(error)}") from None
+
+
+def fixed_cadence(policy: SweepPolicy) -> SweepPolicy:
+    """The policy the Redis sweep applies: tasks shared in Redis keep no gaps between updates,
+    so --stale-factor does not adapt there and --stale-seconds decides."""
+    return dataclasses.replace(policy, stale_factor=0.0)
