@@ -258,8 +258,8 @@ OPTIONS: Tuple[Option, ...] = (
     _option("stale-factor", _number("", False, "0 disables"), "adapt stale detection to each task's cadence: a task that "
             "has shown at least 3 gaps between updates is stale once idle longer than this many "
             "times the median of its last 8 gaps (never sooner than --stale-min-seconds); one "
-            "with fewer gaps follows --stale-seconds; 0 disables (default %(default)s; the "
-            "packaged configuration file sets 10)", "F"),
+            "with fewer gaps follows --stale-seconds; 0 disables; with --redis-url every task "
+            "follows --stale-seconds (default %(default)s; the packaged configuration file sets 10)", "F"),
     _option("stale-min-seconds", _seconds(False), "with --stale-factor, the least idle time "
             "after which a task is marked stale (default %(default)s)", "SEC"),
     _option("max-task-age", _seconds(False), "remove any task idle this long whatever its status; "
