@@ -71,6 +71,12 @@ class Family:
         self.samples.append((suffix, tuple(sorted(labels.items())), value))
         return self
 
+    def add_each(self, label: str, values: Mapping[str, float]) -> "Family":
+        """One sample per key of `values`, the key as `label`, in key order."""
+        for key, value in sorted(values.items()):
+            self.add(value, **{label: key})
+        return self
+
 
 def render(families: Iterable[Family]) -> str:
     lines: List[str] = []
@@ -94,21 +100,16 @@ def collect(
     telemetry_trimmed: Mapping[str, int],
 ) -> List[Family]:
     """The families /metrics serves, from the live objects they describe."""
-    tasks = Family("progressista_tasks", "gauge", "Tasks held, by status.")
-    for status, count in sorted(counts_by_status.items()):
-        tasks.add(count, status=status)
+    tasks = Family("progressista_tasks", "gauge", "Tasks held, by status.").add_each(
+        "status", counts_by_status)
     rejected = Family("progressista_events_rejected_total", "counter",
-                      "Events refused, by reason.")
-    for reason, count in sorted(metrics.rejected.items()):
-        rejected.add(count, reason=reason)
+                      "Events refused, by reason.").add_each("reason", metrics.rejected)
     held = Family("progressista_telemetry_bytes", "gauge",
-                  "Estimated bytes of series and log tails held against --telemetry-budget-bytes.")
-    for kind, size in sorted(telemetry_held.items()):
-        held.add(size, kind=kind)
+                  "Estimated bytes of series and log tails held against --telemetry-budget-bytes."
+                  ).add_each("kind", telemetry_held)
     trimmed = Family("progressista_telemetry_trimmed_bytes_total", "counter",
-                     "Estimated bytes of series and log tails dropped to stay within the budget.")
-    for kind, size in sorted(telemetry_trimmed.items()):
-        trimmed.add(size, kind=kind)
+                     "Estimated bytes of series and log tails dropped to stay within the budget."
+                     ).add_each("kind", telemetry_trimmed)
     connections = metrics.connections
     families = [
         tasks,
@@ -201,9 +202,8 @@ def notification_families(stats: Any, queued: Optional[int]) -> List[Family]:
     for (route, result), count in sorted(stats.messages.items()):
         messages.add(count, route=route, result=result)
     attempts = Family("progressista_notification_attempts_total", "counter",
-                      "Delivery attempts, retries included, by route.")
-    for route, count in sorted(stats.attempts.items()):
-        attempts.add(count, route=route)
+                      "Delivery attempts, retries included, by route.").add_each(
+        "route", stats.attempts)
     latency = Family("progressista_notification_latency_seconds", "histogram",
                      "Seconds from a message queued to its receiver's acceptance.")
     for bound, count in stats.latency.cumulative():
