@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from progressistad.alerts import events
 from progressistad.alerts.redaction import redact
+from progressistad.daemon.persistence.files import reason
 
 CREDENTIALS_ENV_VAR = "CREDENTIALS_DIRECTORY"
 SMTP_SECTION = "smtp"
@@ -142,7 +143,7 @@ def load(path: str, env: Mapping[str, str]) -> RouteConfig:
         with open(path, encoding="utf-8") as stream:
             text = stream.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise RouteError(path, None, None, f"cannot read it: {_reason(exc)}") from None
+        raise RouteError(path, None, None, f"cannot read it: {reason(exc)}") from None
     return parse(text, path, env)
 
 
@@ -292,7 +293,7 @@ class _SecretFiles:
             with open(path, encoding="utf-8") as stream:
                 lines = stream.read().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise section.error(f"{key} {name!r}: cannot read it: {_reason(exc)}", key) from None
+            raise section.error(f"{key} {name!r}: cannot read it: {reason(exc)}", key) from None
         values = [line.strip() for line in lines
                   if line.strip() and not line.strip().startswith("#")]
         if not values:
@@ -454,12 +455,6 @@ def _smtp(section: _Section, secrets: _SecretFiles) -> SmtpSettings:
         sender=section.text("from"),
         username=username, password=password, starttls=STARTTLS_MODES[mode],
     )
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 __all__ = ["RouteError", "Route", "RouteConfig", "SmtpSettings", "load", "parse", "redact"]
