@@ -135,3 +135,7 @@ class TaskService(ServiceBase):
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return self.store.snapshot(statuses)
 
+    async def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
+        """The "tasks" object of GET /tasks as JSON, made of the tasks' cached entries."""
+        return self.store.snapshot_json(statuses)
+

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from progressistad.cluster.link import Link, describe
 from progressistad.cluster.mirror import MirroredTask, TaskMirror
 from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore
+from progressistad.core import wirejson
 from progressistad.core.store import Changes, EventRefused, SweepPolicy
 from progressistad.service import (
     SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable, invalid_input,
@@ -90,6 +91,10 @@ class RedisTaskService(ServiceBase):
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         tasks = await self._call(self.backend.snapshot(statuses))
         return {task_id: self._annotated(task) for task_id, task in tasks.items()}
+
+    async def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
+        tasks = await self.snapshot(statuses)
+        return wirejson.tasks_object(wirejson.entry(task_id, task) for task_id, task in tasks.items())
 
     def announce_remote(self, changes: Changes) -> None:
         """Tell the listeners of changes other daemons made (the stream follower's)."""

@@ -520,9 +520,14 @@ class TaskReader(Generic[T]):
             if wanted is None or task.status in wanted
         }
 
-    def snapshot_json(self) -> str:
-        """Every task's served form as one JSON "tasks" object, made of the tasks' entries."""
-        return wirejson.tasks_object(task.entry() for task in self._tasks.values())
+    def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
+        """Every task's served form as one JSON "tasks" object, made of the tasks' entries;
+        optionally only the tasks with one of `statuses`."""
+        tasks: Iterable[T] = self._tasks.values()
+        if statuses is not None:
+            wanted = frozenset(statuses)
+            tasks = (task for task in tasks if task.status in wanted)
+        return wirejson.tasks_object(task.entry() for task in tasks)
 
     def counts_by_status(self) -> Dict[str, int]:
         counts = dict.fromkeys(contract.STATUSES, 0)

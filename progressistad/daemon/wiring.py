@@ -173,6 +173,7 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
         clock=time.monotonic,
         schedule=tornado.ioloop.IOLoop.current().call_later,
         perf_clock=time.perf_counter,
+        cpu_clock=time.thread_time,
         sample=service.sample,
         heartbeat_interval=settings.ws_heartbeat_interval,
     )

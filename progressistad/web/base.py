@@ -175,6 +175,11 @@ class ApiHandler(Answers, RequestAuth, tornado.web.RequestHandler):
         self.finish(payload if not isinstance(payload, (list, str))
                     else tornado.escape.json_encode(payload))
 
+    def write_json_text(self, text: str) -> None:
+        """Answer 200 with `text`, JSON already encoded."""
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.allow_listed_origin()  # send_error cleared what prepare set
         super().write_error(status_code, **kwargs)

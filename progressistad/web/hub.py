@@ -2,9 +2,11 @@
 
 Changes are collected and flushed at most once per broadcast interval; each
 flush serializes the snapshot and the delta once, whatever the number of
-watchers. A watcher whose previous message has not been written out is
-skipped, then resynced with a fresh snapshot once it drains; one stalled
-longer than the stall timeout is closed. Delta-protocol watchers that got
+watchers, from the tasks' cached entries. A watcher whose previous message has
+not been written out is skipped, then resynced with a fresh snapshot once it
+drains; one stalled longer than the stall timeout is closed. Snapshot-protocol
+watchers are sent snapshots in rounds that take at most `SNAPSHOT_SHARE` of the
+hub's time: as the snapshot grows they hear less often, and ingest keeps the rest. Delta-protocol watchers that got
 nothing for a heartbeat period get a heartbeat, from one timer for all. The
 hub knows nothing of Tornado: subscribers, the clock and the timer are passed in.
 """
@@ -16,7 +18,11 @@ from typing import Any, Callable, Dict, Iterable, Optional, Protocol, Set
 
 from progressistad import contract
 from progressistad.core.store import Changes
-from progressistad.core.wirejson import dumps
+from progressistad.core.wirejson import dumps, tasks_object
+
+SNAPSHOT_SHARE = 0.25
+"""Most of the loop's time that rounds of snapshots to snapshot-protocol watchers may take: a
+round that cost C seconds of CPU is followed by the next no sooner than C / SNAPSHOT_SHARE."""
 
 
 class SendFailed(Exception):
@@ -40,7 +46,8 @@ class TaskSource(Protocol):
     def snapshot_json(self) -> str:
         """Every task as one JSON "tasks" object."""
 
-    def get(self, task_id: str) -> Any: ...
+    def get(self, task_id: str) -> Any:
+        """The task of `task_id` (with its `entry()`, `wirejson.entry` of its served form), or None."""
 
 
 @dataclass
@@ -51,6 +58,7 @@ class HubStats:
     skipped_busy: int = 0
     closed_stalled: int = 0
     heartbeats: int = 0
+    snapshot_rounds: int = 0
 
 
 class _Watcher:
@@ -79,6 +87,7 @@ class Hub:
         clock: Callable[[], float],
         schedule: Callable[[float, Callable[[], None]], Any],
         perf_clock: Optional[Callable[[], float]] = None,
+        cpu_clock: Optional[Callable[[], float]] = None,
         sample: Optional[Callable[[Set[str]], Any]] = None,
         heartbeat_interval: Optional[float] = None,
     ) -> None:
@@ -93,6 +102,10 @@ class Hub:
         self._heartbeat_armed = False
         self._clock = clock
         self._perf_clock = perf_clock or clock
+        self._cpu_clock = cpu_clock or self._perf_clock
+        """The loop thread's CPU time: what a round of snapshots is charged."""
+        self._snapshot_round_due = float("-inf")
+        self._snapshot_round_scheduled = False
         self._schedule = schedule
         self._watchers: Dict[Subscriber, _Watcher] = {}
         self._pending = Changes()
@@ -207,33 +220,52 @@ class Hub:
 
     def _broadcast(self, changes: Changes) -> None:
         delta: Optional[bytes] = None
+        snapshot_round = False
         for watcher in list(self._watchers.values()):
             if watcher.busy_since is not None:
                 watcher.needs_snapshot = True
                 self.stats.skipped_busy += 1
                 continue
-            if watcher.needs_snapshot or watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+            if watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+                watcher.needs_snapshot = snapshot_round = True
+                continue
+            if watcher.needs_snapshot:
                 self._send_snapshot(watcher)
                 continue
             if delta is None:
                 delta = self._delta_message(changes)
             self._send(watcher, delta)
+        if snapshot_round:
+            self._snapshot_round()
         self.reap()
 
+    def _snapshot_round(self) -> None:
+        """Snapshots to the snapshot-protocol watchers waiting for one, now or once due."""
+        wait = self._snapshot_round_due - self._clock()
+        if wait > 0:
+            if not self._snapshot_round_scheduled:
+                self._snapshot_round_scheduled = True
+                self._schedule(wait, self._scheduled_snapshot_round)
+            return
+        started = self._cpu_clock()
+        for watcher in list(self._watchers.values()):
+            if watcher.needs_snapshot and watcher.busy_since is None \
+                    and watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+                self._send_snapshot(watcher)
+        cost = self._cpu_clock() - started
+        self.stats.snapshot_rounds += 1
+        self._snapshot_round_due = self._clock() + max(self.interval, cost / SNAPSHOT_SHARE)
+
+    def _scheduled_snapshot_round(self) -> None:
+        self._snapshot_round_scheduled = False
+        self._snapshot_round()
+
     def _delta_message(self, changes: Changes) -> bytes:
-        tasks = {}
-        for task_id in changes.upserted:
-            task = self._source.get(task_id)
-            if task is not None:
-                tasks[task_id] = task.to_wire()
-        return dumps(
-            {
-                "type": contract.WS_MESSAGE_DELTA,
-                "seq": self._seq,
-                "tasks": tasks,
-                "removed": sorted(changes.removed),
-            }
-        ).encode()
+        tasks = tasks_object(task.entry() for task in map(self._source.get, changes.upserted)
+                             if task is not None)
+        head = dumps({"type": contract.WS_MESSAGE_DELTA, "seq": self._seq,
+                      "removed": sorted(changes.removed)})
+        return ('%s,"tasks":%s}' % (head[:-1], tasks)).encode()
 
     def _snapshot_message(self, protocol: str) -> bytes:
         message = self._snapshot_cache.get(protocol)
@@ -271,7 +303,10 @@ class Hub:
         if _consume(written) is not None:
             self._drop(watcher)
         elif watcher.needs_snapshot and watcher.subscriber in self._watchers:
-            self._send_snapshot(watcher)
+            if watcher.subscriber.protocol == contract.WS_PROTOCOL_DELTA:
+                self._send_snapshot(watcher)
+            else:
+                self._snapshot_round()
 
     def _drop(self, watcher: _Watcher) -> None:
         self._watchers.pop(watcher.subscriber, None)

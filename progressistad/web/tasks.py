@@ -17,7 +17,8 @@ class TasksHandler(ApiHandler):
 
     async def get(self) -> None:
         query = self.parse_query(allowed=("status",))
-        self.write_json({"tasks": await self.call(self.ctx.service.snapshot(query.statuses))})
+        tasks = await self.call(self.ctx.service.snapshot_json(query.statuses))
+        self.write_json_text('{"tasks":%s}' % tasks)
 
     async def delete(self) -> None:
         query = self.parse_query(allowed=("status", "older_than"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Optional
 
+import tornado.iostream
 import tornado.websocket
 
 from progressistad import contract
@@ -11,6 +13,21 @@ from progressistad.web.auth import Access
 from progressistad.web.base import Answers, ApiError, RequestAuth
 from progressistad.web.context import AppContext
 from progressistad.web.hub import SendFailed
+
+
+COPIED_FRAME_BYTES = 16384
+"""Up to this size a message is copied behind its header and written at once; a larger one is
+written after it, uncopied."""
+
+
+def text_frame_header(size: int) -> bytes:
+    """The header of an unmasked, uncompressed WebSocket text frame of `size` bytes (RFC 6455
+    section 5.2)."""
+    if size < 126:
+        return struct.pack("!BB", 0x81, size)
+    if size <= 0xFFFF:
+        return struct.pack("!BBH", 0x81, 126, size)
+    return struct.pack("!BBQ", 0x81, 127, size)
 
 
 class DashboardSocket(Answers, RequestAuth, tornado.websocket.WebSocketHandler):
@@ -75,9 +92,19 @@ class DashboardSocket(Answers, RequestAuth, tornado.websocket.WebSocketHandler):
             self.ctx.hub.unsubscribe(self)
 
     def send(self, message: bytes) -> Any:
+        """Write `message` as a frame straight to the stream: the hub sends one message to every
+        watcher of a protocol, and the stream keeps a reference to it rather than a copy
+        (tornado's `write_message` copies it into a frame per connection)."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            raise SendFailed()
+        header = text_frame_header(len(message))
         try:
-            return self.write_message(message)
-        except tornado.websocket.WebSocketClosedError:
+            if len(message) <= COPIED_FRAME_BYTES:
+                return connection.stream.write(header + message)
+            connection.stream.write(header)
+            return connection.stream.write(message)
+        except tornado.iostream.StreamClosedError:
             raise SendFailed() from None
 
     def abort(self, code: int, reason: str) -> None:

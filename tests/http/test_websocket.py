@@ -58,6 +58,21 @@ async def test_delta_protocol_seq_upserts_and_removals(api, ctx):
     assert delta["seq"] == seq + 2 and delta["removed"] == ["gone"] and delta["tasks"] == {}
 
 
+@pytest.mark.parametrize("tasks", [3, 1000])  # frames with 16-bit and 64-bit lengths
+async def test_messages_of_every_frame_size_arrive_whole_on_both_protocols(api, ctx, tasks):
+    events = [{"task_id": f"t{i}", "desc": "x" * 20} for i in range(tasks)]
+    await ctx.service.ingest(events)
+    plain, delta = await connect(api), await connect(api, "?protocol=delta")
+    first = [await read_json(plain), await read_json(delta)]
+    assert all(len(message["tasks"]) == tasks for message in first)
+    await api.post([dict(event, n=7) for event in events])
+    messages = [await read_json(plain), await read_json(delta)]
+    for message in messages:
+        assert len(message["tasks"]) == tasks and all(t["n"] == 7 for t in message["tasks"].values())
+    sizes = sorted(len(json.dumps(message)) for message in first + messages)
+    assert 126 <= sizes[0] and sizes[-1] <= 65535 if tasks == 3 else sizes[0] > 65535
+
+
 @pytest.mark.settings(broadcast_interval=0.5)
 async def test_hundreds_of_events_coalesce_into_a_handful_of_messages(api):
     conn = await connect(api, "?protocol=delta")

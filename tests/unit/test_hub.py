@@ -6,7 +6,7 @@ from concurrent.futures import Future
 import pytest
 
 from progressistad import contract
-from progressistad.web.hub import Hub, SendFailed
+from progressistad.web.hub import SNAPSHOT_SHARE, Hub, SendFailed
 from progressistad.core.store import TaskStore
 
 T0 = 1_700_000_000.0
@@ -41,13 +41,13 @@ class FakeSubscriber:
 
 
 class Rig:
-    def __init__(self, interval=0.1, stall_timeout=30.0, heartbeat_interval=None):
+    def __init__(self, interval=0.1, stall_timeout=30.0, heartbeat_interval=None, cpu_clock=None):
         self.store = TaskStore()
         self.now = 100.0
         self.timers = []
         self.hub = Hub(self.store, interval=interval, stall_timeout=stall_timeout,
                        clock=lambda: self.now, schedule=self.schedule,
-                       heartbeat_interval=heartbeat_interval)
+                       heartbeat_interval=heartbeat_interval, cpu_clock=cpu_clock)
 
     def schedule(self, delay, callback):
         self.timers.append((self.now + delay, callback))
@@ -115,6 +115,46 @@ def test_snapshot_protocol_gets_the_whole_state_each_time(rig):
     rig.event(task_id="b")
     rig.advance(1)
     assert set(sub.messages[-1]["tasks"]) == {"a", "b"} and "type" not in sub.messages[-1]
+
+
+class CostlySubscriber(FakeSubscriber):
+    """A snapshot-protocol watcher each message to which costs the loop `cost` CPU seconds."""
+
+    def __init__(self, cpu, cost):
+        super().__init__(contract.WS_PROTOCOL_SNAPSHOT)
+        self.cpu, self.cost = cpu, cost
+
+    def send(self, text):
+        self.cpu[0] += self.cost
+        return super().send(text)
+
+
+def test_snapshot_rounds_take_at_most_their_share_and_the_last_state_still_arrives():
+    cpu = [0.0]
+    rig = Rig(interval=0.1, cpu_clock=lambda: cpu[0])
+    watchers = [CostlySubscriber(cpu, 0.01) for _ in range(10)]  # a round costs 0.1 s
+    delta = FakeSubscriber()
+    for watcher in watchers + [delta]:
+        rig.hub.subscribe(watcher)
+    for n in range(1, 21):  # an event every 0.1 s for 2 s
+        rig.event(task_id="a", n=n)
+        rig.run_for(0.1)
+    rig.run_for(1.0)
+    rounds = len(watchers[0].messages) - 1  # the first came on connect
+    spent = cpu[0] - 0.1  # the snapshots on connect
+    assert spent <= SNAPSHOT_SHARE * 3.0 + 0.1 + 1e-9  # a quarter of the 3 s, plus one round
+    assert 4 <= rounds <= 7  # one round per 0.4 s at most, where the cost alone allows 20
+    assert all(w.messages[-1]["tasks"]["a"]["n"] == 20 for w in watchers)
+    assert len(delta.messages) == 21  # deltas keep the broadcast interval
+
+
+def test_cheap_snapshot_rounds_keep_the_broadcast_interval(rig):
+    plain = FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT)
+    rig.hub.subscribe(plain)
+    for n in range(1, 6):
+        rig.event(task_id="a", n=n)
+        rig.run_for(0.1)
+    assert [m["tasks"]["a"]["n"] for m in plain.messages[1:]] == [1, 2, 3, 4, 5]
 
 
 def test_seq_is_contiguous_for_a_keeping_up_watcher(rig):
