@@ -1,4 +1,4 @@
-"""N dashboards: WebSocket clients (delta protocol) that read every message until killed."""
+"""N dashboards: WebSocket clients (of the protocol the URL asks for) that read every message until killed."""
 
 import asyncio
 import sys

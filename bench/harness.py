@@ -110,13 +110,59 @@ def daemon(extra_args: Sequence[str] = (), persist: bool = True, code: Path = RE
             yield Daemon(url, proc.pid)
 
 
+FEATURES_OFF = ("--notify-config=", "--history-max-runs", "0")
+"""Daemon options with notifications and the history off (telemetry is in the events sent)."""
+
+RECEIVER = r'''
+import json, sys, time
+import tornado.ioloop, tornado.web
+arrivals = {}
+class Hook(tornado.web.RequestHandler):
+    def post(self):
+        now = time.monotonic()
+        arrivals[json.loads(self.request.body)["tasks"][0]["task_id"]] = now
+        self.set_status(204)
+    def get(self):
+        self.write(arrivals)
+tornado.web.Application([(r"/hook", Hook)]).listen(int(sys.argv[1]), "127.0.0.1")
+tornado.ioloop.IOLoop.current().start()
+'''
+
+
+def route_file(directory: str, text: str) -> str:
+    path = Path(directory) / "notify.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def daemon_routes(directory: str, receiver_port: int, count: int) -> str:
+    """`count` webhook routes to the receiver, every event kind, match *."""
+    return route_file(directory, "".join(
+        f"[r{i}]\nurl = http://127.0.0.1:{receiver_port}/hook\n"
+        "events = close, error, stalled, resumed, overdue\ngroup-wait = 0\nrate-limit = 0\n"
+        for i in range(count)))
+
+
 @contextlib.contextmanager
-def dashboards(server: Daemon, how_many: int, timeout: float = 60.0) -> Iterator[None]:
-    """`how_many` delta-protocol WebSocket readers in one separate process."""
+def every_feature_on(directory: str, routes: int = 10) -> Iterator[List[str]]:
+    """SPEC 16's "every feature on", as daemon options: the history on (its default) and
+    `routes` webhook routes matching every task, to a receiver process; the events' telemetry
+    is post.lua's SHAPE=telemetry."""
+    port = free_port()
+    with process([sys.executable, "-c", RECEIVER, str(port)]):
+        wait_http(f"http://127.0.0.1:{port}/hook")
+        yield ["--notify-config", daemon_routes(directory, port, routes)]
+
+
+@contextlib.contextmanager
+def dashboards(server: Daemon, how_many: int, timeout: float = 60.0,
+               protocol: str = "delta") -> Iterator[None]:
+    """`how_many` WebSocket readers of `protocol` ("delta", or "snapshot": the guide's) in one
+    separate process."""
     if how_many == 0:
         yield
         return
-    url = server.url.replace("http://", "ws://") + "/ws?protocol=delta"
+    url = server.url.replace("http://", "ws://") + "/ws" + ("?protocol=delta" if protocol == "delta" else "")
     with process([sys.executable, str(HERE / "dashboards.py"), url, str(how_many)]):
         wait_for_dashboards(server, how_many, timeout)
         yield

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Sequence
 
@@ -26,6 +27,10 @@ import harness
 
 TARGET_RATIO = 0.6
 TARGET_BATCH_EVENTS = 50000
+TARGET_SINGLE = 0.8
+TARGET_BATCH = 0.6
+TARGET_FEATURES = 0.95
+TARGET_SNAPSHOT_WATCHERS = 0.5
 
 
 def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
@@ -64,6 +69,36 @@ def baseline_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
                                "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
 
 
+def features_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                    batches: Sequence[int], seconds: float, connections: int,
+                    protocol: str = "delta") -> Iterator[Dict]:
+    """One row per (tasks, dashboards, batch): the daemon with every feature on (SPEC 16: its
+    events carry telemetry) against the bare handler parsing the same events, and against a
+    daemon with the features off sent plain events; the three in alternating rounds.
+    `ratio`/`cpu_ratio` are on against bare, `features_ratio`/`features_cpu_ratio` on against off."""
+    with tempfile.TemporaryDirectory() as tmp, harness.bare_server_process() as bare, \
+            harness.every_feature_on(tmp) as on_options:
+        for tasks in task_counts:
+            with harness.daemon(harness.FEATURES_OFF) as off, harness.daemon(on_options) as on:
+                for server in (off, on):
+                    harness.populate(server.url, tasks)
+                for watchers in dashboard_counts:
+                    with harness.dashboards(off, watchers, protocol=protocol), \
+                            harness.dashboards(on, watchers, protocol=protocol):
+                        for batch in batches:
+                            sides = harness.wrk_side_by_side(
+                                [bare, off, on], tasks, batch, seconds, connections,
+                                ("telemetry", "plain", "telemetry"))
+                            yield _features_row(tasks, watchers, batch, *sides)
+
+
+def _features_row(tasks: int, watchers: int, batch: int, bare: Dict, off: Dict, on: Dict) -> Dict:
+    return {"tasks": tasks, "dashboards": watchers, "batch": batch, "bare": bare, "off": off,
+            "on": on, "ratio": on["events"] / bare["events"], "cpu_ratio": bare["cpu_us"] / on["cpu_us"],
+            "features_ratio": on["events"] / off["events"],
+            "features_cpu_ratio": off["cpu_us"] / on["cpu_us"]}
+
+
 def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
           seconds: float, connections: int, reference: Callable[[harness.Daemon], harness.Daemon],
           shapes: Sequence[str], names: Sequence[str]) -> Iterator[Dict]:
@@ -83,7 +118,8 @@ def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: 
                                "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
 
 
-SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry"), "baseline": ("before", "after")}
+SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry"), "baseline": ("before", "after"),
+         "features": ("bare", "on")}
 """The two sides a row compares, by the kind of run: (reference, measured)."""
 
 
@@ -99,7 +135,9 @@ def format_row(row: Dict, kind: str = "bare") -> str:
     return (f"{row['tasks']:>6} {row['dashboards']:>5} {row['batch']:>5} | {reference['events']:>10.0f} | "
             f"{measured['events']:>14.0f} {measured['p50']:>7.2f} {measured['p99']:>7.2f} "
             f"{measured['errors']:>6} | {row['ratio']:>5.2f} | {reference['cpu_us']:>10.1f} "
-            f"{measured['cpu_us']:>15.1f} {row['cpu_ratio']:>9.2f}")
+            f"{measured['cpu_us']:>15.1f} {row['cpu_ratio']:>9.2f}"
+            + (f" | off {row['off']['cpu_us']:.1f} us/ev, on/off CPU {row['features_cpu_ratio']:.2f}"
+               if kind == "features" else ""))
 
 
 def main(argv=None) -> int:
@@ -112,6 +150,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     parser.add_argument("--telemetry", action="store_true",
                         help="plain events against events with telemetry, on one daemon")
+    parser.add_argument("--features", action="store_true",
+                        help="every feature on (SPEC 16) against the bare handler and features off")
+    parser.add_argument("--protocol", choices=("delta", "snapshot"), default="delta",
+                        help="the dashboards' protocol, with --features")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="the daemon of checkout DIR (before) against this one's (after)")
     args = parser.parse_args(argv)
@@ -121,8 +163,10 @@ def main(argv=None) -> int:
     harness.raise_file_limit()
     print(f"# ingest: wrk -t1 -c{args.connections}, {args.seconds} alternating 1-s rounds per side, loopback, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}")
-    kind = "baseline" if args.baseline else "telemetry" if args.telemetry else "bare"
+    kind = "baseline" if args.baseline else "telemetry" if args.telemetry else \
+        "features" if args.features else "bare"
     runs = {"bare": matrix, "telemetry": telemetry_matrix,
+            "features": functools.partial(features_matrix, protocol=args.protocol),
             "baseline": functools.partial(baseline_matrix, baseline=args.baseline)}[kind]
     if not args.json:
         print(header(kind))

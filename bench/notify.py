@@ -38,28 +38,6 @@ from progressistad.alerts import Alerts
 from progressistad.core.store import SweepPolicy, TaskStore
 from progressistad.service import TaskService
 
-RECEIVER = r'''
-import json, sys, time
-import tornado.ioloop, tornado.web
-arrivals = {}
-class Hook(tornado.web.RequestHandler):
-    def post(self):
-        now = time.monotonic()
-        arrivals[json.loads(self.request.body)["tasks"][0]["task_id"]] = now
-        self.set_status(204)
-    def get(self):
-        self.write(arrivals)
-tornado.web.Application([(r"/hook", Hook)]).listen(int(sys.argv[1]), "127.0.0.1")
-tornado.ioloop.IOLoop.current().start()
-'''
-
-
-def route_file(directory: str, text: str) -> str:
-    path = Path(directory) / "notify.conf"
-    path.write_text(text)
-    return str(path)
-
-
 def percentile(values: List[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -68,9 +46,9 @@ def percentile(values: List[float], fraction: float) -> float:
 async def latency(events: int, spacing: float) -> Dict[str, float]:
     port = harness.free_port()
     with tempfile.TemporaryDirectory() as tmp, \
-            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+            harness.process([sys.executable, "-c", harness.RECEIVER, str(port)]):
         harness.wait_http(f"http://127.0.0.1:{port}/hook")
-        path = route_file(tmp, f"[hook]\nurl = http://127.0.0.1:{port}/hook\nevents = error\n"
+        path = harness.route_file(tmp, f"[hook]\nurl = http://127.0.0.1:{port}/hook\nevents = error\n"
                                "group-wait = 0\nrate-limit = 0\n")
         alerts = Alerts.load(path, {}, time.time, hostname="bench")
         service = TaskService(TaskStore(max_tasks=events + 10), time.time, SweepPolicy())
@@ -99,7 +77,7 @@ def waited(sent: Dict[str, float], arrivals: Dict[str, float]) -> Dict[str, floa
 
 
 def ten_routes(directory: str) -> str:
-    return route_file(directory, "".join(
+    return harness.route_file(directory, "".join(
         f"[r{i}]\nurl = http://127.0.0.1:9/r{i}\nevents = close, error, stalled, resumed, overdue\n"
         "group-wait = 10\nrate-limit = 0\n" for i in range(10)))
 
@@ -145,21 +123,13 @@ async def ingest_costs(events: int, repeat: int) -> Dict[str, float]:
             "error_extra_us": min(errors) - min(failuresplain)}
 
 
-def daemon_routes(directory: str, receiver_port: int, count: int) -> str:
-    """`count` webhook routes to the receiver, every event kind, match *."""
-    return route_file(directory, "".join(
-        f"[r{i}]\nurl = http://127.0.0.1:{receiver_port}/hook\n"
-        "events = close, error, stalled, resumed, overdue\ngroup-wait = 0\nrate-limit = 0\n"
-        for i in range(count)))
-
-
 def daemon_ingest(tasks: int, batch: int, seconds: int, connections: int) -> Dict[str, float]:
     """Events/s and CPU per event of a daemon without routes and one with 10, side by side."""
     port = harness.free_port()
     with tempfile.TemporaryDirectory() as tmp, \
-            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+            harness.process([sys.executable, "-c", harness.RECEIVER, str(port)]):
         harness.wait_http(f"http://127.0.0.1:{port}/hook")
-        routes = daemon_routes(tmp, port, 10)
+        routes = harness.daemon_routes(tmp, port, 10)
         with harness.daemon(["--notify-config="], persist=False) as plain, \
                 harness.daemon(["--notify-config", routes], persist=False) as routed:
             for server in (plain, routed):
@@ -177,9 +147,9 @@ def daemon_latency(events: int, spacing: float) -> Dict[str, float]:
     """From the POST of an `error` (before it is sent) to the receiver's request, ms."""
     port = harness.free_port()
     with tempfile.TemporaryDirectory() as tmp, \
-            harness.process([sys.executable, "-c", RECEIVER, str(port)]):
+            harness.process([sys.executable, "-c", harness.RECEIVER, str(port)]):
         harness.wait_http(f"http://127.0.0.1:{port}/hook")
-        with harness.daemon(["--notify-config", daemon_routes(tmp, port, 1)],
+        with harness.daemon(["--notify-config", harness.daemon_routes(tmp, port, 1)],
                             persist=False) as server:
             sent: Dict[str, float] = {}
             for i in range(events):

@@ -4,9 +4,11 @@ Changes are collected and flushed at most once per broadcast interval; each
 flush serializes the snapshot and the delta once, whatever the number of
 watchers, from the tasks' cached entries. A watcher whose previous message has
 not been written out is skipped, then resynced with a fresh snapshot once it
-drains; one stalled longer than the stall timeout is closed. Snapshot-protocol
-watchers are sent snapshots in rounds that take at most `SNAPSHOT_SHARE` of the
-hub's time: as the snapshot grows they hear less often, and ingest keeps the rest. Delta-protocol watchers that got
+drains; one stalled longer than the stall timeout is closed. Fan-out takes at
+most `FANOUT_SHARE` of the loop's CPU time: a flush that cost more than that share
+of the broadcast interval puts the next one off, and snapshot-protocol watchers
+are sent snapshots in rounds of their own so paced. As the state grows, watchers
+hear less often, and ingest keeps the rest. Delta-protocol watchers that got
 nothing for a heartbeat period get a heartbeat, from one timer for all. The
 hub knows nothing of Tornado: subscribers, the clock and the timer are passed in.
 """
@@ -20,9 +22,10 @@ from progressistad import contract
 from progressistad.core.store import Changes
 from progressistad.core.wirejson import dumps, tasks_object
 
-SNAPSHOT_SHARE = 0.25
-"""Most of the loop's time that rounds of snapshots to snapshot-protocol watchers may take: a
-round that cost C seconds of CPU is followed by the next no sooner than C / SNAPSHOT_SHARE."""
+FANOUT_SHARE = 0.25
+"""Most of the loop's CPU time that flushes, and apart from them rounds of snapshots to
+snapshot-protocol watchers, may each take: one that cost C seconds of CPU is followed by the
+next no sooner than C / FANOUT_SHARE (nor sooner than the broadcast interval)."""
 
 
 class SendFailed(Exception):
@@ -59,6 +62,10 @@ class HubStats:
     closed_stalled: int = 0
     heartbeats: int = 0
     snapshot_rounds: int = 0
+    snapshot_round_seconds: float = 0.0
+    flush_period: float = 0.0
+    """Seconds from the last flush to the earliest next: the broadcast interval, or longer when
+    fan-out is over its share."""
 
 
 class _Watcher:
@@ -110,7 +117,9 @@ class Hub:
         self._watchers: Dict[Subscriber, _Watcher] = {}
         self._pending = Changes()
         self._flush_scheduled = False
-        self._last_flush = float("-inf")
+        self._next_flush = float("-inf")
+        self._resync_cpu = 0.0
+        """CPU time of snapshots sent to resync delta watchers since the last flush: charged to it."""
         self._seq = 0
         self._tasks_json: Optional[bytes] = None
         self._snapshot_cache: Dict[str, bytes] = {}
@@ -143,16 +152,17 @@ class Hub:
         self._snapshot_cache.clear()
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            delay = max(0.0, self._last_flush + self.interval - self._clock())
+            delay = max(0.0, self._next_flush - self._clock())
             self._schedule(delay, self.flush)
 
     def flush(self) -> None:
         """Send what changed since the last flush to every watcher that can take it."""
         self._flush_scheduled = False
-        started = self._perf_clock()
-        self._last_flush = self._clock()
+        started, started_cpu, now = self._perf_clock(), self._cpu_clock(), self._clock()
+        in_rounds = self.stats.snapshot_round_seconds
         changes, self._pending = self._pending, Changes()
         if not changes:
+            self._next_flush = now + self.interval
             return
         self._take_samples(changes)
         self._seq += 1
@@ -161,6 +171,12 @@ class Hub:
             self._broadcast(changes)
         self.stats.flushes += 1
         self.stats.flush_seconds += self._perf_clock() - started
+        # Rounds of snapshots started by this flush keep their own pace.
+        in_rounds = self.stats.snapshot_round_seconds - in_rounds
+        cost = self._cpu_clock() - started_cpu - in_rounds + self._resync_cpu
+        self._resync_cpu = 0.0
+        self._next_flush = now + max(self.interval, cost / FANOUT_SHARE)
+        self.stats.flush_period = self._next_flush - now
 
     def _take_samples(self, changes: Changes) -> None:
         """Series points for the changed tasks; a delta carries only their served fields.
@@ -254,7 +270,8 @@ class Hub:
                 self._send_snapshot(watcher)
         cost = self._cpu_clock() - started
         self.stats.snapshot_rounds += 1
-        self._snapshot_round_due = self._clock() + max(self.interval, cost / SNAPSHOT_SHARE)
+        self.stats.snapshot_round_seconds += cost
+        self._snapshot_round_due = self._clock() + max(self.interval, cost / FANOUT_SHARE)
 
     def _scheduled_snapshot_round(self) -> None:
         self._snapshot_round_scheduled = False
@@ -304,7 +321,9 @@ class Hub:
             self._drop(watcher)
         elif watcher.needs_snapshot and watcher.subscriber in self._watchers:
             if watcher.subscriber.protocol == contract.WS_PROTOCOL_DELTA:
+                started = self._cpu_clock()
                 self._send_snapshot(watcher)
+                self._resync_cpu += self._cpu_clock() - started
             else:
                 self._snapshot_round()
 

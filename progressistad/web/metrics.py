@@ -133,6 +133,12 @@ def collect(
         Family("progressista_broadcast_seconds", "summary",
                "Time spent serializing and sending one coalesced broadcast.")
         .add(hub_stats.flushes, "_count").add(hub_stats.flush_seconds, "_sum"),
+        Family("progressista_broadcast_period_seconds", "gauge",
+               "Seconds from the last broadcast to the earliest next: --broadcast-interval, or "
+               "longer while fan-out is over its share of CPU.").add(hub_stats.flush_period),
+        Family("progressista_websocket_snapshot_rounds_total", "counter",
+               "Rounds of snapshots sent to dashboards of the guide's protocol (/ws).")
+        .add(hub_stats.snapshot_rounds),
         Family("progressista_websocket_messages_total", "counter",
                "WebSocket messages sent to dashboards.").add(hub_stats.messages_sent),
         Family("progressista_websocket_skipped_total", "counter",

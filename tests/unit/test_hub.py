@@ -6,7 +6,7 @@ from concurrent.futures import Future
 import pytest
 
 from progressistad import contract
-from progressistad.web.hub import SNAPSHOT_SHARE, Hub, SendFailed
+from progressistad.web.hub import FANOUT_SHARE, Hub, SendFailed
 from progressistad.core.store import TaskStore
 
 T0 = 1_700_000_000.0
@@ -118,10 +118,11 @@ def test_snapshot_protocol_gets_the_whole_state_each_time(rig):
 
 
 class CostlySubscriber(FakeSubscriber):
-    """A snapshot-protocol watcher each message to which costs the loop `cost` CPU seconds."""
+    """A watcher (the guide's protocol unless told) each message to which costs the loop `cost`
+    CPU seconds."""
 
-    def __init__(self, cpu, cost):
-        super().__init__(contract.WS_PROTOCOL_SNAPSHOT)
+    def __init__(self, cpu, cost, protocol=contract.WS_PROTOCOL_SNAPSHOT):
+        super().__init__(protocol)
         self.cpu, self.cost = cpu, cost
 
     def send(self, text):
@@ -142,10 +143,26 @@ def test_snapshot_rounds_take_at_most_their_share_and_the_last_state_still_arriv
     rig.run_for(1.0)
     rounds = len(watchers[0].messages) - 1  # the first came on connect
     spent = cpu[0] - 0.1  # the snapshots on connect
-    assert spent <= SNAPSHOT_SHARE * 3.0 + 0.1 + 1e-9  # a quarter of the 3 s, plus one round
+    assert spent <= FANOUT_SHARE * 3.0 + 0.1 + 1e-9  # a quarter of the 3 s, plus one round
     assert 4 <= rounds <= 7  # one round per 0.4 s at most, where the cost alone allows 20
     assert all(w.messages[-1]["tasks"]["a"]["n"] == 20 for w in watchers)
     assert len(delta.messages) == 21  # deltas keep the broadcast interval
+
+
+def test_a_flush_over_its_share_puts_the_next_off_and_the_last_state_still_arrives():
+    cpu = [0.0]
+    rig = Rig(interval=0.1, cpu_clock=lambda: cpu[0])
+    watcher = CostlySubscriber(cpu, 0.05, contract.WS_PROTOCOL_DELTA)
+    rig.hub.subscribe(watcher)
+    for n in range(1, 41):  # an event every 0.05 s for 2 s
+        rig.event(task_id="a", n=n)
+        rig.run_for(0.05)
+    rig.run_for(1.0)
+    deltas = watcher.messages[1:]
+    assert 9 <= len(deltas) <= 11  # one per 0.05 / FANOUT_SHARE = 0.2 s, where the interval allows 20
+    assert rig.hub.stats.flush_period == pytest.approx(0.05 / FANOUT_SHARE)
+    assert deltas[-1]["tasks"]["a"]["n"] == 40
+    assert [m["seq"] for m in deltas] == list(range(1, len(deltas) + 1))
 
 
 def test_cheap_snapshot_rounds_keep_the_broadcast_interval(rig):
