@@ -43,6 +43,8 @@ class ServiceBase:
         self._clock = clock
         self._listeners: List[OriginListener] = []
         self.events_accepted = 0
+        self._tasks_body: Optional[bytes] = None
+        """GET /tasks's answer for every task, until the next change is announced."""
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(lambda changes, local: listener(changes))
@@ -54,6 +56,7 @@ class ServiceBase:
 
     def announce(self, changes: Changes, local: bool = True) -> None:
         if changes:
+            self._tasks_body = None
             for listener in self._listeners:
                 listener(changes, local)
 
@@ -135,7 +138,17 @@ class TaskService(ServiceBase):
     async def snapshot(self, statuses: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, Any]]:
         return self.store.snapshot(statuses)
 
-    async def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
-        """The "tasks" object of GET /tasks as JSON, made of the tasks' cached entries."""
-        return self.store.snapshot_json(statuses)
+    async def tasks_body(self, statuses: Optional[Iterable[str]] = None) -> bytes:
+        """GET /tasks's answer, `{"tasks": {...}}` as JSON, made of the tasks' cached entries;
+        the answer for every task is kept until a change is announced."""
+        if statuses is not None:
+            return tasks_body(self.store.snapshot_json(statuses))
+        if self._tasks_body is None:
+            self._tasks_body = tasks_body(self.store.snapshot_json())
+        return self._tasks_body
+
+
+def tasks_body(tasks_json: str) -> bytes:
+    """GET /tasks's answer around a JSON "tasks" object."""
+    return b'{"tasks":%s}' % tasks_json.encode()
 

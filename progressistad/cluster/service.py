@@ -16,7 +16,7 @@ from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore
 from progressistad.core import wirejson
 from progressistad.core.store import Changes, EventRefused, SweepPolicy
 from progressistad.service import (
-    SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable, invalid_input,
+    SWEEP_CHUNK, Clock, ServiceBase, StoreUnavailable, invalid_input, tasks_body,
 )
 
 
@@ -92,9 +92,10 @@ class RedisTaskService(ServiceBase):
         tasks = await self._call(self.backend.snapshot(statuses))
         return {task_id: self._annotated(task) for task_id, task in tasks.items()}
 
-    async def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
+    async def tasks_body(self, statuses: Optional[Iterable[str]] = None) -> bytes:
         tasks = await self.snapshot(statuses)
-        return wirejson.tasks_object(wirejson.entry(task_id, task) for task_id, task in tasks.items())
+        return tasks_body(wirejson.tasks_object(
+            wirejson.entry(task_id, task) for task_id, task in tasks.items()))
 
     def announce_remote(self, changes: Changes) -> None:
         """Tell the listeners of changes other daemons made (the stream follower's)."""

@@ -527,7 +527,7 @@ class TaskReader(Generic[T]):
         if statuses is not None:
             wanted = frozenset(statuses)
             tasks = (task for task in tasks if task.status in wanted)
-        return wirejson.tasks_object(task.entry() for task in tasks)
+        return wirejson.tasks_object([task.entry() for task in tasks])
 
     def counts_by_status(self) -> Dict[str, int]:
         counts = dict.fromkeys(contract.STATUSES, 0)

@@ -175,7 +175,7 @@ class ApiHandler(Answers, RequestAuth, tornado.web.RequestHandler):
         self.finish(payload if not isinstance(payload, (list, str))
                     else tornado.escape.json_encode(payload))
 
-    def write_json_text(self, text: str) -> None:
+    def write_json_text(self, text: bytes) -> None:
         """Answer 200 with `text`, JSON already encoded."""
         self.set_header("Content-Type", "application/json")
         self.finish(text)

@@ -221,3 +221,22 @@ async def test_cleanup_marks_stale_and_purges(api, ctx, clock):
     clock.advance(70)
     await ctx.service.sweep()
     assert (await api.call("GET", "/tasks"))[2] == {"tasks": {}}
+
+
+async def test_get_tasks_answers_every_change_at_once_though_its_answer_is_kept(api, ctx, clock):
+    async def tasks():
+        status, headers, body = await api.call("GET", "/tasks")
+        assert status == 200 and "Etag" not in headers
+        return body["tasks"]
+
+    await api.post([{"task_id": "a", "n": 1}, {"task_id": "b", "n": 1}])
+    assert {k: t["n"] for k, t in (await tasks()).items()} == {"a": 1, "b": 1}
+    assert await tasks() == await tasks()
+    await api.post({"task_id": "a", "n": 2})
+    assert (await tasks())["a"]["n"] == 2
+    await api.call("DELETE", "/tasks/b")
+    assert set(await tasks()) == {"a"}
+    clock.advance(11)
+    ctx.service.policy = type(ctx.service.policy)(stale_seconds=10)
+    await ctx.service.sweep()
+    assert (await tasks())["a"]["status"] == "stale"

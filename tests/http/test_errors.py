@@ -84,7 +84,7 @@ async def test_a_shared_store_out_of_reach_is_503_with_retry_after(api, ctx, mon
     async def unreachable(*args, **kwargs):
         raise StoreUnavailable("the task store is out of reach")
 
-    monkeypatch.setattr(ctx.service, "snapshot_json", unreachable)
+    monkeypatch.setattr(ctx.service, "tasks_body", unreachable)
     status, headers, body = await api.call("GET", "/tasks", headers=READ)
     assert_error_shape(status, headers, body, 503, set(), {"Retry-After": ""})
     assert body["error"] == "the task store is out of reach"
