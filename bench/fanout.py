@@ -16,9 +16,11 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List
 from urllib.parse import urlsplit
@@ -82,10 +84,25 @@ def post_probes(base_url: str, seconds: float) -> Dict[int, float]:
     return acked
 
 
+TARGET_OVER_INTERVAL_MS = 20
+
+
 def measure(dashboards: int, tasks: int, seconds: float, load_connections: int,
-            load_delay_ms: float, interval: float) -> Dict:
-    """Fan-out p50/p99 with `dashboards` readers and `tasks` tasks under a wrk load."""
-    with harness.daemon(["--broadcast-interval", str(interval)]) as server:
+            load_delay_ms: float, interval: float, features_on: bool = False) -> Dict:
+    """Fan-out p50/p99 with `dashboards` readers and `tasks` tasks under a wrk load; with
+    `features_on`, SPEC 16's every feature on (the load's events carry telemetry)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if features_on:
+            with harness.every_feature_on(tmp) as options:
+                return _measure(dashboards, tasks, seconds, load_connections, load_delay_ms,
+                                interval, options, "telemetry")
+        return _measure(dashboards, tasks, seconds, load_connections, load_delay_ms, interval,
+                        harness.FEATURES_OFF, "plain")
+
+
+def _measure(dashboards: int, tasks: int, seconds: float, load_connections: int,
+             load_delay_ms: float, interval: float, options, shape: str) -> Dict:
+    with harness.daemon(["--broadcast-interval", str(interval), *options]) as server:
         harness.populate(server.url, tasks)
         ws_url = server.url.replace("http://", "ws://") + "/ws?protocol=delta"
         argv = [sys.executable, __file__, "--receive", ws_url, "--dashboards", str(dashboards),
@@ -97,7 +114,7 @@ def measure(dashboards: int, tasks: int, seconds: float, load_connections: int,
             load = subprocess.Popen(
                 ["wrk", "-t1", f"-c{load_connections}", f"-d{int(seconds) + 2}s", "-s",
                  str(harness.HERE / "post.lua"), server.url + "/progress"],
-                env=_load_env(tasks, load_delay_ms), stdout=subprocess.PIPE, text=True)
+                env=_load_env(tasks, load_delay_ms, shape), stdout=subprocess.PIPE, text=True)
             try:
                 time.sleep(1.0)
                 acked = post_probes(server.url, seconds)
@@ -114,7 +131,7 @@ def measure(dashboards: int, tasks: int, seconds: float, load_connections: int,
         "p99_ms": harness.percentile(latencies, 0.99) * 1000,
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
         "load_events_per_s": load_rate,
-        "target_ms": interval * 1000 + 50,
+        "target_ms": interval * 1000 + TARGET_OVER_INTERVAL_MS,
     }
 
 
@@ -137,9 +154,8 @@ def freshness(received: List[List[List[float]]], acked: Dict[int, float]):
     return latencies, superseded
 
 
-def _load_env(tasks: int, delay_ms: float) -> Dict[str, str]:
-    import os
-    return dict(os.environ, TASKS=str(tasks), BATCH="1", DELAY_MS=str(delay_ms))
+def _load_env(tasks: int, delay_ms: float, shape: str) -> Dict[str, str]:
+    return dict(os.environ, TASKS=str(tasks), BATCH="1", DELAY_MS=str(delay_ms), SHAPE=shape)
 
 
 def main(argv=None) -> int:

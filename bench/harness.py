@@ -242,6 +242,15 @@ def wrk_side_by_side(servers: Sequence["Daemon"], tasks: int, batch: int, second
     return results
 
 
+def metric(url: str, name: str) -> float:
+    """The value of an unlabelled sample `name` on the daemon's /metrics."""
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    if not match:
+        raise RuntimeError(f"{name} not on /metrics")
+    return float(match.group(1))
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time process `pid` has used so far, from /proc."""
     with open(f"/proc/{pid}/stat") as stat:

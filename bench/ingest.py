@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Sequence
 
@@ -90,6 +91,24 @@ def features_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
                                 [bare, off, on], tasks, batch, seconds, connections,
                                 ("telemetry", "plain", "telemetry"))
                             yield _features_row(tasks, watchers, batch, *sides)
+
+
+def snapshot_rounds(seconds: float, tasks: int = 10000, watchers: int = 100) -> Dict:
+    """How often each of `watchers` snapshot-protocol watchers hears at `tasks` tasks while wrk
+    sends single events for `seconds`, every feature on (/metrics's messages sent)."""
+    with tempfile.TemporaryDirectory() as tmp, harness.every_feature_on(tmp) as options, \
+            harness.daemon(options) as server:
+        harness.populate(server.url, tasks)
+        with harness.dashboards(server, watchers, protocol="snapshot"):
+            before = harness.metric(server.url, MESSAGES)
+            harness.wrk(server.url, tasks, 1, seconds, 8, shape="telemetry")
+            heard = (harness.metric(server.url, MESSAGES) - before) / watchers
+        size = len(urllib.request.urlopen(server.url + "/tasks", timeout=60).read())
+    return {"messages_per_watcher": heard, "seconds_per_message": seconds / max(heard, 1e-9),
+            "snapshot_bytes": size}
+
+
+MESSAGES = "progressista_websocket_messages_total"
 
 
 def _features_row(tasks: int, watchers: int, batch: int, bare: Dict, off: Dict, on: Dict) -> Dict:

@@ -7,8 +7,8 @@ not been written out is skipped, then resynced with a fresh snapshot once it
 drains; one stalled longer than the stall timeout is closed. Fan-out takes at
 most `FANOUT_SHARE` of the loop's CPU time: a flush that cost more than that share
 of the broadcast interval puts the next one off, and snapshot-protocol watchers
-are sent snapshots in rounds of their own so paced. As the state grows, watchers
-hear less often, and ingest keeps the rest. Delta-protocol watchers that got
+are sent snapshots in rounds of their own so paced and bounded in bytes per second.
+As the state grows, watchers hear less often, and ingest keeps the rest. Delta-protocol watchers that got
 nothing for a heartbeat period get a heartbeat, from one timer for all. The
 hub knows nothing of Tornado: subscribers, the clock and the timer are passed in.
 """
@@ -25,7 +25,14 @@ from progressistad.core.wirejson import dumps, tasks_object
 FANOUT_SHARE = 0.25
 """Most of the loop's CPU time that flushes, and apart from them rounds of snapshots to
 snapshot-protocol watchers, may each take: one that cost C seconds of CPU is followed by the
-next no sooner than C / FANOUT_SHARE (nor sooner than the broadcast interval)."""
+next no sooner than C / FANOUT_SHARE (nor sooner than the broadcast interval).
+
+Only the part of a write done before `send` returns is measured; what the stream writes once
+the socket drains is not, which is why rounds of snapshots are bounded in bytes too."""
+
+SNAPSHOT_BYTES_PER_SECOND = 64 * 2**20
+"""Most bytes per second that rounds of snapshots send to snapshot-protocol watchers in all:
+a round of B bytes is followed by the next no sooner than B / SNAPSHOT_BYTES_PER_SECOND."""
 
 
 class SendFailed(Exception):
@@ -263,15 +270,16 @@ class Hub:
                 self._snapshot_round_scheduled = True
                 self._schedule(wait, self._scheduled_snapshot_round)
             return
-        started = self._cpu_clock()
+        started, sent = self._cpu_clock(), 0
         for watcher in list(self._watchers.values()):
             if watcher.needs_snapshot and watcher.busy_since is None \
                     and watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
-                self._send_snapshot(watcher)
+                sent += len(self._send_snapshot(watcher))
         cost = self._cpu_clock() - started
         self.stats.snapshot_rounds += 1
         self.stats.snapshot_round_seconds += cost
-        self._snapshot_round_due = self._clock() + max(self.interval, cost / FANOUT_SHARE)
+        self._snapshot_round_due = self._clock() + max(
+            self.interval, cost / FANOUT_SHARE, sent / SNAPSHOT_BYTES_PER_SECOND)
 
     def _scheduled_snapshot_round(self) -> None:
         self._snapshot_round_scheduled = False
@@ -296,9 +304,12 @@ class Hub:
             message = self._snapshot_cache[protocol] = head.encode() + self._tasks_json + b"}"
         return message
 
-    def _send_snapshot(self, watcher: _Watcher) -> None:
+    def _send_snapshot(self, watcher: _Watcher) -> bytes:
+        """Send `watcher` the snapshot of its protocol; returns the message."""
         watcher.needs_snapshot = False
-        self._send(watcher, self._snapshot_message(watcher.subscriber.protocol))
+        message = self._snapshot_message(watcher.subscriber.protocol)
+        self._send(watcher, message)
+        return message
 
     def _send(self, watcher: _Watcher, message: bytes) -> None:
         try:

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 import pytest
 
 from progressistad import contract
+from progressistad.web import hub as hub_module
 from progressistad.web.hub import FANOUT_SHARE, Hub, SendFailed
 from progressistad.core.store import TaskStore
 
@@ -163,6 +164,24 @@ def test_a_flush_over_its_share_puts_the_next_off_and_the_last_state_still_arriv
     assert rig.hub.stats.flush_period == pytest.approx(0.05 / FANOUT_SHARE)
     assert deltas[-1]["tasks"]["a"]["n"] == 40
     assert [m["seq"] for m in deltas] == list(range(1, len(deltas) + 1))
+
+
+def test_snapshot_rounds_are_bounded_in_bytes_per_second(rig, monkeypatch):
+    monkeypatch.setattr(hub_module, "SNAPSHOT_BYTES_PER_SECOND", 1000)
+    watchers = [FakeSubscriber(contract.WS_PROTOCOL_SNAPSHOT) for _ in range(2)]
+    for watcher in watchers:
+        rig.hub.subscribe(watcher)
+    rig.event(task_id="a", n=0)
+    rig.run_for(0.1)
+    size = len(json.dumps(watchers[0].messages[-1], separators=(",", ":")))
+    period = 2 * size / 1000  # seconds a round of two snapshots may take of the budget
+    for n in range(1, 41):
+        rig.event(task_id="a", n=n)
+        rig.run_for(period / 10)
+    rounds = len(watchers[0].messages) - 2  # after the one on connect and the first round
+    assert 3 <= rounds <= 5  # one per period, where the interval allows 40
+    rig.run_for(period)
+    assert all(w.messages[-1]["tasks"]["a"]["n"] == 40 for w in watchers)
 
 
 def test_cheap_snapshot_rounds_keep_the_broadcast_interval(rig):
