@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--feed-seconds", type=float, default=5.0)
     parser.add_argument("--profile", help="write the page's CPU profile (one run) to this .cpuprofile")
     args = parser.parse_args()
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; median (min) of {args.runs} runs, ms")
+    print(f"load average {harness.load_average()}; median (min) of {args.runs} runs, ms")
     print(f"{'case':>10} {'first draw':>12} {'from snapshot':>14} {'delta p50':>12} {'delta max':>12} "
           f"{'frame p50':>11} {'frame p95':>11} {'frame max':>11}")
     with launched() as browser:
@@ -297,7 +297,7 @@ def main() -> None:
                   f"{args.feed_seconds:.0f} s): " + ", ".join(
                       f"{key[:-3]} {result[key]:.0f}" for key in result
                       if key.startswith(("load_", "feed_")) and key.endswith("_ms") and "_min_" not in key))
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"load average {harness.load_average()}")
 
 
 if __name__ == "__main__":

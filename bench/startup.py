@@ -31,7 +31,7 @@ import time
 import urllib.request
 from typing import Dict, List
 
-import harness  # noqa: F401  (puts the checkout on sys.path when run from bench/)
+import harness
 
 import history as history_bench
 from harness import free_port
@@ -183,7 +183,7 @@ def main() -> None:
                         help="runs in the history database beside the state file (0: no file)")
     parser.add_argument("--history-jobs", type=int, default=HISTORY_JOBS)
     args = parser.parse_args()
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+    print(f"load average {harness.load_average()}; "
           f"history: {args.history_runs} runs of {args.history_jobs} jobs")
     print(f"{'tasks':>8} {'file MB':>8} {'READY=1 s':>10} {'write s':>8} "
           f"{'max /health s':>14} {'stop s':>7} {'min READY=1 s':>14} {'history MB':>11}"
@@ -192,7 +192,7 @@ def main() -> None:
         f = measure(count, args.history_runs, args.runs, args.history_jobs)
         print(f"{count:>8} {f['state_mb']:>8.1f} {f['ready_s']:>10.3f} {f['write_s']:>8.3f} "
               f"{f['stall_s']:>14.3f} {f['stop_s']:>7.3f} {f['ready_min_s']:>14.3f} {f['history_mb']:>11.1f}")
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"load average {harness.load_average()}")
 
 
 if __name__ == "__main__":
