@@ -267,6 +267,11 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as a bench prints them beside its figures."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -40,11 +40,16 @@ APPEND_CHUNK = 1000
 """Runs per append call, as a daemon finishing many tasks at once hands them over."""
 
 
-def realistic_runs(count: int, jobs: int) -> List[Dict[str, Any]]:
+RUN_SPACING = 3.7
+"""Seconds between the ends of two consecutive runs."""
+
+
+def realistic_runs(count: int, jobs: int, start: float = START) -> List[Dict[str, Any]]:
+    """`count` runs of `jobs` jobs, ending one every RUN_SPACING seconds from `start`."""
     runs = []
     for i in range(count):
         job = f"train-{i % jobs:04d}.py:epoch"
-        ended = START + i * 3.7
+        ended = start + i * RUN_SPACING
         failed = i % 10 == 9
         task = {
             "task_id": f"{job}:gpu-{i % 8:02d}:{4000 + i}:bar-1", "desc": "epoch 3/10",

@@ -24,7 +24,7 @@ start left them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from progressistad import contract
 from progressistad.core.store import Changes, TaskReader, TaskStore
@@ -134,9 +134,10 @@ class TransitionObserver:
         """Call `subscriber` with the transitions of each announcement that makes some."""
         self._subscribers.append(subscriber)
 
-    def prime(self) -> None:
-        """Remember the tasks present at start, in runs begun at their `created_at`."""
-        for task_id, form in self._reader.snapshot().items():
+    def prime(self, forms: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
+        """Remember the tasks present at start, in runs begun at their `created_at`; `forms`:
+        their served forms by id, when the caller has them already."""
+        for task_id, form in (self._reader.snapshot() if forms is None else forms).items():
             task = self._reader.get(task_id)
             self._seen[task_id] = _Seen(form["status"], _annotation(task), form["created_at"],
                                         task, self._stamp(task))

@@ -1,8 +1,11 @@
 // The three sections of bars and the render loop: at most one DOM pass per animation frame,
-// rows reused by task id, DOM only written (never measured) while rendering. Sparklines are
-// drawn only for cards on screen, each at most once per SPARK_INTERVAL_MS.
+// rows reused by task id, DOM only written (never measured) while rendering; bars off screen
+// are written within a budget per frame. Sparklines are drawn only for cards in blocks on
+// screen, each at most once per SPARK_INTERVAL_MS.
 
 import { BUCKETS, bucketOf, fractionOf, groupOf, lastChangeOf } from "./tasks.js";
+import { ChunkedList } from "./chunks.js";
+import { ScreenWatch } from "./onscreen.js";
 import { GroupRow, TaskRow } from "./rows.js";
 
 const COMPLETED_SHOWN = 10;
@@ -10,6 +13,13 @@ const COMPLETED_SHOWN = 10;
 const SPARK_INTERVAL_MS = 1000;
 /** Reordering by update time or progress happens at most this often, so bars do not jump about. */
 const REORDER_INTERVAL_MS = 1000;
+/**
+ * Bars on screen are written in the frame their change arrives; the others (skipped by the
+ * browser until scrolled to) in this much script time per frame, the rest in the frames after.
+ */
+const ROWS_BUDGET_MS = 6;
+/** Rows written between two looks at the clock against that budget. */
+const DEADLINE_STRIDE = 32;
 
 const byCreated = (a, b) => a.created - b.created || compareIds(a.key, b.key);
 const byUpdated = (a, b) => b.changed - a.changed || compareIds(a.key, b.key);
@@ -19,24 +29,6 @@ const SORTERS = { started: byCreated, updated: byUpdated, progress: byProgress }
 const collator = new Intl.Collator(undefined, { numeric: true });
 function compareIds(a, b) {
   return collator.compare(a, b);
-}
-
-/** Place `nodes` as the children of `parent`, in order, moving only what is out of place. */
-function reconcile(parent, nodes) {
-  const wanted = new Set(nodes);
-  for (let child = parent.firstChild; child;) {
-    const next = child.nextSibling;
-    if (!wanted.has(child)) parent.removeChild(child);
-    child = next;
-  }
-  let cursor = parent.firstChild;
-  for (const node of nodes) {
-    if (node === cursor) {
-      cursor = cursor.nextSibling;
-    } else {
-      parent.insertBefore(node, cursor);
-    }
-  }
 }
 
 /** An entry of a section: one task, or a group of tasks with sort keys. */
@@ -58,9 +50,10 @@ export class Board {
     this.state = state;
     this.series = series;
     this.series.onFetched = () => this.schedule();
-    this.visible = new Set();
+    this.onScreen = new Set();
     this.rowOfNode = new WeakMap();
-    this.watcher = new IntersectionObserver((entries) => this.seen(entries));
+    this.watcher = new ScreenWatch((chunk, onScreen) => this.seen(chunk, onScreen));
+    this.lists = new WeakMap();
     this.sparkTimer = null;
     this.sections = sections;
     this.onRendered = onRendered;
@@ -77,6 +70,8 @@ export class Board {
     this.reorderTimer = null;
     this.lastLayout = 0;
     this.tickNeeded = false;
+    this.clock = 0;
+    this.behind = false;
     this.renderStartedAt = 0;
     this.totals = { active: 0, attention: 0, completed: 0, all: 0, shown: 0 };
   }
@@ -131,11 +126,10 @@ export class Board {
     const now = this.state.serverNow();
     const tick = this.tickNeeded;
     this.tickNeeded = false;
-    for (const row of this.placedRows) {
-      const task = this.state.tasks.get(row.taskId);
-      if (task && task !== row.task) row.update(task, now);
-      else if (tick) row.tick(now);
-    }
+    if (tick) this.clock += 1;
+    for (const row of this.visibleRows()) this.refresh(row, now);
+    this.behind = !this.refreshPlaced(now, this.renderStartedAt + ROWS_BUDGET_MS);
+    if (this.behind) this.schedule();
     for (const { group, ids } of this.placedGroups) {
       const tasks = ids.map((id) => this.state.tasks.get(id)).filter(Boolean);
       const changed = tasks.length !== group.tasks.length || tasks.some((task, i) => task !== group.tasks[i]);
@@ -143,14 +137,34 @@ export class Board {
       else if (tick) group.tick(now);
     }
     this.drawSparks();
-    this.onRendered(this.totals);
+    this.onRendered(this.totals, !this.behind);
+  }
+
+  /** Bring every placed row up to date in order until `deadline`; false when some are left. */
+  refreshPlaced(now, deadline) {
+    const rows = this.placedRows;
+    for (let index = 0; index < rows.length; index++) {
+      if (index % DEADLINE_STRIDE === 0 && performance.now() > deadline) return false;
+      this.refresh(rows[index], now);
+    }
+    return true;
+  }
+
+  /** Write `row` again if its task changed, or its clock figures if a second passed since. */
+  refresh(row, now) {
+    const task = this.state.tasks.get(row.taskId);
+    if (task && task !== row.task) row.update(task, now);
+    else if (row.clock !== this.clock) row.tick(now);
+    else return;
+    row.clock = this.clock;
   }
 
   /** Sparklines of the cards on screen whose series moved, each at most once per interval. */
   drawSparks() {
     const now = performance.now();
     let soonest = Infinity;
-    for (const row of this.visible) {
+    for (const row of this.visibleRows()) {
+      this.series.want(row.taskId);
       const series = this.series.get(row.taskId);
       if (!series || series.version === row.sparksDrawn) continue;
       const due = row.sparksDrawnAt + SPARK_INTERVAL_MS;
@@ -165,30 +179,39 @@ export class Board {
     }
   }
 
-  /** Cards entering or leaving the screen: one entering first asks for its stored series. */
-  seen(entries) {
-    let entered = false;
-    for (const entry of entries) {
-      const row = this.rowOfNode.get(entry.target);
-      if (!row) continue;
-      if (entry.isIntersecting) {
-        this.visible.add(row);
-        this.series.want(row.taskId);
-        entered = true;
-      } else {
-        this.visible.delete(row);
+  /** The task rows in blocks near the screen (a folded group's blocks are not). */
+  *visibleRows() {
+    for (const chunk of this.onScreen) {
+      if (!chunk.isConnected) continue;
+      for (let node = chunk.firstElementChild; node; node = node.nextElementSibling) {
+        const row = this.rowOfNode.get(node);
+        if (row) yield row;
       }
     }
-    if (entered) this.schedule();
+  }
+
+  /** A block entering or leaving the screen: its cards entering first ask for their stored series. */
+  seen(chunk, onScreen) {
+    if (onScreen) {
+      this.onScreen.add(chunk);
+      this.schedule();
+    } else {
+      this.onScreen.delete(chunk);
+    }
+  }
+
+  /** The blocks of list element `container`. */
+  listOf(container) {
+    let list = this.lists.get(container);
+    if (!list) {
+      list = new ChunkedList(container, this.watcher);
+      this.lists.set(container, list);
+    }
+    return list;
   }
 
   forget(taskId) {
-    const row = this.rows.get(taskId);
-    if (row) {
-      this.watcher.unobserve(row.node);
-      this.visible.delete(row);
-      this.rows.delete(taskId);
-    }
+    this.rows.delete(taskId);
     this.series.remove(taskId);
   }
 
@@ -232,7 +255,7 @@ export class Board {
         section.more.setAttribute("aria-expanded", String(this.showAllCompleted));
       }
       const nodes = shown.map((entry) => this.placeEntry(bucket, entry, liveGroups));
-      reconcile(section.list, nodes);
+      this.listOf(section.list).place(nodes);
       section.count.textContent = String(totals[bucket]);
       section.section.hidden = entries.length === 0;
     }
@@ -253,7 +276,7 @@ export class Board {
     group.setExpanded(this.expanded.has(key));
     const members = entry.tasks.slice().sort((a, b) => compareIds(a.task_id, b.task_id));
     this.placedGroups.push({ group, ids: members.map((task) => task.task_id) });
-    reconcile(group.members, group.expanded ? members.map((task) => this.placeRow(task.task_id)) : []);
+    this.listOf(group.members).place(group.expanded ? members.map((task) => this.placeRow(task.task_id)) : []);
     return group.node;
   }
 
@@ -263,7 +286,6 @@ export class Board {
       row = new TaskRow(taskId);
       this.rowOfNode.set(row.node, row);
       this.rows.set(taskId, row);
-      this.watcher.observe(row.node);
     }
     this.placedRows.push(row);
     return row.node;

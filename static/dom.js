@@ -8,8 +8,22 @@ export function element(tag, className, attributes) {
   return node;
 }
 
+/**
+ * Text of `node`: one Text child changed in place (cheaper than replacing it, and no read of
+ * the element's whole text), or none when empty so that `:empty` matches.
+ */
 export function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
+  const child = node.firstChild;
+  if (child !== null && child.nodeType === Node.TEXT_NODE && child.nextSibling === null) {
+    if (child.data === text) return;
+    if (text) {
+      child.data = text;
+      return;
+    }
+  } else if (child === null && !text) {
+    return;
+  }
+  node.textContent = text;
 }
 
 export function setAttribute(node, name, value) {

@@ -2,6 +2,7 @@
 
 import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
+import { neighbourOf } from "./chunks.js";
 import { LiveConnection, socketUrl } from "./connection.js";
 import { BrowserNotifier } from "./notify.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
@@ -63,27 +64,38 @@ function sectionsOf(names) {
 
 /**
  * Timings of the last snapshot and delta: from the message's arrival to the DOM written
- * (`renderedMs`) and to the next frame (`paintedMs`); `scriptMs` is the render pass alone.
+ * (`renderedMs`) and to the next frame (`paintedMs`, at `paintedAt` on the page's clock);
+ * `scriptMs` is the render pass alone, `handledMs` the messages' parsing and handling.
+ * `caughtUpAt`: the last render pass that left no bar off screen behind.
  */
-const timings = { snapshot: null, delta: null, pending: null };
+const timings = { snapshot: null, delta: null, pending: null, caughtUpAt: 0 };
 window.progressistaTimings = timings;
 
 function startTiming(kind, count, arrivedAt) {
-  if (!timings.pending) timings.pending = { kind, tasks: count, arrivedAt };
+  if (!timings.pending) timings.pending = { kind, tasks: count, arrivedAt, handledMs: 0 };
   else timings.pending.tasks += count;
 }
 
-function finishTiming(renderStartedAt) {
+function handledTiming(arrivedAt) {
+  if (timings.pending) timings.pending.handledMs += performance.now() - arrivedAt;
+}
+
+function finishTiming(renderStartedAt, caughtUp) {
+  if (caughtUp) timings.caughtUpAt = performance.now();
   const pending = timings.pending;
   if (!pending) return;
   timings.pending = null;
   const rendered = performance.now();
   requestAnimationFrame(() => setTimeout(() => {
+    const paintedAt = performance.now();
     timings[pending.kind] = {
       tasks: pending.tasks,
       scriptMs: rendered - renderStartedAt,
+      handledMs: pending.handledMs,
       renderedMs: rendered - pending.arrivedAt,
-      paintedMs: performance.now() - pending.arrivedAt,
+      paintedMs: paintedAt - pending.arrivedAt,
+      arrivedAt: pending.arrivedAt,
+      paintedAt,
     };
   }));
 }
@@ -99,7 +111,7 @@ class Dashboard {
       this.writeHash();
     });
     this.board = new Board(this.state, this.series, sectionsOf(["active", "attention", "completed"]),
-      (totals) => this.rendered(totals));
+      (totals, caughtUp) => this.rendered(totals, caughtUp));
     this.notifier = new BrowserNotifier(byId("notify-toggle"), byId("notify-note"));
     this.connectionState = "connecting";
     this.connection = new LiveConnection(socketUrl(location.href), {
@@ -123,6 +135,7 @@ class Dashboard {
     this.state.replaceAll(tasks);
     for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
+    handledTiming(this.connection.arrivedAt);
   }
 
   delta(tasks, removed, receivedAt) {
@@ -131,10 +144,11 @@ class Dashboard {
     this.state.applyDelta(tasks, removed, receivedAt);
     for (const task of Object.values(tasks)) this.series.record(task);
     this.board.schedule();
+    handledTiming(this.connection.arrivedAt);
   }
 
-  rendered(totals) {
-    finishTiming(this.board.renderStartedAt);
+  rendered(totals, caughtUp) {
+    finishTiming(this.board.renderStartedAt, caughtUp);
     const connected = this.connectionState === "connected";
     const empty = byId("empty");
     empty.hidden = !connected || totals.shown > 0;
@@ -245,7 +259,7 @@ class Dashboard {
       const row = button.closest(".task");
       const taskId = row.dataset.taskId;
       // Keyboard users keep their place: focus moves to the neighbouring bar's button.
-      const neighbour = row.nextElementSibling || row.previousElementSibling;
+      const neighbour = neighbourOf(row);
       this.act(button, () => discardTask(taskId), () => {
         const target = neighbour && neighbour.isConnected && neighbour.querySelector("button");
         const focus = document.activeElement;

@@ -12,10 +12,11 @@ import { LogView, TelemetryView } from "./telemetry.js";
 
 /** A progress bar with role=progressbar; `fraction` null draws the indeterminate style. */
 class Bar {
-  constructor() {
-    this.node = element("div", "bar", { role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" });
-    this.fill = element("div", "bar-fill");
-    this.node.appendChild(this.fill);
+  /** A new bar, or the one `node` (a clone of a bar's DOM) holds. */
+  constructor(node) {
+    this.node = node || element("div", "bar", { role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" });
+    if (node) this.fill = node.firstChild;
+    else this.fill = this.node.appendChild(element("div", "bar-fill"));
     this.fraction = undefined;
   }
 
@@ -33,21 +34,19 @@ class Bar {
 
 /** The line of figures under a bar: amount, percentage, rate, ETA, elapsed, last update. */
 class Stats {
-  constructor() {
-    this.node = element("div", "stats");
-    this.amount = this.add("amount");
-    this.percent = this.add("percent");
-    this.rate = this.add("rate");
-    this.eta = this.add("eta");
-    this.expected = this.add("expected");
-    this.elapsed = this.add("elapsed");
-    this.age = this.add("age");
-  }
+  static NAMES = ["amount", "percent", "rate", "eta", "expected", "elapsed", "age"];
 
-  add(name) {
-    const node = element("span", "stat stat-" + name);
-    this.node.appendChild(node);
-    return node;
+  /** New figures, or those `node` (a clone of the figures' DOM) holds. */
+  constructor(node) {
+    this.node = node || element("div", "stats");
+    if (!node) for (const name of Stats.NAMES) this.node.appendChild(element("span", "stat stat-" + name));
+    this.amount = this.node.firstChild;
+    this.percent = this.amount.nextSibling;
+    this.rate = this.percent.nextSibling;
+    this.eta = this.rate.nextSibling;
+    this.expected = this.eta.nextSibling;
+    this.elapsed = this.expected.nextSibling;
+    this.age = this.elapsed.nextSibling;
   }
 }
 
@@ -85,7 +84,26 @@ function expectedText(task) {
   return typeof expected === "number" && isRunning(task) ? "usually " + formatRunDuration(expected) : "";
 }
 
-/** One task: description, id, status, discard button, bar and figures. */
+let taskTemplate = null;
+
+/** The DOM every task row starts from, built once: cloning it is cheaper than building each. */
+function taskDom() {
+  if (!taskTemplate) {
+    taskTemplate = element("li", "task");
+    const head = element("div", "head");
+    const title = element("div", "title");
+    title.append(element("span", "desc"), element("code", "task-id"));
+    const overdue = element("span", "badge overdue");
+    overdue.textContent = "overdue";
+    overdue.hidden = true;
+    const discard = element("button", "discard write-only", { type: "button", "data-action": "discard" });
+    discard.textContent = "Discard";
+    head.append(title, overdue, element("span", "status"), discard);
+    taskTemplate.append(head, new Bar().node, new Stats().node);
+  }
+  return taskTemplate.cloneNode(true);
+}
+
 /** One task: description, id, status, discard button, bar, figures, telemetry and log. */
 export class TaskRow {
   constructor(taskId) {
@@ -95,29 +113,26 @@ export class TaskRow {
     /** The series version the sparklines show; -1 before the first drawing. */
     this.sparksDrawn = -1;
     this.sparksDrawnAt = -Infinity;
-    this.node = element("li", "task");
+    /** The board's clock (a count of its ticks) when the figures were last written; -1 never. */
+    this.clock = -1;
+    this.node = taskDom();
     this.node.dataset.taskId = taskId;
-    const head = element("div", "head");
-    this.desc = element("span", "desc");
-    this.id = element("code", "task-id");
-    this.status = element("span", "status");
-    this.overdue = element("span", "badge overdue");
-    this.overdue.textContent = "overdue";
-    this.overdue.hidden = true;
-    this.discard = element("button", "discard write-only", { type: "button", "data-action": "discard" });
-    this.discard.textContent = "Discard";
+    // Children by position, as taskDom() builds them.
+    const head = this.node.firstChild;
+    const title = head.firstChild;
+    this.desc = title.firstChild;
+    this.id = this.desc.nextSibling;
+    this.overdue = title.nextSibling;
+    this.status = this.overdue.nextSibling;
+    this.discard = this.status.nextSibling;
     this.discard.setAttribute("aria-label", "Discard task " + taskId);
     this.id.textContent = taskId;
-    const title = element("div", "title");
-    title.append(this.desc, this.id);
-    head.append(title, this.overdue, this.status, this.discard);
-    this.bar = new Bar();
-    this.stats = new Stats();
+    this.bar = new Bar(head.nextSibling);
+    this.stats = new Stats(this.bar.node.nextSibling);
     // Made on first use: most bars of a busy board never carry telemetry or log lines.
     this.rateSpark = null;
     this.telemetry = null;
     this.log = null;
-    this.node.append(head, this.bar.node, this.stats.node);
   }
 
   /** Draw the sparklines from `series` (rate, then each metric). */
@@ -151,9 +166,10 @@ export class TaskRow {
     const fraction = fractionOf(task);
     const desc = typeof task.desc === "string" && task.desc ? task.desc : task.task_id;
     setText(this.desc, desc);
-    this.id.hidden = desc === task.task_id;
+    const idHidden = desc === task.task_id;
+    if (this.id.hidden !== idHidden) this.id.hidden = idHidden;
     setText(this.status, task.status);
-    this.node.dataset.status = task.status;
+    if (this.node.dataset.status !== task.status) this.node.dataset.status = task.status;
     const amount = formatProgress(task.n || 0, task.total, task.unit);
     const percent = fraction === null ? "" : formatPercent(fraction);
     this.bar.set(fraction, desc, percent ? percent + ", " + amount : amount);
@@ -204,7 +220,7 @@ export class GroupRow {
     head.append(this.toggle, this.summary);
     this.bar = new Bar();
     this.stats = new Stats();
-    this.members = element("ul", "task-list members");
+    this.members = element("div", "task-list members");
     this.members.hidden = true;
     this.node.append(head, this.bar.node, this.stats.node, this.members);
     this.expanded = false;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from progressistad.alerts import Alerts
 from progressistad.alerts import routes as route_file
@@ -63,13 +63,15 @@ class Notifications:
 
 
 def start(config: RouteConfig, settings: Settings, service: Any, clock: Callable[[], float],
-          cluster: Optional[Any] = None) -> Notifications:
-    """Alerts on `config`, primed with the tasks present, listening to `service`, started."""
+          cluster: Optional[Any] = None,
+          forms: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Notifications:
+    """Alerts on `config`, primed with the tasks present (`forms`, their served forms by id,
+    when the caller has them already), listening to `service`, started."""
     hostname = socket.gethostname()
     shared = _on_redis(cluster) if cluster is not None else {}
     alerts = Alerts(config, clock, dashboard_url=dashboard_url(settings, hostname),
                     hostname=hostname, **shared)
-    alerts.prime(service.store.snapshot().values())
+    alerts.prime((service.store.snapshot() if forms is None else forms).values())
     service.add_listener(alerts.listener(service.store))
     alerts.start()
     lease = shared.get("gathers")

@@ -3,9 +3,10 @@ and the run history with what feeds it."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 import tornado.ioloop
 
@@ -14,7 +15,7 @@ from progressistad.core.store import TaskStore
 from progressistad.daemon import notifications
 from progressistad.daemon.config import Settings
 from progressistad.daemon.notifications import Notifications
-from progressistad.daemon.persistence.loading import StorageError
+from progressistad.daemon.persistence.loading import StorageError, collector_paused
 from progressistad.daemon.persistence.persister import StatePersister
 from progressistad.history.annotator import Annotator
 from progressistad.history.figures import JobFigures
@@ -105,21 +106,30 @@ async def build(settings: Settings, clock: Callable[[], float] = time.time,
     A bad route file raises RouteError (exit status 2) before anything is started.
     """
     routes = notifications.load_routes(settings)
-    if settings.redis_url:
-        services = await _on_redis(settings, clock, on_health_change)
-    else:
-        services = _in_memory(settings, clock, on_health_change)
-    _with_history(services, settings, clock)
-    _notify(services, routes, settings, clock)
+    services = await _on_redis(settings, clock, on_health_change) if settings.redis_url else None
+    # Loading and priming make long-lived objects for every task: the collector would pass
+    # over them again and again, and once frozen it never scans them (bench/startup.py).
+    with collector_paused():
+        if services is None:
+            services = _in_memory(settings, clock, on_health_change)
+        # What each part primes itself with, made once (or kept from loading): with many
+        # tasks, the served form of each is a good part of the start. Priming annotates no
+        # task yet.
+        persister = services.persister
+        forms = persister.loaded_forms if persister is not None and persister.loaded_forms is not None \
+            else services.ctx.service.store.snapshot()
+        _with_history(services, settings, clock, forms)
+        _notify(services, routes, settings, clock, forms)
+        gc.freeze()
     return services
 
 
 def _notify(services: Services, routes: RouteConfig, settings: Settings,
-            clock: Callable[[], float]) -> None:
+            clock: Callable[[], float], forms: Mapping[str, Mapping[str, Any]]) -> None:
     """Notifications over the loaded tasks; their faults degrade /health without a 503."""
     ctx = services.ctx
     services.notifications = notifications.start(routes, settings, ctx.service, clock,
-                                                 services.cluster)
+                                                 services.cluster, forms)
     ctx.alerts = services.notifications.alerts
     ctx.add_health_check("notifications", ctx.alerts.health, essential=False)
 
@@ -181,7 +191,8 @@ def _context(settings: Settings, service: Any, clock: Callable[[], float]) -> Ap
     return AppContext(settings, service, hub, clock, Metrics())
 
 
-def _with_history(services: Services, settings: Settings, clock: Callable[[], float]) -> None:
+def _with_history(services: Services, settings: Settings, clock: Callable[[], float],
+                  forms: Mapping[str, Mapping[str, Any]]) -> None:
     """The run history (none with --history-max-runs 0), fed by the transitions of the tasks:
     runs recorded where they were made, expectations served on the tasks."""
     cluster = services.cluster
@@ -199,13 +210,13 @@ def _with_history(services: Services, settings: Settings, clock: Callable[[], fl
     service = ctx.service
     observer = TransitionObserver(service.store)
     service.add_origin_listener(observer.on_changes)
-    observer.prime()
+    observer.prime(forms)
     annotator = Annotator(history, service, observer, clock,
                           tornado.ioloop.IOLoop.current().add_callback)
     observer.subscribe(Recorder(history).on_transitions)
     observer.subscribe(annotator.on_transitions)
     history.on_expectations = annotator.expectations_changed
-    annotator.prime()
+    annotator.prime(forms)
     ctx.history = history
     ctx.job_figures = JobFigures(history, settings.metrics_max_jobs)
     ctx.add_health_check("history", history.health, essential=False)

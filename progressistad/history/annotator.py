@@ -20,8 +20,9 @@ is left is `expected_duration` less the time its run has taken so far.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
+from progressistad import contract
 from progressistad.core.store import Changes
 from progressistad.history import records
 from progressistad.history.service import History
@@ -49,10 +50,12 @@ class Annotator:
     def __len__(self) -> int:
         return len(self._running)
 
-    def prime(self) -> None:
+    def prime(self, forms: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
         """Take the active tasks present at start; each is annotated once its job's close runs
-        are read."""
-        for task_id, task in self._service.store.snapshot().items():
+        are read. `forms`: the tasks' served forms by id, when the caller has them already."""
+        if forms is None:
+            forms = self._service.store.snapshot(contract.ACTIVE_STATUSES)
+        for task_id, task in forms.items():
             if self._history.expects(task):
                 started = self._observer.run_started_at(task_id)
                 self._track(task_id, records.job_of(task),

@@ -172,3 +172,38 @@ def test_task_text_is_never_html(daemon, dashboards):
     assert row["amount"] == "1 <b>u</b>"
     assert page.evaluate("document.querySelectorAll('#board img, #board script, #board b').length") == 0
     wait_connection(page, "connected")
+
+
+def test_bars_in_blocks_keep_their_order_and_neighbours(daemon, dashboards):
+    """Bars go CHUNK_SIZE to a block; order, moves between blocks and the neighbour a discard
+    focuses all cross block boundaries."""
+    page = dashboards.open(daemon.url + DASHBOARD)
+    result = page.evaluate("""async () => {
+      const { CHUNK_SIZE, ChunkedList, neighbourOf } = await import(new URL('chunks.js', location.href).href);
+      const watched = new Set();
+      const watch = { observe: (n) => watched.add(n), unobserve: (n) => watched.delete(n) };
+      const container = document.createElement('div');
+      const list = new ChunkedList(container, watch);
+      const items = Array.from({ length: 2 * CHUNK_SIZE + 3 }, (_, i) => {
+        const li = document.createElement('li');
+        li.textContent = String(i);
+        return li;
+      });
+      const order = () => [...container.querySelectorAll('li')].map((li) => Number(li.textContent));
+      list.place(items);
+      const placed = order();
+      const blocks = container.children.length;
+      const reversed = items.slice().reverse();
+      list.place(reversed);
+      const moved = order();
+      const last = reversed[CHUNK_SIZE - 1];
+      const across = [neighbourOf(last).textContent, neighbourOf(reversed[reversed.length - 1]).textContent];
+      list.place(items.slice(0, 2));
+      return { size: CHUNK_SIZE, placed, blocks, moved, across, after: order(),
+               blocksAfter: container.children.length, watched: watched.size };
+    }""")
+    count = 2 * result["size"] + 3
+    assert result["placed"] == list(range(count)) and result["blocks"] == 3
+    assert result["moved"] == list(reversed(range(count)))
+    assert result["across"] == [str(count - 1 - result["size"]), "1"]
+    assert result["after"] == [0, 1] and result["blocksAfter"] == 1 and result["watched"] == 1

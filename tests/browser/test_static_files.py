@@ -52,3 +52,11 @@ def test_page_has_no_inline_script_or_style():
         source = path.read_text()
         assert "innerHTML" not in source and "insertAdjacentHTML" not in source, path
         assert "http://" not in source and "https://" not in source, f"{path} loads from elsewhere"
+
+
+def test_page_preloads_every_module():
+    """The modules load side by side instead of one import level after another."""
+    html = (STATIC / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', html))
+    modules = {path.name for path in STATIC.glob("*.js")} - {"main.js"} | {"contract.js"}
+    assert preloaded == modules

@@ -42,7 +42,7 @@ def load(path: str, store: TaskStore, clock: Callable[[], float]) -> Loaded:
         return Loaded(0, {})
     except OSError as exc:
         return _set_aside(path, f"cannot read it: {reason(exc)}", clock())
-    with _collector_paused():
+    with collector_paused():
         return _restore(path, raw, store, clock)
 
 
@@ -67,7 +67,7 @@ def _restore(path: str, raw: bytes, store: TaskStore, clock: Callable[[], float]
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """The cyclic GC paused for the duration of the block."""
     # Loading makes only acyclic objects, and the collector's repeated passes over them
     # would slow it down (bench/startup.py times the start with a large state file).

@@ -42,10 +42,14 @@ class StatePersister:
         self._closed = False
         self._unmoved: Optional[str] = None
         """Why the file on disk is unusable, while it could not be moved aside yet."""
+        self.loaded_forms: Optional[Dict[str, Any]] = None
+        """The served forms of the tasks `load` loaded, by id, for the daemon's start only:
+        the first write turns them into the writer's encoded entries."""
 
     def load(self) -> int:
         """Load the state file into the store (before serving); returns how many tasks it held."""
         loaded = loading.load(self.path, self._store, self._clock)
+        self.loaded_forms = loaded.wire
         self._writer.seed(loaded.wire)
         self._unmoved = loaded.unmoved
         if loaded.error is not None:
