@@ -96,6 +96,8 @@ def test_token_in_the_address_becomes_a_cookie_and_leaves(daemon_factory, dashbo
     assert WRITE_TOKEN not in page.url
     assert page.url.endswith(DASHBOARD + "#q=secret"), page.url
     assert WRITE_TOKEN not in page.evaluate("document.cookie"), "the cookie is HttpOnly"
+    # Write access is learnt from /health, apart from the rows: wait for it, then check.
+    page.wait_for_function("() => document.body.classList.contains('can-write')")
     assert page.locator("#clear-completed").is_visible()
     page.reload()
     wait_connection(page, "connected")
