@@ -41,6 +41,7 @@ from progressistad.history.sqlite import SQLiteHistory
 WRITE_TIMEOUT = 120.0
 """Longest wait for the state write that follows the first change."""
 HISTORY_JOBS = 200
+TARGET_READY_S = 1.5
 
 
 def write_state(path: str, count: int) -> int:
