@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import random
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -62,8 +64,10 @@ RESUME_AFTER = 8.0
 """Seconds after which an abandoned task (stale after 5 s) may get an event again."""
 SETTLE_SECONDS = 30.0
 """How long the notifications queue may take to empty once the load stops."""
-Sample = Tuple[float, int, int, int, int, int]
-"""Seconds in, RSS KiB, open fds, tasks, dashboards, history database bytes (-1 without)."""
+Sample = Tuple[float, int, int, int, int, int, int]
+"""Seconds in, RSS KiB, open fds, tasks, dashboards, history file bytes and history database
+bytes (-1 without)."""
+FILE_BYTES, DATABASE_BYTES = 5, 6
 
 
 def free_port() -> int:
@@ -289,11 +293,12 @@ class Soak:
                 self.counts["degraded"] += 1
             db = file_size(self.history_path)
             self.samples.append((time.monotonic() - started, rss, fds, health.get("tasks", -1),
-                                 health.get("dashboards", -1), db))
+                                 health.get("dashboards", -1), db,
+                                 database_bytes(self.history_path)))
             if not self.quiet:
                 print(f"{self.samples[-1][0]:8.0f}s  rss {rss:7d} KiB  fds {fds:4d}  "
                       f"tasks {self.samples[-1][3]:5d}  dashboards {self.samples[-1][4]:3d}"
-                      + (f"  history {db} B" if db >= 0 else "")
+                      + (f"  history {db} B ({self.samples[-1][6]} B of pages)" if db >= 0 else "")
                       + (f"  notifications {self.receiver.received}" if self.receiver else ""),
                       flush=True)
             await asyncio.sleep(self.sample_seconds)
@@ -338,6 +343,16 @@ def file_size(path: Optional[str]) -> int:
     return sum(os.path.getsize(p) for p in (path, path + "-wal", path + "-shm") if os.path.exists(p))
 
 
+def database_bytes(path: Optional[str]) -> int:
+    """The history database's pages (free ones too) as a reader sees them: its size once the
+    write-ahead log is checkpointed, whatever that log's own high-water mark; -1 without."""
+    if path is None or not os.path.exists(path):
+        return -1
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        return db.execute("PRAGMA page_count").fetchone()[0] * db.execute(
+            "PRAGMA page_size").fetchone()[0]
+
+
 def steady_quarters(samples: List[Sample]) -> Tuple[List[Sample], List[Sample]]:
     """The first and the last quarter of the samples after warm-up."""
     steady = samples[int(len(samples) * WARM_UP_FRACTION):]
@@ -345,13 +360,14 @@ def steady_quarters(samples: List[Sample]) -> Tuple[List[Sample], List[Sample]]:
     return steady[:quarter], steady[-quarter:]
 
 
-def history_verdict(samples: List[Sample]) -> Tuple[bool, str]:
-    """Flat when the history file's peak in the last quarter stays near that of the first
-    quarter after warm-up."""
+def history_verdict(samples: List[Sample], column: int) -> Tuple[bool, str]:
+    """Flat when the history's size in `column` peaks in the last quarter near its peak in the
+    first quarter after warm-up."""
     early, late = steady_quarters(samples)
-    db_early, db_late = max(s[5] for s in early), max(s[5] for s in late)
+    db_early, db_late = max(s[column] for s in early), max(s[column] for s in late)
     flat = db_late <= max(db_early * (1 + DB_SLACK_FRACTION), db_early + DB_SLACK_BYTES)
-    return flat, f"history database at most {db_early} then {db_late} bytes"
+    what = "history file" if column == FILE_BYTES else "history database pages"
+    return flat, f"{what} at most {db_early} then {db_late} bytes"
 
 
 def verdict(samples: List[Sample]) -> Tuple[bool, str]:
@@ -369,9 +385,10 @@ def verdict(samples: List[Sample]) -> Tuple[bool, str]:
     text = (f"RSS median after warm-up {rss_early:.0f} KiB, at the end {rss_late:.0f} KiB "
             f"({rss_late - rss_early:+.0f} KiB); open fds peak {fd_early} then {fd_late}")
     db_ok = True
-    if samples[0][5] >= 0:
-        db_ok, db_text = history_verdict(samples)
-        text += f"; {db_text}"
+    if samples[0][FILE_BYTES] >= 0:
+        for column in (FILE_BYTES, DATABASE_BYTES):
+            ok, db_text = history_verdict(samples, column)
+            db_ok, text = db_ok and ok, f"{text}; {db_text}"
     return rss_ok and fd_ok and db_ok, text
 
 
@@ -436,7 +453,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"first sample: RSS {first[1]} KiB, {first[2]} fds; last: RSS {last[1]} KiB, "
           f"{last[2]} fds; open fds {min(s[2] for s in soak.samples)} to "
           f"{max(s[2] for s in soak.samples)}"
-          + (f"; history database {last[5]} bytes at the end" if last[5] >= 0 else ""))
+          + (f"; history file {last[5]} bytes ({last[6]} of pages) at the end"
+             if last[5] >= 0 else ""))
     print(f"{text}: {'FLAT after warm-up' if flat else 'GROWING'}")
     delivered = True
     if receiver is not None:
