@@ -86,6 +86,12 @@ def proc_status(pid: int) -> Tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64
+    """The daemon opens several connections at once; the stdlib's 5 could drop their SYNs."""
+    daemon_threads = True
+
+
 class WebhookReceiver:
     """A loopback HTTP server answering 204 to every POST, keeping each message's id, in its own
     thread."""
@@ -106,7 +112,7 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -392,13 +398,15 @@ def verdict(samples: List[Sample]) -> Tuple[bool, str]:
     return rss_ok and fd_ok and db_ok, text
 
 
-def notifications_verdict(counts: Dict[str, int], received: int) -> Tuple[bool, str]:
+def notifications_verdict(counts: Dict[str, int], receiver: WebhookReceiver) -> Tuple[bool, str]:
     """None lost: the queue empty, none failed or dropped, and the receiver got every message
     /metrics says was sent (and no other)."""
+    received = receiver.received
     ok = (counts["sent"] > 0 and received == counts["sent"] and not counts["queued"]
           and not counts["failed"] and not counts["dropped"])
-    return ok, (f"notifications sent {counts['sent']}, received {received}, failed "
-                f"{counts['failed']}, dropped {counts['dropped']}, still queued {counts['queued']}")
+    return ok, (f"notifications sent {counts['sent']}, received {received} (in "
+                f"{receiver.requests} requests), failed {counts['failed']}, dropped "
+                f"{counts['dropped']}, still queued {counts['queued']}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -458,9 +466,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"{text}: {'FLAT after warm-up' if flat else 'GROWING'}")
     delivered = True
     if receiver is not None:
-        delivered, told = notifications_verdict(soak.notifications, receiver.received)
-        print(f"{told}: {'NONE LOST' if delivered else 'LOST'} "
-              f"({receiver.requests} requests received)")
+        delivered, told = notifications_verdict(soak.notifications, receiver)
+        print(f"{told}: {'NONE LOST' if delivered else 'LOST'}")
     print(f"daemon exit status {daemon.returncode}")
     healthy = not counts["errors"] and not counts["degraded"] and daemon.returncode == 0
     return 0 if flat and delivered and healthy else 1
