@@ -62,8 +62,9 @@ HISTORY_MAX_RUNS = 2000
 """Runs the soak's history keeps: reached within the warm-up, so the file must stop growing."""
 RESUME_AFTER = 8.0
 """Seconds after which an abandoned task (stale after 5 s) may get an event again."""
-SETTLE_SECONDS = 30.0
-"""How long the notifications queue may take to empty once the load stops."""
+SETTLE_SECONDS = 45.0
+"""How long the notification queue may take to empty once the load stops: room for five retries
+of a message whose first attempts failed (backoff from 1 s, doubling)."""
 Sample = Tuple[float, int, int, int, int, int, int]
 """Seconds in, RSS KiB, open fds, tasks, dashboards, history file bytes and history database
 bytes (-1 without)."""
