@@ -41,7 +41,9 @@ class Cluster:
         self.prefix = prefix
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.backend = RedisTaskStore(connect(url, SOCKET_TIMEOUT), prefix, owner=owner)
-        self.reader = RedisTaskStore(connect(url, SOCKET_TIMEOUT + FOLLOW_BLOCK), prefix)
+        self.reader = RedisTaskStore(connect(url, SOCKET_TIMEOUT + FOLLOW_BLOCK, max_connections=1),
+                                     prefix)
+        """The follower's: it makes one call at a time."""
         self.mirror = TaskMirror()
         self.link = Link(clock)
         self.clock = clock

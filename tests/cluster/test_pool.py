@@ -55,12 +55,22 @@ def test_a_call_that_cannot_get_a_connection_in_time_fails_as_unavailable(redis_
     assert failed and all(isinstance(reply, UNAVAILABLE_ERRORS) for reply in failed)
 
 
-def test_the_default_bound_leaves_most_of_the_descriptor_reserve():
+def test_the_default_bound_leaves_most_of_the_descriptor_reserve(redis_server, redis_prefix):
+    from progressistad.cluster.group import Cluster
     from progressistad.daemon.descriptors import RESERVED_MIN
 
-    # The group's writer and reader clients and the probe's connection stay within half the
-    # smallest reserve.
-    assert 2 * MAX_CONNECTIONS + 1 <= RESERVED_MIN // 2
+    async def bounds():
+        cluster = Cluster(redis_server.url, redis_prefix)
+        try:
+            return [client.connection_pool.max_connections for client in
+                    (cluster.backend.client, cluster.reader.client, cluster.pinger)]
+        finally:
+            await cluster.close()
+
+    writer, reader, probe = asyncio.run(bounds())
+    assert writer == MAX_CONNECTIONS and reader == probe == 1
+    # The group's writer, its stream reader and the probe stay within half the smallest reserve.
+    assert writer + reader + probe <= RESERVED_MIN // 2
 
 
 WAVES = 2
