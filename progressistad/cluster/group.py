@@ -20,7 +20,7 @@ from progressistad.cluster.link import SOCKET_TIMEOUT, Link, describe, safe_url,
 from progressistad.cluster.mirror import TaskMirror
 from progressistad.cluster.probe import LinkProbe
 from progressistad.cluster.service import RedisTaskService
-from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore, connect
+from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore, close_client, connect
 from progressistad.core.store import SweepPolicy
 from progressistad.service import SWEEP_CHUNK, Clock
 
@@ -41,13 +41,17 @@ class Cluster:
         self.prefix = prefix
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.backend = RedisTaskStore(connect(url, SOCKET_TIMEOUT), prefix, owner=owner)
-        self.reader = RedisTaskStore(connect(url, SOCKET_TIMEOUT + FOLLOW_BLOCK), prefix)
+        self.reader = RedisTaskStore(connect(url, SOCKET_TIMEOUT + FOLLOW_BLOCK, max_connections=1),
+                                     prefix)
+        """The follower's: it makes one call at a time."""
         self.mirror = TaskMirror()
         self.link = Link(clock)
         self.clock = clock
         self.service: Optional[RedisTaskService] = None
         self.follower: Optional[StreamFollower] = None
-        self.probe = LinkProbe(self.backend.client.ping, self.link)
+        self.pinger = connect(url, SOCKET_TIMEOUT, max_connections=1)
+        """The probe's own connection: a ping queued behind a busy pool would say Redis is lost."""
+        self.probe = LinkProbe(self.pinger.ping, self.link)
 
     async def wait_reachable(self, wait_seconds: float) -> None:
         """Return once Redis answers; raise ConnectionError (one line) after `wait_seconds`."""
@@ -99,9 +103,9 @@ class Cluster:
         await self.probe.stop()
         if self.follower is not None:
             await self.follower.stop()
-        for store in (self.backend, self.reader):
+        for client in (self.backend.client, self.reader.client, self.pinger):
             try:
-                await store.close()
+                await close_client(client)
             except Exception:  # closing a dead connection has nothing left to report
                 pass
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from progressistad.cluster.link import Link, describe
 from progressistad.cluster.mirror import MirroredTask, TaskMirror
-from progressistad.cluster.store import UNAVAILABLE_ERRORS, RedisTaskStore
+from progressistad.cluster.store import UNAVAILABLE_ERRORS, PoolBusy, RedisTaskStore
 from progressistad.core import wirejson
 from progressistad.core.store import Changes, EventRefused, SweepPolicy
 from progressistad.service import (
@@ -133,6 +133,9 @@ class RedisTaskService(ServiceBase):
             raise StoreUnavailable(f"shared store unavailable: {self.link.error}")
         try:
             return await awaitable
+        except PoolBusy as error:
+            # Redis never saw the call, and the probe's own connection tells whether it answers.
+            raise StoreUnavailable(f"shared store busy: {error}") from None
         except UNAVAILABLE_ERRORS as error:
             # The script may have run without this daemon seeing its reply: resync later.
             self.link.down(error, resync=True)

@@ -31,6 +31,28 @@ timeout, then fail as unavailable), so a burst of requests cannot take the descr
 STREAM_MAXLEN = 10000
 """Changes kept in the stream: how far behind a daemon may fall and still catch up."""
 
+POOL_EXHAUSTED = "No connection available."
+"""redis-py's message (4.3 to 8) when a call waited its pool's whole timeout for a connection."""
+
+
+class PoolBusy(redis.exceptions.ConnectionError):
+    """Every connection of a client stayed busy for the whole wait: this daemon's own load, not
+    a lost Redis (the call never reached it)."""
+
+
+class BoundedPool(redis.asyncio.BlockingConnectionPool):
+    """A blocking pool whose wait that runs out raises PoolBusy."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except redis.exceptions.ConnectionError as error:
+            if str(error) == POOL_EXHAUSTED:
+                raise PoolBusy(f"every Redis connection of this daemon busy for "
+                               f"{self.timeout:g}s") from error
+            raise
+
+
 UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                       ConnectionError, TimeoutError)
 """Errors that mean "Redis cannot be reached right now", as opposed to a bug."""
@@ -49,7 +71,7 @@ _ORIGIN, _TASKS, _REMOVED, _TELEMETRY, _RESYNC = (
 def connect(url: str, socket_timeout: float, max_connections: int = MAX_CONNECTIONS) -> "redis.asyncio.Redis":
     """A client for `url` that fails fast: no retries of its own, bounded connect and read times,
     and at most `max_connections` connections, waited for no longer than a read."""
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
+    pool = BoundedPool.from_url(
         url,
         max_connections=max_connections,
         timeout=socket_timeout,
@@ -204,8 +226,13 @@ class RedisTaskStore:
         return bool(await self.client.xrange(self.stream_key, entry_id, entry_id, count=1))
 
     async def close(self) -> None:
-        closer = getattr(self.client, "aclose", None) or self.client.close
-        await closer()
+        await close_client(self.client)
+
+
+async def close_client(client: "redis.asyncio.Redis") -> None:
+    """Close a client and its pool (`aclose` from redis-py 5, `close` before)."""
+    closer = getattr(client, "aclose", None) or client.close
+    await closer()
 
 
 def decode_entry(fields: Mapping[bytes, bytes]) -> Optional[Change]:
