@@ -49,14 +49,17 @@ def test_table_renders_markdown_with_verdicts():
     assert lines[3].endswith("| < 50 ms | **no** |")
 
 
-def test_startup_and_client_output_become_rows():
+def test_startup_figures_and_client_output_become_rows(monkeypatch):
     table = run.Table()
-    run.parse_startup(table, "   tasks  file MB  READY=1 s\n  100000     35.2      1.500    0.1  0.2  0.3\n")
+    for ready in (1.49, 1.5):
+        monkeypatch.setattr(run.startup, "measure", lambda **kw: {
+            "ready_s": ready, "ready_min_s": 1.2, "state_mb": 35.2, "history_mb": 99.0})
+        run.run_startup(table, {}, 3)
     run.parse_client(table, "update(1)      729.3      677.1   0.93    1.5x\n")
-    assert [row[2] for row in table.rows] == ["1.50 s", "677 ns"]
-    assert [row[6] for row in table.rows] == ["yes", "yes"]
+    assert [row[2] for row in table.rows] == ["1.49 s (best 1.20 s)", "1.50 s (best 1.20 s)", "677 ns"]
+    assert [row[6] for row in table.rows] == ["yes", "**no**", "yes"]
     with pytest.raises(ValueError):
-        run.parse_startup(run.Table(), "no figures\n")
+        run.parse_client(run.Table(), "no figures\n")
 
 
 def test_cpu_seconds_counts_this_process_working():
