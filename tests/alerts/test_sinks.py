@@ -123,6 +123,30 @@ async def test_a_refused_connection_is_retried_and_names_no_url(config, out, rec
     assert caught.value.retry and caught.value.reason == "Connection refused"
 
 
+async def test_a_name_that_does_not_resolve_is_retried_and_names_no_host(config, out):
+    # .invalid never resolves (RFC 6761); the lookup runs off the event loop.
+    ticks = 0
+
+    async def tick():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.ensure_future(tick())
+    started = time.monotonic()
+    try:
+        with pytest.raises(SendFailed) as caught:
+            await send(config, out, "[hook]\nurl = http://receiver.invalid:9/hook?token=s3cret\n")
+    finally:
+        ticking.cancel()
+    took = time.monotonic() - started
+    assert caught.value.retry
+    assert "receiver.invalid" not in caught.value.reason and "s3cret" not in caught.value.reason
+    assert took < out.timeout + 1.5
+    assert ticks >= int(took / 0.04)  # the loop kept turning while the name was looked up
+
+
 async def test_a_receiver_that_hangs_costs_the_timeout_and_no_more(config, out, receiver):
     started = time.monotonic()
     with pytest.raises(SendFailed) as caught:
