@@ -275,3 +275,60 @@ def test_notify_test_command_says_how_the_test_went(daemon_factory, tmp_path, re
     assert unknown.returncode == 1 and "404: no such notification route (routes: hook, down)" \
         in unknown.stderr
     assert notify_test("hook", token="wrong").returncode == 1
+
+
+FAULTY = {"hang": "hang", "slow": "slow?seconds=3", "reset": "reset", "redirect": "redirect",
+          "big": "big?status=500", "fail": "fail"}
+"""Routes to tests/alerts/receivers.py's ways of answering badly: never, late, by a reset, by a
+redirect to itself, with 100 MB, with a 500."""
+
+
+def test_receivers_at_fault_hold_back_no_event(daemon_factory, tmp_path, receiver):
+    common = "events = error, close\ngroup-wait = 0\nrate-limit = 0\n"
+    text = "".join(f"[{name}]\nurl = {receiver.url(path)}\n{common}" for name, path in FAULTY.items())
+    text += f"[nowhere]\nurl = http://receiver.invalid:9/hook\n{common}[fine]\nurl = {receiver.url('ok')}\n{common}"
+    daemon = daemon_factory(["--notify-config", routes_file(tmp_path, text)])
+    slowest = 0.0
+    for i in range(30):
+        for status in ("start", "error"):
+            started = time.monotonic()
+            post(daemon, [{"task_id": f"job{i}:1", "status": status, "desc": "nightly"}])
+            slowest = max(slowest, time.monotonic() - started)
+    # A hanging receiver holds an attempt for 10 s; no event waits for one.
+    assert slowest < 5.0, slowest
+    wait_for(lambda: len([g for g in receiver.received() if g.path == "/ok"]) == 30, timeout=30,
+             message="the one good receiver got every failure while the others misbehaved")
+    wait_for(lambda: _attempted(daemon, [*FAULTY, "nowhere", "fine"]), timeout=30,
+             message="every route attempted")
+    # A route that fails for good is named on /health; the others are retried; no reason
+    # holds an address.
+    failing = wait_for(lambda: _failing(daemon, {"redirect"}), timeout=30,
+                       message="the redirect loop failing on /health")
+    retried = wait_for(lambda: _retrying_routes(daemon, {"reset", "big", "fail", "nowhere"}),
+                       timeout=30, message="the routes at fault retried")
+    reasons = list(failing.values()) + list(retried.values())
+    assert set(failing) == {"redirect"} and "fine" not in retried, (failing, retried)
+    assert not any("127.0.0.1" in why or "invalid" in why for why in reasons), reasons
+
+
+def _failing(daemon: DaemonProcess, routes) -> Dict[str, str]:
+    """/health's failing routes and why, once it names every one of `routes`, else None."""
+    _, _, health = daemon.request("GET", "/health")
+    failing = health["notifications"]["failing"]
+    return failing if routes <= set(failing) and health["status"] == "degraded" else None
+
+
+def _retrying_routes(daemon: DaemonProcess, routes) -> Dict[str, str]:
+    """Why each route with a delivery being retried failed last, once `routes` all have one."""
+    _, _, listing = daemon.request("GET", "/notifications")
+    why = {d["route"]: d["error"] for d in listing["deliveries"]
+           if d["result"] == "retrying" and d["error"]}
+    return why if routes <= set(why) else None
+
+
+def _attempted(daemon: DaemonProcess, routes) -> Dict[str, float]:
+    """Attempts by route from /metrics, once every one of `routes` has made one, else None."""
+    _, _, text = daemon.request("GET", "/metrics")
+    found = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^progressista_notification_attempts_total\{route="([^"]+)"\} ([0-9.e+]+)$', text, re.M)}
+    return found if all(found.get(route, 0) >= 1 for route in routes) else None
