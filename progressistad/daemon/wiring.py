@@ -116,8 +116,9 @@ async def build(settings: Settings, clock: Callable[[], float] = time.time,
         # tasks, the served form of each is a good part of the start. Priming annotates no
         # task yet.
         persister = services.persister
-        forms = persister.loaded_forms if persister is not None and persister.loaded_forms is not None \
-            else services.ctx.service.store.snapshot()
+        forms = persister.take_loaded_forms() if persister is not None else None
+        if forms is None:
+            forms = services.ctx.service.store.snapshot()
         _with_history(services, settings, clock, forms)
         _notify(services, routes, settings, clock, forms)
         gc.freeze()

@@ -166,3 +166,12 @@ def test_every_write_holds_exactly_the_store_though_only_changed_tasks_are_encod
         assert await persister.close()
 
     run(scenario())
+
+
+def test_the_forms_loading_made_are_given_once_then_not_held(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"tasks": {"a": {"task_id": "a", "n": 3}}}))
+    _, _, persister = make(tmp_path)
+    assert persister.load() == 1
+    forms = persister.take_loaded_forms()
+    assert set(forms) == {"a"} and forms["a"]["n"] == 3
+    assert persister.take_loaded_forms() is None

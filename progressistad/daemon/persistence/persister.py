@@ -42,14 +42,19 @@ class StatePersister:
         self._closed = False
         self._unmoved: Optional[str] = None
         """Why the file on disk is unusable, while it could not be moved aside yet."""
-        self.loaded_forms: Optional[Dict[str, Any]] = None
-        """The served forms of the tasks `load` loaded, by id, for the daemon's start only:
-        the first write turns them into the writer's encoded entries."""
+        self._loaded_forms: Optional[Dict[str, Any]] = None
+        """The served forms of the tasks `load` loaded, by id, until `take_loaded_forms`."""
+
+    def take_loaded_forms(self) -> Optional[Dict[str, Any]]:
+        """The served forms `load` made, by id, once (the daemon's start primes with them);
+        then forgotten, so that they are not held beside the tasks."""
+        forms, self._loaded_forms = self._loaded_forms, None
+        return forms
 
     def load(self) -> int:
         """Load the state file into the store (before serving); returns how many tasks it held."""
         loaded = loading.load(self.path, self._store, self._clock)
-        self.loaded_forms = loaded.wire
+        self._loaded_forms = loaded.wire
         self._writer.seed(loaded.wire)
         self._unmoved = loaded.unmoved
         if loaded.error is not None:
