@@ -311,16 +311,24 @@ class Soak:
             await asyncio.sleep(self.sample_seconds)
 
     async def settle(self) -> None:
-        """Once the load stops: /metrics' notification counts when the queue is empty and the
-        receiver has every message /metrics says was sent, or SETTLE_SECONDS on."""
+        """Once the load stops: /metrics' notification counts, with what the receiver had got
+        by the time they were read, when the queue is empty and the receiver has every message
+        /metrics says was sent, or SETTLE_SECONDS on.
+
+        Tasks left behind still go stale and leave after the load, so messages may still come
+        after this returns: the verdict compares the two counts read together, not later ones.
+        """
         if self.receiver is None:
             return
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            self.notifications = notification_counts(
-                (await self.fetch("GET", "/metrics")).body.decode())
-            quiet = not self.notifications["queued"]
-            if (quiet and self.receiver.received == self.notifications["sent"]
+            before = self.receiver.received
+            counts = notification_counts((await self.fetch("GET", "/metrics")).body.decode())
+            # Read on both sides of the fetch: a message that arrived meanwhile may be counted
+            # by one and not the other, and then the two are not compared this time.
+            counts["received"] = self.receiver.received
+            self.notifications = counts
+            if (not counts["queued"] and before == counts["received"] == counts["sent"]
                     or time.monotonic() > deadline):
                 return
             await asyncio.sleep(0.5)
@@ -400,9 +408,9 @@ def verdict(samples: List[Sample]) -> Tuple[bool, str]:
 
 
 def notifications_verdict(counts: Dict[str, int], receiver: WebhookReceiver) -> Tuple[bool, str]:
-    """None lost: the queue empty, none failed or dropped, and the receiver got every message
-    /metrics says was sent (and no other)."""
-    received = receiver.received
+    """None lost: the queue empty, none failed or dropped, and the receiver had got every
+    message /metrics said was sent (and no other) when `counts` were read (`Soak.settle`)."""
+    received = counts["received"]
     ok = (counts["sent"] > 0 and received == counts["sent"] and not counts["queued"]
           and not counts["failed"] and not counts["dropped"])
     return ok, (f"notifications sent {counts['sent']}, received {received} (in "
