@@ -5,12 +5,13 @@ flush serializes the snapshot and the delta once, whatever the number of
 watchers, from the tasks' cached entries. A watcher whose previous message has
 not been written out is skipped, then resynced with a fresh snapshot once it
 drains; one stalled longer than the stall timeout is closed. Fan-out takes at
-most `FANOUT_SHARE` of the loop's CPU time: a flush that cost more than that share
-of the broadcast interval puts the next one off, and snapshot-protocol watchers
-are sent snapshots in rounds of their own so paced and bounded in bytes per second.
-As the state grows, watchers hear less often, and ingest keeps the rest. Delta-protocol watchers that got
-nothing for a heartbeat period get a heartbeat, from one timer for all. The
-hub knows nothing of Tornado: subscribers, the clock and the timer are passed in.
+most `FANOUT_SHARE` of the loop's CPU time: a flush that cost more than that
+share of the broadcast interval puts the next one off, and snapshot-protocol
+watchers are sent snapshots in rounds of their own, so paced and bounded in
+bytes per second. As the state grows, watchers hear less often, and ingest
+keeps the rest. Delta-protocol watchers that got nothing for a heartbeat period
+get a heartbeat, from one timer for all. The hub knows nothing of Tornado:
+subscribers, the clock and the timer are passed in.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class _Watcher:
         self.last_sent = float("-inf")
 
     @property
-    def wants_heartbeats(self) -> bool:
+    def delta(self) -> bool:
+        """On the delta protocol: deltas and heartbeats; otherwise a snapshot per message, in
+        rounds of their own."""
         return self.subscriber.protocol == contract.WS_PROTOCOL_DELTA
 
 
@@ -144,7 +147,7 @@ class Hub:
         watcher = _Watcher(subscriber)
         self._watchers[subscriber] = watcher
         self._send_snapshot(watcher)
-        if watcher.wants_heartbeats:
+        if watcher.delta:
             self._arm_heartbeat()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -182,7 +185,7 @@ class Hub:
         in_rounds = self.stats.snapshot_round_seconds - in_rounds
         cost = self._cpu_clock() - started_cpu - in_rounds + self._resync_cpu
         self._resync_cpu = 0.0
-        self._next_flush = now + max(self.interval, cost / FANOUT_SHARE)
+        self._next_flush = self._paced(now, cost)
         self.stats.flush_period = self._next_flush - now
 
     def _take_samples(self, changes: Changes) -> None:
@@ -212,7 +215,7 @@ class Hub:
         message: Optional[bytes] = None
         listening = False
         for watcher in list(self._watchers.values()):
-            if not watcher.wants_heartbeats:
+            if not watcher.delta:
                 continue
             listening = True
             if watcher.busy_since is not None or watcher.needs_snapshot \
@@ -249,7 +252,7 @@ class Hub:
                 watcher.needs_snapshot = True
                 self.stats.skipped_busy += 1
                 continue
-            if watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+            if not watcher.delta:
                 watcher.needs_snapshot = snapshot_round = True
                 continue
             if watcher.needs_snapshot:
@@ -272,14 +275,17 @@ class Hub:
             return
         started, sent = self._cpu_clock(), 0
         for watcher in list(self._watchers.values()):
-            if watcher.needs_snapshot and watcher.busy_since is None \
-                    and watcher.subscriber.protocol != contract.WS_PROTOCOL_DELTA:
+            if watcher.needs_snapshot and watcher.busy_since is None and not watcher.delta:
                 sent += len(self._send_snapshot(watcher))
         cost = self._cpu_clock() - started
         self.stats.snapshot_rounds += 1
         self.stats.snapshot_round_seconds += cost
-        self._snapshot_round_due = self._clock() + max(
-            self.interval, cost / FANOUT_SHARE, sent / SNAPSHOT_BYTES_PER_SECOND)
+        self._snapshot_round_due = self._paced(self._clock(), cost, sent)
+
+    def _paced(self, now: float, cost: float, sent: int = 0) -> float:
+        """The earliest time for the next flush, or round of snapshots, after one at `now` that
+        cost `cost` seconds of CPU and sent `sent` bytes of snapshots."""
+        return now + max(self.interval, cost / FANOUT_SHARE, sent / SNAPSHOT_BYTES_PER_SECOND)
 
     def _scheduled_snapshot_round(self) -> None:
         self._snapshot_round_scheduled = False
@@ -331,7 +337,7 @@ class Hub:
         if _consume(written) is not None:
             self._drop(watcher)
         elif watcher.needs_snapshot and watcher.subscriber in self._watchers:
-            if watcher.subscriber.protocol == contract.WS_PROTOCOL_DELTA:
+            if watcher.delta:
                 started = self._cpu_clock()
                 self._send_snapshot(watcher)
                 self._resync_cpu += self._cpu_clock() - started
