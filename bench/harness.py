@@ -242,13 +242,18 @@ def wrk_side_by_side(servers: Sequence["Daemon"], tasks: int, batch: int, second
     return results
 
 
+def metric_in(text: str, name: str) -> Optional[float]:
+    """The value of an unlabelled sample `name` in a /metrics answer, or None."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
 def metric(url: str, name: str) -> float:
     """The value of an unlabelled sample `name` on the daemon's /metrics."""
-    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
-    if not match:
+    value = metric_in(urllib.request.urlopen(url + "/metrics", timeout=30).read().decode(), name)
+    if value is None:
         raise RuntimeError(f"{name} not on /metrics")
-    return float(match.group(1))
+    return value
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,6 +14,7 @@ Bounded in time: each side of a row gets --seconds one-second rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Sequence
+from typing import Callable, ContextManager, Dict, Iterator, List, Sequence, Tuple
 
 import harness
 
@@ -37,17 +38,21 @@ TARGET_SNAPSHOT_WATCHERS = 0.5
 def matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
            seconds: float, connections: int) -> Iterator[Dict]:
     """One row per (tasks, dashboards, batch): bare and ours events per second, side by side."""
-    with harness.bare_server_process() as bare_server:
-        yield from _rows(task_counts, dashboard_counts, batches, seconds, connections,
-                         lambda server: bare_server, ("plain", "plain"), SIDES["bare"])
+    with harness.bare_server_process() as bare:
+        for tasks, watchers, batch, (first, second) in _side_by_side(
+                task_counts, dashboard_counts, batches, seconds, connections,
+                [harness.daemon], lambda ours: [bare, *ours], ("plain", "plain")):
+            yield _pair_row(tasks, watchers, batch, SIDES["bare"], first, second)
 
 
 def telemetry_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
                      batches: Sequence[int], seconds: float, connections: int) -> Iterator[Dict]:
     """One row per (tasks, dashboards, batch): plain events and events with telemetry (SPEC 16's
     shape, post.lua's SHAPE=telemetry) against one daemon, in alternating rounds."""
-    yield from _rows(task_counts, dashboard_counts, batches, seconds, connections,
-                     lambda server: server, ("plain", "telemetry"), SIDES["telemetry"])
+    for tasks, watchers, batch, (first, second) in _side_by_side(
+            task_counts, dashboard_counts, batches, seconds, connections,
+            [harness.daemon], lambda ours: [*ours, *ours], ("plain", "telemetry")):
+        yield _pair_row(tasks, watchers, batch, SIDES["telemetry"], first, second)
 
 
 def baseline_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
@@ -55,19 +60,11 @@ def baseline_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
                     baseline: Path) -> Iterator[Dict]:
     """One row per (tasks, dashboards, batch): the daemon of checkout `baseline` against this
     one's, each populated and watched alike, in alternating rounds."""
-    for tasks in task_counts:
-        with harness.daemon(code=baseline) as before, harness.daemon() as server:
-            for daemon in (before, server):
-                harness.populate(daemon.url, tasks)
-            for watchers in dashboard_counts:
-                with harness.dashboards(before, watchers), harness.dashboards(server, watchers):
-                    for batch in batches:
-                        first, second = harness.wrk_side_by_side(
-                            [before, server], tasks, batch, seconds, connections, ("plain", "plain"))
-                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
-                               "before": first, "after": second,
-                               "ratio": second["events"] / first["events"],
-                               "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
+    for tasks, watchers, batch, (first, second) in _side_by_side(
+            task_counts, dashboard_counts, batches, seconds, connections,
+            [functools.partial(harness.daemon, code=baseline), harness.daemon], list,
+            ("plain", "plain")):
+        yield _pair_row(tasks, watchers, batch, SIDES["baseline"], first, second)
 
 
 def features_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
@@ -79,18 +76,34 @@ def features_matrix(task_counts: Sequence[int], dashboard_counts: Sequence[int],
     `ratio`/`cpu_ratio` are on against bare, `features_ratio`/`features_cpu_ratio` on against off."""
     with tempfile.TemporaryDirectory() as tmp, harness.bare_server_process() as bare, \
             harness.every_feature_on(tmp) as on_options:
-        for tasks in task_counts:
-            with harness.daemon(harness.FEATURES_OFF) as off, harness.daemon(on_options) as on:
-                for server in (off, on):
-                    harness.populate(server.url, tasks)
-                for watchers in dashboard_counts:
-                    with harness.dashboards(off, watchers, protocol=protocol), \
-                            harness.dashboards(on, watchers, protocol=protocol):
-                        for batch in batches:
-                            sides = harness.wrk_side_by_side(
-                                [bare, off, on], tasks, batch, seconds, connections,
-                                ("telemetry", "plain", "telemetry"))
-                            yield _features_row(tasks, watchers, batch, *sides)
+        daemons = [functools.partial(harness.daemon, harness.FEATURES_OFF),
+                   functools.partial(harness.daemon, on_options)]
+        for tasks, watchers, batch, sides in _side_by_side(
+                task_counts, dashboard_counts, batches, seconds, connections, daemons,
+                lambda ours: [bare, *ours], ("telemetry", "plain", "telemetry"), protocol):
+            yield _features_row(tasks, watchers, batch, *sides)
+
+
+def _side_by_side(task_counts: Sequence[int], dashboard_counts: Sequence[int],
+                  batches: Sequence[int], seconds: float, connections: int,
+                  daemons: Sequence[Callable[[], ContextManager[harness.Daemon]]],
+                  servers: Callable[[List[harness.Daemon]], List[harness.Daemon]],
+                  shapes: Sequence[str], protocol: str = "delta") -> Iterator[Tuple]:
+    """Per task count the daemons `daemons` start, populated and watched alike; per (dashboards,
+    batch) wrk against `servers(those daemons)` in alternating rounds, each sent its shape of
+    events. Yields (tasks, dashboards, batch, the figures of each server in that order)."""
+    for tasks in task_counts:
+        with contextlib.ExitStack() as started:
+            ours = [started.enter_context(start()) for start in daemons]
+            for daemon in ours:
+                harness.populate(daemon.url, tasks)
+            for watchers in dashboard_counts:
+                with contextlib.ExitStack() as watching:
+                    for daemon in ours:
+                        watching.enter_context(harness.dashboards(daemon, watchers, protocol=protocol))
+                    for batch in batches:
+                        yield tasks, watchers, batch, harness.wrk_side_by_side(
+                            servers(ours), tasks, batch, seconds, connections, shapes)
 
 
 def snapshot_rounds(seconds: float, tasks: int = 10000, watchers: int = 100) -> Dict:
@@ -111,30 +124,19 @@ def snapshot_rounds(seconds: float, tasks: int = 10000, watchers: int = 100) -> 
 MESSAGES = "progressista_websocket_messages_total"
 
 
+def _pair_row(tasks: int, watchers: int, batch: int, names: Sequence[str], first: Dict,
+              second: Dict) -> Dict:
+    """`ratio` is of rates, `cpu_ratio` the first side's CPU per event over the second's."""
+    return {"tasks": tasks, "dashboards": watchers, "batch": batch, names[0]: first,
+            names[1]: second, "ratio": second["events"] / first["events"],
+            "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
+
+
 def _features_row(tasks: int, watchers: int, batch: int, bare: Dict, off: Dict, on: Dict) -> Dict:
     return {"tasks": tasks, "dashboards": watchers, "batch": batch, "bare": bare, "off": off,
             "on": on, "ratio": on["events"] / bare["events"], "cpu_ratio": bare["cpu_us"] / on["cpu_us"],
             "features_ratio": on["events"] / off["events"],
             "features_cpu_ratio": off["cpu_us"] / on["cpu_us"]}
-
-
-def _rows(task_counts: Sequence[int], dashboard_counts: Sequence[int], batches: Sequence[int],
-          seconds: float, connections: int, reference: Callable[[harness.Daemon], harness.Daemon],
-          shapes: Sequence[str], names: Sequence[str]) -> Iterator[Dict]:
-    """The daemon against `reference(daemon)` (a bare server, or itself), each sent its shape of
-    events; `ratio` is of rates, `cpu_ratio` the reference's CPU per event over the daemon's."""
-    for tasks in task_counts:
-        with harness.daemon() as server:
-            harness.populate(server.url, tasks)
-            for watchers in dashboard_counts:
-                with harness.dashboards(server, watchers):
-                    for batch in batches:
-                        first, second = harness.wrk_side_by_side(
-                            [reference(server), server], tasks, batch, seconds, connections, shapes)
-                        yield {"tasks": tasks, "dashboards": watchers, "batch": batch,
-                               names[0]: first, names[1]: second,
-                               "ratio": second["events"] / first["events"],
-                               "cpu_ratio": first["cpu_us"] / second["cpu_us"]}
 
 
 SIDES = {"bare": ("bare", "ours"), "telemetry": ("plain", "telemetry"), "baseline": ("before", "after"),

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -91,8 +90,8 @@ def get(url: str, timeout: float = 30.0) -> bytes:
 
 
 def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else float("nan")
+    value = harness.metric_in(text, name)
+    return float("nan") if value is None else value
 
 
 def one_run(state: str, count: int, workdir: str) -> Dict[str, float]:
