@@ -6,6 +6,7 @@ a task not seen yet) and the task as served after it.
 
 from __future__ import annotations
 
+import functools
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Tuple
 
@@ -39,7 +40,13 @@ class Seen(NamedTuple):
 
 
 def seen(task: Mapping[str, Any]) -> Seen:
-    return Seen(task["status"], task.get("overdue") is True)
+    return _seen(task["status"], task.get("overdue") is True)
+
+
+@functools.lru_cache(maxsize=2 * len(contract.STATUSES))
+def _seen(status: str, overdue: bool) -> Seen:
+    """One Seen for each value, shared by every task that has it (one is held per task)."""
+    return Seen(status, overdue)
 
 
 def remember(before: Optional[Seen], task: Mapping[str, Any]) -> Seen:

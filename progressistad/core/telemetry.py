@@ -59,20 +59,21 @@ class LogTail:
 class Series:
     """Points of a task's `n`, `rate` and each metric it has, with their times."""
 
-    __slots__ = ("t", "n", "rate", "metrics", "stride", "_skipped")
+    __slots__ = ("rows", "metrics", "stride", "_skipped")
 
     def __init__(self) -> None:
-        self.t = array("d")
-        self.n = array("d")
-        self.rate = array("d")
-        self.metrics: Dict[str, array] = {}
+        self.rows = array("d")
+        """`t`, `n` and `rate` of each point, one point after another (one array, not three:
+        a series is held by every task)."""
+        self.metrics: Optional[Dict[str, array]] = None
+        """Each metric's points, by key; None while the task has none."""
         self.stride = 1
         """Samples per point kept; doubles each time the series is thinned."""
         self._skipped = 0
         """Samples since the last point kept."""
 
     def __len__(self) -> int:
-        return len(self.t)
+        return len(self.rows) // _ROW
 
     def sample(self, now: float, n: float, rate: Optional[float],
                metrics: Optional[Mapping[str, float]]) -> None:
@@ -81,16 +82,20 @@ class Series:
             self._skipped += 1
             return
         self._skipped = 0
-        if len(self.t) == contract.SERIES_MAX_POINTS:
+        if len(self) == contract.SERIES_MAX_POINTS:
             self._thin()
-        points = len(self.t)
-        self.t.append(now)
-        self.n.append(n)
-        self.rate.append(_NAN if rate is None else rate)
-        self._sample_metrics(points, metrics or {})
+        points = len(self)
+        rows = self.rows
+        rows.append(now)
+        rows.append(n)
+        rows.append(_NAN if rate is None else rate)
+        if metrics or self.metrics:
+            self._sample_metrics(points, metrics or {})
 
     def _sample_metrics(self, points: int, metrics: Mapping[str, float]) -> None:
         held = self.metrics
+        if held is None:
+            held = self.metrics = {}
         if held.keys() != metrics.keys():
             # A key the task no longer has loses its series: the keys held stay those of the
             # task now, at most METRICS_MAX_KEYS whatever the keys it had over its life.
@@ -101,28 +106,40 @@ class Series:
                     held[key] = array("d", [_NAN]) * points
         for key, value in metrics.items():
             held[key].append(value)
+        if not held:
+            self.metrics = None
 
     def _thin(self) -> None:
         """Drop every other point (the oldest stays) and double the stride."""
-        for values in (self.t, self.n, self.rate, *self.metrics.values()):
+        rows = self.rows
+        kept = array("d", bytes(rows.itemsize * _ROW * ((len(self) + 1) // 2)))
+        for column in range(_ROW):
+            kept[column::_ROW] = rows[column::2 * _ROW]
+        self.rows = kept
+        for values in (self.metrics or {}).values():
             del values[1::2]
         self.stride *= 2
 
     def bytes(self) -> int:
-        return (_SERIES_OVERHEAD + len(self.metrics) * _KEY_OVERHEAD
-                + len(self.t) * 8 * (3 + len(self.metrics)))
+        keys = len(self.metrics) if self.metrics is not None else 0
+        return (_SERIES_OVERHEAD + (keys and _METRICS_OVERHEAD + keys * _KEY_OVERHEAD)
+                + len(self.rows) * 8 + len(self) * 8 * keys)
 
     def to_wire(self) -> Dict[str, Any]:
         """`t`, `n`, `rate` and `metrics` as GET /tasks/{id}/series serves them (no value: null)."""
+        rows = self.rows
         return {
-            "t": self.t.tolist(),
-            "n": self.n.tolist(),
-            "rate": _with_nulls(self.rate),
-            "metrics": {key: _with_nulls(values) for key, values in self.metrics.items()},
+            "t": rows[0::_ROW].tolist(),
+            "n": rows[1::_ROW].tolist(),
+            "rate": _with_nulls(rows[2::_ROW]),
+            "metrics": {key: _with_nulls(values) for key, values in (self.metrics or {}).items()},
         }
 
 
-_SERIES_OVERHEAD = _getsizeof(Series()) + 3 * _getsizeof(array("d")) + _getsizeof({})
+_ROW = 3
+"""Values of a point in `Series.rows`: t, n, rate."""
+_SERIES_OVERHEAD = _getsizeof(Series()) + _getsizeof(array("d"))
+_METRICS_OVERHEAD = _getsizeof({})
 _KEY_OVERHEAD = _getsizeof(array("d")) + 64
 """A metric's array, its key and its slot in the dict of arrays."""
 

@@ -43,6 +43,8 @@ class Annotator:
         self._running: Dict[str, Tuple[str, float]] = {}
         """Active tasks: their job and when their run began."""
         self._by_job: Dict[str, Set[str]] = {}
+        """Active tasks by job, but for a task that is its own job (most are: a job is the
+        task's id unless `meta.job` says otherwise), found in `_running` by the job's name."""
         self._pending: Optional[Set[str]] = set()
         """Jobs whose figures changed since the last flush; None: every job's."""
         self._flush_scheduled = False
@@ -100,7 +102,7 @@ class Annotator:
         if jobs is None:
             task_ids: Any = self._running
         else:
-            task_ids = [task_id for job in jobs for task_id in self._by_job.get(job, ())]
+            task_ids = [task_id for job in jobs for task_id in self._tasks_of(job)]
         self._service.announce(self._annotate(task_ids))
 
     def _annotate(self, task_ids: Any) -> Changes:
@@ -122,15 +124,25 @@ class Annotator:
         if held is not None and held[0] != job:
             self._untrack(task_id)
         self._running[task_id] = (job, run_started_at)
-        self._by_job.setdefault(job, set()).add(task_id)
+        if job != task_id:
+            self._by_job.setdefault(job, set()).add(task_id)
 
     def _untrack(self, task_id: str) -> bool:
         """Stop following a task; True when it was followed."""
         held = self._running.pop(task_id, None)
         if held is None:
             return False
-        tasks = self._by_job[held[0]]
-        tasks.discard(task_id)
-        if not tasks:
-            del self._by_job[held[0]]
+        job = held[0]
+        if job != task_id:
+            tasks = self._by_job[job]
+            tasks.discard(task_id)
+            if not tasks:
+                del self._by_job[job]
         return True
+
+    def _tasks_of(self, job: str) -> List[str]:
+        tasks = list(self._by_job.get(job, ()))
+        held = self._running.get(job)
+        if held is not None and held[0] == job:
+            tasks.append(job)
+        return tasks
