@@ -43,12 +43,12 @@ class DashboardSocket(Answers, RequestAuth, tornado.websocket.WebSocketHandler):
         self.protocol = contract.WS_PROTOCOL_SNAPSHOT
         self._subscribed = False
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        # Refused here rather than by tornado, which answers such requests in plain text.
-        refusal = self.handshake_refusal()
+    def prepare(self) -> None:
+        # Refused here rather than by tornado, which answers such requests in plain text (and
+        # here, not in a `get` of ours: its frame would be held for the connection's life).
+        refusal = self.handshake_refusal() if self.request.method == "GET" else None
         if refusal is not None:
             raise refusal
-        await super().get(*args, **kwargs)
 
     def handshake_refusal(self) -> Optional[ApiError]:
         """Why this request cannot become a dashboard's WebSocket, or None."""
