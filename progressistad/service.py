@@ -57,6 +57,7 @@ class ServiceBase:
     def announce(self, changes: Changes, local: bool = True) -> None:
         if changes:
             self._tasks_body = None
+            self.store.note(changes)
             for listener in self._listeners:
                 listener(changes, local)
 
@@ -144,11 +145,14 @@ class TaskService(ServiceBase):
         if statuses is not None:
             return tasks_body(self.store.snapshot_json(statuses))
         if self._tasks_body is None:
-            self._tasks_body = tasks_body(self.store.snapshot_json())
+            self._tasks_body = self.store.tasks_message(TASKS_BODY_HEAD, b"}")
         return self._tasks_body
+
+
+TASKS_BODY_HEAD = b'{"tasks":'
 
 
 def tasks_body(tasks_json: str) -> bytes:
     """GET /tasks's answer around a JSON "tasks" object."""
-    return b'{"tasks":%s}' % tasks_json.encode()
+    return b"%s%s}" % (TASKS_BODY_HEAD, tasks_json.encode())
 

@@ -19,6 +19,7 @@ from typing import (
 
 from progressistad import contract
 from progressistad.core import wirejson
+from progressistad.core.tasks_json import TasksJson
 from progressistad.core.telemetry import (
     DEFAULT_BUDGET_BYTES, EMPTY_SERIES_WIRE, HeldBytes, LogTail, Series,
 )
@@ -501,6 +502,7 @@ class TaskReader(Generic[T]):
 
     def __init__(self) -> None:
         self._tasks: Dict[str, T] = {}
+        self._json = TasksJson(self._tasks)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -519,6 +521,16 @@ class TaskReader(Generic[T]):
             for task_id, task in self._tasks.items()
             if wanted is None or task.status in wanted
         }
+
+    def note(self, changes: Changes) -> None:
+        """Hear of a change (the task service's `announce`, where every change passes), for
+        `tasks_message`."""
+        self._json.note(changes)
+
+    def tasks_message(self, head: bytes, tail: bytes) -> bytes:
+        """`head`, every task's served form as one JSON "tasks" object, `tail`: made of blocks
+        of entries kept between changes (`TasksJson`)."""
+        return self._json.message(head, tail)
 
     def snapshot_json(self, statuses: Optional[Iterable[str]] = None) -> str:
         """Every task's served form as one JSON "tasks" object, made of the tasks' entries;

@@ -176,9 +176,13 @@ class ApiHandler(Answers, RequestAuth, tornado.web.RequestHandler):
                     else tornado.escape.json_encode(payload))
 
     def write_json_text(self, text: bytes) -> None:
-        """Answer 200 with `text`, JSON already encoded."""
+        """Answer 200 with `text`, JSON already encoded, written after the headers rather than
+        with them (tornado copies the body of a first write behind the headers)."""
         self.set_header("Content-Type", "application/json")
-        self.finish(text)
+        self.set_header("Content-Length", len(text))
+        self.flush()
+        self.request.connection.write(text)
+        self.finish()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.allow_listed_origin()  # send_error cleared what prepare set

@@ -54,8 +54,8 @@ class Subscriber(Protocol):
 
 
 class TaskSource(Protocol):
-    def snapshot_json(self) -> str:
-        """Every task as one JSON "tasks" object."""
+    def tasks_message(self, head: bytes, tail: bytes) -> bytes:
+        """`head`, every task as one JSON "tasks" object, `tail`."""
 
     def get(self, task_id: str) -> Any:
         """The task of `task_id` (with its `entry()`, `wirejson.entry` of its served form), or None."""
@@ -131,7 +131,6 @@ class Hub:
         self._resync_cpu = 0.0
         """CPU time of snapshots sent to resync delta watchers since the last flush: charged to it."""
         self._seq = 0
-        self._tasks_json: Optional[bytes] = None
         self._snapshot_cache: Dict[str, bytes] = {}
         """Snapshot messages by protocol, for the current state and seq: built once, sent to many."""
         self.stats = HubStats()
@@ -158,7 +157,6 @@ class Hub:
         if not changes:
             return
         self._pending.merge(changes)
-        self._tasks_json = None
         self._snapshot_cache.clear()
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -301,13 +299,11 @@ class Hub:
     def _snapshot_message(self, protocol: str) -> bytes:
         message = self._snapshot_cache.get(protocol)
         if message is None:
-            if self._tasks_json is None:
-                self._tasks_json = self._source.snapshot_json().encode()
             if protocol == contract.WS_PROTOCOL_DELTA:
                 head = '{"type":"%s","seq":%d,"tasks":' % (contract.WS_MESSAGE_SNAPSHOT, self._seq)
             else:
                 head = '{"tasks":'
-            message = self._snapshot_cache[protocol] = head.encode() + self._tasks_json + b"}"
+            message = self._snapshot_cache[protocol] = self._source.tasks_message(head.encode(), b"}")
         return message
 
     def _send_snapshot(self, watcher: _Watcher) -> bytes:

@@ -65,8 +65,13 @@ class Rig:
         for _ in range(round(seconds / step)):
             self.advance(step)
 
+    def publish(self, changes):
+        """As the task service announces a change: the store hears of it, then the hub."""
+        self.store.note(changes)
+        self.hub.publish(changes)
+
     def event(self, **event):
-        self.hub.publish(self.store.apply([event], T0))
+        self.publish(self.store.apply([event], T0))
 
 
 @pytest.fixture
@@ -104,7 +109,7 @@ def test_removals_travel_in_deltas_and_upsert_then_remove_is_a_removal(rig):
     sub = FakeSubscriber()
     rig.hub.subscribe(sub)
     rig.event(task_id="a")
-    rig.hub.publish(rig.store.remove("a"))
+    rig.publish(rig.store.remove("a"))
     rig.advance(0)
     assert sub.messages[-1]["tasks"] == {} and sub.messages[-1]["removed"] == ["a"]
 
@@ -248,8 +253,9 @@ def test_write_that_fails_later_drops_the_subscriber(rig):
 def test_snapshot_is_serialized_once_per_change(rig, monkeypatch):
     rig.event(task_id="a")
     calls = []
-    original = rig.store.snapshot_json
-    monkeypatch.setattr(rig.store, "snapshot_json", lambda: calls.append(1) or original())
+    original = rig.store.tasks_message
+    monkeypatch.setattr(rig.store, "tasks_message",
+                        lambda head, tail: calls.append(1) or original(head, tail))
     for _ in range(50):
         rig.hub.subscribe(FakeSubscriber())
     assert len(calls) == 1
@@ -266,7 +272,7 @@ def test_close_all_aborts_everyone(rig):
 def test_no_message_without_changes(rig):
     sub = FakeSubscriber()
     rig.hub.subscribe(sub)
-    rig.hub.publish(rig.store.remove("missing"))
+    rig.publish(rig.store.remove("missing"))
     rig.advance(1)
     assert len(sub.messages) == 1
 
