@@ -43,8 +43,6 @@ class ServiceBase:
         self._clock = clock
         self._listeners: List[OriginListener] = []
         self.events_accepted = 0
-        self._tasks_body: Optional[bytes] = None
-        """GET /tasks's answer for every task, until the next change is announced."""
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(lambda changes, local: listener(changes))
@@ -56,7 +54,6 @@ class ServiceBase:
 
     def announce(self, changes: Changes, local: bool = True) -> None:
         if changes:
-            self._tasks_body = None
             self.store.note(changes)
             for listener in self._listeners:
                 listener(changes, local)
@@ -140,13 +137,11 @@ class TaskService(ServiceBase):
         return self.store.snapshot(statuses)
 
     async def tasks_body(self, statuses: Optional[Iterable[str]] = None) -> bytes:
-        """GET /tasks's answer, `{"tasks": {...}}` as JSON, made of the tasks' cached entries;
-        the answer for every task is kept until a change is announced."""
+        """GET /tasks's answer, `{"tasks": {...}}` as JSON, made of the tasks' cached entries
+        (for every task, of the blocks of them the store keeps between changes)."""
         if statuses is not None:
             return tasks_body(self.store.snapshot_json(statuses))
-        if self._tasks_body is None:
-            self._tasks_body = self.store.tasks_message(TASKS_BODY_HEAD, b"}")
-        return self._tasks_body
+        return self.store.tasks_message(TASKS_BODY_HEAD, b"}")
 
 
 TASKS_BODY_HEAD = b'{"tasks":'
