@@ -103,11 +103,14 @@ class RequestAuth:
         query = self.request.query_arguments.get(contract.TOKEN_QUERY_PARAM)
         if query:
             return query[-1].decode("utf-8", "surrogateescape")
+        if "Cookie" not in self.request.headers:
+            return None  # tornado would parse, and keep, an empty jar
         cookie = self.request.cookies.get(contract.TOKEN_COOKIE)
         return cookie.value if cookie is not None else None
 
     def request_access(self) -> Access:
-        return self.ctx.tokens.access(self.request_token())
+        tokens = self.ctx.tokens
+        return tokens.access(self.request_token() if tokens.enabled else None)
 
     def origin_allowed(self, origin: str) -> bool:
         """Same origin as the request's Host, or listed in --allow-origins."""
