@@ -250,13 +250,14 @@ class launched:
 
 
 def repeated(runs: int, **options) -> Dict:
-    """`measure` `runs` times: per figure the median and the best (lowest) run."""
+    """`measure` `runs` times: per figure the median, the best (lowest) and the worst run."""
     results = [measure(**options) for _ in range(runs)]
     summary = {key: value for key, value in results[0].items() if not key.endswith("_ms")}
     for key in results[0]:
         if key.endswith("_ms"):
             summary[key] = statistics.median(r[key] for r in results)
             summary[key.replace("_ms", "_min_ms")] = min(r[key] for r in results)
+            summary[key.replace("_ms", "_max_ms")] = max(r[key] for r in results)
     summary["runs"] = runs
     return summary
 
@@ -273,8 +274,8 @@ def main() -> None:
     parser.add_argument("--feed-seconds", type=float, default=5.0)
     parser.add_argument("--profile", help="write the page's CPU profile (one run) to this .cpuprofile")
     args = parser.parse_args()
-    print(f"load average {harness.load_average()}; median (min) of {args.runs} runs, ms")
-    print(f"{'case':>10} {'first draw':>12} {'from snapshot':>14} {'delta p50':>12} {'delta max':>12} "
+    print(f"load average {harness.load_average()}; median (least-most) of {args.runs} runs, ms")
+    print(f"{'case':>10} {'first draw':>16} {'from snapshot':>14} {'delta p50':>12} {'delta max':>12} "
           f"{'frame p50':>11} {'frame p95':>11} {'frame max':>11}")
     with launched() as browser:
         for case in args.cases:
@@ -285,10 +286,11 @@ def main() -> None:
                 result = repeated(1, profile=args.profile.replace(".cpuprofile", f"-{case}.cpuprofile"), **options)
             else:
                 result = repeated(args.runs, **options)
-            cells = [f"{result[k]:.0f} ({result[k.replace('_ms', '_min_ms')]:.0f})" for k in
+            cells = [f"{result[k]:.0f} ({result[k.replace('_ms', '_min_ms')]:.0f}-"
+                     f"{result[k.replace('_ms', '_max_ms')]:.0f})" for k in
                      ("first_draw_ms", "snapshot_draw_ms", "delta_script_p50_ms", "delta_script_max_ms",
                       "frame_p50_ms", "frame_p95_ms", "frame_max_ms")]
-            print(f"{case:>10} {cells[0]:>12} {cells[1]:>14} {cells[2]:>12} {cells[3]:>12} "
+            print(f"{case:>10} {cells[0]:>16} {cells[1]:>14} {cells[2]:>12} {cells[3]:>12} "
                   f"{cells[4]:>11} {cells[5]:>11} {cells[6]:>11}")
             print(" " * 11 + f"every bar written: snapshot {result['snapshot_all_ms']:.0f} ms after it arrived, "
                   f"a delta {result['delta_all_p50_ms']:.0f} ms after (p50), "
@@ -296,7 +298,8 @@ def main() -> None:
             print(" " * 11 + "main thread, ms (load = until the snapshot is drawn, feed = the frames' "
                   f"{args.feed_seconds:.0f} s): " + ", ".join(
                       f"{key[:-3]} {result[key]:.0f}" for key in result
-                      if key.startswith(("load_", "feed_")) and key.endswith("_ms") and "_min_" not in key))
+                      if key.startswith(("load_", "feed_")) and key.endswith("_ms")
+                      and "_min_" not in key and "_max_" not in key))
     print(f"load average {harness.load_average()}")
 
 

@@ -32,18 +32,21 @@ export function backoffDelay(attempt, random = Math.random) {
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
+const HANDLERS = ["onSnapshot", "onDelta", "onState"];
+
 /**
  * Keeps one WebSocket open and hands its messages over.
  *
  * handlers: onSnapshot(tasks, receivedAt), onDelta(tasks, removed, receivedAt),
  * onState(state, detail) with state one of "connecting", "connected",
  * "reconnecting" (detail: ms until the next try) and "unauthorized".
+ * Without handlers, what they would be told is kept until `attach` gives them.
  * A socket that brings no message for SILENCE_LIMIT_MS, handshake included, is given up.
  */
 export class LiveConnection {
-  constructor(url, handlers) {
+  constructor(url, handlers = null) {
     this.url = url;
-    this.handlers = handlers;
+    this.handlers = handlers || this.keeper();
     this.socket = null;
     this.seq = null;
     this.attempt = 0;
@@ -56,6 +59,26 @@ export class LiveConnection {
   start() {
     this.stopped = false;
     this.open();
+  }
+
+  /** Handlers that keep each call, with the arrival time of the message behind it. */
+  keeper() {
+    this.kept = [];
+    return Object.fromEntries(HANDLERS.map((name) =>
+      [name, (...args) => this.kept.push({ name, args, arrivedAt: this.arrivedAt })]));
+  }
+
+  /** Hand over to `handlers`, first what they missed, in order. */
+  attach(handlers) {
+    const kept = this.kept || [];
+    const arrivedAt = this.arrivedAt;
+    this.kept = null;
+    this.handlers = handlers;
+    for (const call of kept) {
+      this.arrivedAt = call.arrivedAt;
+      handlers[call.name](...call.args);
+    }
+    this.arrivedAt = arrivedAt;
   }
 
   stop() {

@@ -2,8 +2,8 @@
 
 import { clearTasks, discardTask, fetchAccess } from "./api.js";
 import { Board } from "./board.js";
+import { connection } from "./boot.js";
 import { neighbourOf } from "./chunks.js";
-import { LiveConnection, socketUrl } from "./connection.js";
 import { BrowserNotifier } from "./notify.js";
 import { CLOSE, ERROR, STALE, TOKEN_QUERY_PARAM } from "./contract.js";
 import { HistoryView } from "./history.js";
@@ -114,11 +114,7 @@ class Dashboard {
       (totals, caughtUp) => this.rendered(totals, caughtUp));
     this.notifier = new BrowserNotifier(byId("notify-toggle"), byId("notify-note"));
     this.connectionState = "connecting";
-    this.connection = new LiveConnection(socketUrl(location.href), {
-      onSnapshot: (tasks) => this.snapshot(tasks),
-      onDelta: (tasks, removed, receivedAt) => this.delta(tasks, removed, receivedAt),
-      onState: (state, delay) => this.showConnection(state, delay),
-    });
+    this.connection = connection;
   }
 
   start() {
@@ -126,7 +122,11 @@ class Dashboard {
     this.board.setFilters(this.filters);
     this.showView();
     this.notifier.start();
-    this.connection.start();
+    this.connection.attach({
+      onSnapshot: (tasks) => this.snapshot(tasks),
+      onDelta: (tasks, removed, receivedAt) => this.delta(tasks, removed, receivedAt),
+      onState: (state, delay) => this.showConnection(state, delay),
+    });
     setInterval(() => this.board.tick(), 1000);
   }
 

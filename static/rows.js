@@ -1,10 +1,11 @@
-// DOM for one task bar and for one group of bars. Built once, then only text and a transform change.
+// DOM for one task bar and for one group of bars. Built once (a task's head and figures at its
+// first write), then only text and a transform change.
 
 import { ACTIVE_STATUSES, STALE } from "./contract.js";
 import { element, setAttribute, setText } from "./dom.js";
 import { fractionOf } from "./tasks.js";
 import {
-  formatAge, formatDuration, formatPercent, formatProgress, formatRate, formatRunDuration, isByteUnit,
+  formatAge, formatDuration, formatPercent, formatProgress, formatRate, formatRunDuration,
 } from "./format.js";
 import { Sparkline } from "./sparkline.js";
 import { LogView, TelemetryView } from "./telemetry.js";
@@ -84,12 +85,17 @@ function expectedText(task) {
   return typeof expected === "number" && isRunning(task) ? "usually " + formatRunDuration(expected) : "";
 }
 
-let taskTemplate = null;
+let templates = null;
 
-/** The DOM every task row starts from, built once: cloning it is cheaper than building each. */
-function taskDom() {
-  if (!taskTemplate) {
-    taskTemplate = element("li", "task");
+/**
+ * The DOM task rows are cloned from, built once (cloning is cheaper than building each): the
+ * card with its bar, which every row has from the start, and the head and figures it gets when
+ * first written.
+ */
+function taskTemplates() {
+  if (!templates) {
+    const card = element("li", "task");
+    card.append(new Bar().node);
     const head = element("div", "head");
     const title = element("div", "title");
     title.append(element("span", "desc"), element("code", "task-id"));
@@ -99,12 +105,16 @@ function taskDom() {
     const discard = element("button", "discard write-only", { type: "button", "data-action": "discard" });
     discard.textContent = "Discard";
     head.append(title, overdue, element("span", "status"), discard);
-    taskTemplate.append(head, new Bar().node, new Stats().node);
+    templates = { card, head, stats: new Stats().node };
   }
-  return taskTemplate.cloneNode(true);
+  return templates;
 }
 
-/** One task: description, id, status, discard button, bar, figures, telemetry and log. */
+/**
+ * One task: description, id, status, discard button, bar, figures, telemetry and log. Made with
+ * its bar only: the rest of its DOM comes with the first write, so the many rows of a big board
+ * that the browser skips off screen cost little until then.
+ */
 export class TaskRow {
   constructor(taskId) {
     this.taskId = taskId;
@@ -115,28 +125,37 @@ export class TaskRow {
     this.sparksDrawnAt = -Infinity;
     /** The board's clock (a count of its ticks) when the figures were last written; -1 never. */
     this.clock = -1;
-    this.node = taskDom();
-    this.node.dataset.taskId = taskId;
-    // Children by position, as taskDom() builds them.
-    const head = this.node.firstChild;
-    const title = head.firstChild;
-    this.desc = title.firstChild;
-    this.id = this.desc.nextSibling;
-    this.overdue = title.nextSibling;
-    this.status = this.overdue.nextSibling;
-    this.discard = this.status.nextSibling;
-    this.discard.setAttribute("aria-label", "Discard task " + taskId);
-    this.id.textContent = taskId;
-    this.bar = new Bar(head.nextSibling);
-    this.stats = new Stats(this.bar.node.nextSibling);
+    this.node = taskTemplates().card.cloneNode(true);
+    this.node.setAttribute("data-task-id", taskId);
+    this.bar = new Bar(this.node.firstChild);
+    this.stats = null;
     // Made on first use: most bars of a busy board never carry telemetry or log lines.
     this.rateSpark = null;
     this.telemetry = null;
     this.log = null;
   }
 
+  /** The head and the figures around the bar, made at the first write. */
+  build() {
+    const { head, stats } = taskTemplates();
+    const ownHead = head.cloneNode(true);
+    this.node.insertBefore(ownHead, this.bar.node);
+    this.stats = new Stats(stats.cloneNode(true));
+    this.bar.node.after(this.stats.node);
+    // Children by position, as taskTemplates() builds them.
+    const title = ownHead.firstChild;
+    this.desc = title.firstChild;
+    this.id = this.desc.nextSibling;
+    this.overdue = title.nextSibling;
+    this.status = this.overdue.nextSibling;
+    this.discard = this.status.nextSibling;
+    this.discard.setAttribute("aria-label", "Discard task " + this.taskId);
+    this.id.textContent = this.taskId;
+  }
+
   /** Draw the sparklines from `series` (rate, then each metric). */
   drawSparks(series, now) {
+    if (!this.stats) return;
     this.sparksDrawn = series.version;
     this.sparksDrawnAt = now;
     if (!this.rateSpark) {
@@ -162,6 +181,7 @@ export class TaskRow {
   }
 
   update(task, now) {
+    if (!this.stats) this.build();
     this.task = task;
     const fraction = fractionOf(task);
     const desc = typeof task.desc === "string" && task.desc ? task.desc : task.task_id;
@@ -197,9 +217,47 @@ export class TaskRow {
   }
 }
 
-function sharedUnit(tasks) {
-  const unit = tasks[0].unit || null;
-  return tasks.every((task) => (task.unit || null) === unit) ? unit : undefined;
+/**
+ * What a group's line says of its members, in one pass over them: counts by status (in the
+ * order they first appear), the unit they share (undefined when they differ), sums, and times.
+ */
+function summarise(tasks) {
+  const byStatus = new Map();
+  let unit = tasks[0].unit || null;
+  let known = true;
+  let n = 0;
+  let total = 0;
+  let running = 0;
+  let rate = 0;
+  let started = Infinity;
+  let latest = -Infinity;
+  let ended = -Infinity;
+  // Members mostly share a status: counted by runs of one status, not one look-up each.
+  let status = tasks[0].status;
+  let run = 0;
+  let runRunning = isRunning(tasks[0]);
+  for (const task of tasks) {
+    if (task.status !== status) {
+      byStatus.set(status, (byStatus.get(status) || 0) + run);
+      status = task.status;
+      run = 0;
+      runRunning = isRunning(task);
+    }
+    run += 1;
+    if (unit !== undefined && (task.unit || null) !== unit) unit = undefined;
+    n += task.n || 0;
+    if (typeof task.total === "number") total += task.total;
+    else known = false;
+    if (runRunning) {
+      running += 1;
+      rate += task.rate || 0;
+    }
+    started = Math.min(started, task.created_at);
+    latest = Math.max(latest, task.updated_at);
+    ended = Math.max(ended, task.done_at || task.stale_at || task.updated_at);
+  }
+  byStatus.set(status, (byStatus.get(status) || 0) + run);
+  return { byStatus, unit, known, n, total: known ? total : null, running, rate, started, latest, ended };
 }
 
 /** Several tasks folded into one line: name, count, aggregate bar; expands to show each. */
@@ -212,6 +270,7 @@ export class GroupRow {
     this.toggle = element("button", "group-toggle", {
       type: "button", "data-action": "toggle-group", "aria-expanded": "false",
     });
+    this.label = name;
     this.name = element("span", "group-name");
     this.name.textContent = name;
     this.count = element("span", "group-count");
@@ -225,6 +284,9 @@ export class GroupRow {
     this.node.append(head, this.bar.node, this.stats.node, this.members);
     this.expanded = false;
     this.tasks = [];
+    this.sums = null;
+    /** The board's clock when the figures were last written; -1 never. */
+    this.clock = -1;
   }
 
   setExpanded(expanded) {
@@ -235,43 +297,40 @@ export class GroupRow {
 
   update(tasks, now) {
     this.tasks = tasks;
+    const sums = summarise(tasks);
+    this.sums = sums;
     setText(this.count, tasks.length + " tasks");
-    const byStatus = new Map();
-    for (const task of tasks) byStatus.set(task.status, (byStatus.get(task.status) || 0) + 1);
-    const summary = [...byStatus.entries()].map(([status, count]) => count + " " + status);
+    const summary = [...sums.byStatus.entries()].map(([status, count]) => count + " " + status);
     setText(this.summary, summary.join(", "));
     // The group takes its members' colour when they all share one status.
-    const status = byStatus.size === 1 ? tasks[0].status : "";
+    const status = sums.byStatus.size === 1 ? tasks[0].status : "";
     if (this.node.dataset.status !== status) this.node.dataset.status = status;
-    const unit = sharedUnit(tasks);
-    const known = tasks.every((task) => typeof task.total === "number");
-    const n = tasks.reduce((sum, task) => sum + (task.n || 0), 0);
-    const total = known ? tasks.reduce((sum, task) => sum + task.total, 0) : null;
+    const { unit, n, total } = sums;
     let fraction = null;
-    if (known) fraction = total > 0 ? Math.min(1, n / total) : 1;
+    if (sums.known) fraction = total > 0 ? Math.min(1, n / total) : 1;
     const amount = unit === undefined ? "" : formatProgress(n, total, unit);
     const percent = fraction === null ? "" : formatPercent(fraction);
-    this.bar.set(fraction, this.name.textContent + " (" + tasks.length + " tasks)",
+    this.bar.set(fraction, this.label + " (" + tasks.length + " tasks)",
       [percent, amount].filter(Boolean).join(", ") || tasks.length + " tasks");
     setText(this.stats.amount, amount);
     setText(this.stats.percent, percent);
-    const running = tasks.filter(isRunning);
-    const rate = running.reduce((sum, task) => sum + (task.rate || 0), 0);
-    const rateUnit = unit === undefined ? (tasks.some((t) => isByteUnit(t.unit)) ? null : "it") : unit;
-    setText(this.stats.rate, running.length && rate > 0 && unit !== undefined ? formatRate(rate, rateUnit) : "");
+    const rated = sums.running && sums.rate > 0 && unit !== undefined;
+    setText(this.stats.rate, rated ? formatRate(sums.rate, unit) : "");
     this.tick(now);
   }
 
   tick(now) {
     const tasks = this.tasks;
     if (!tasks.length) return;
-    const remaining = tasks.map((task) => remainingSeconds(task, now)).filter((value) => value !== null);
-    setText(this.stats.eta, remaining.length ? "ETA " + formatDuration(Math.max(...remaining)) : "");
-    const started = Math.min(...tasks.map((task) => task.created_at));
-    const running = tasks.some(isRunning);
-    const end = running ? now : Math.max(...tasks.map((task) => task.done_at || task.stale_at || task.updated_at));
+    let remaining = null;
+    for (const task of tasks) {
+      const left = remainingSeconds(task, now);
+      if (left !== null) remaining = remaining === null ? left : Math.max(remaining, left);
+    }
+    setText(this.stats.eta, remaining === null ? "" : "ETA " + formatDuration(remaining));
+    const { started, latest } = this.sums;
+    const end = this.sums.running ? now : this.sums.ended;
     setText(this.stats.elapsed, labelled("elapsed ", formatDuration(end - started)));
-    const latest = Math.max(...tasks.map((task) => task.updated_at));
     setText(this.stats.age, labelled("updated ", formatAge(Math.max(0, now - latest))));
   }
 }

@@ -35,10 +35,19 @@ export class Series {
     const points = this.t.length;
     this.t.push(t);
     this.rate.push(typeof rate === "number" ? rate : null);
-    const given = metrics && typeof metrics === "object" ? metrics : {};
-    for (const key of [...this.metrics.keys()]) {
-      if (!(key in given)) this.metrics.delete(key);  // as the daemon's: a key gone loses its series
+    const given = metrics && typeof metrics === "object" ? metrics : null;
+    if (this.metrics.size) {
+      for (const key of [...this.metrics.keys()]) {
+        // As the daemon's: a key gone loses its series.
+        if (!given || !(key in given)) this.metrics.delete(key);
+      }
     }
+    if (given) this.addMetrics(given, points);
+    this.version += 1;
+  }
+
+  /** A value of each metric in `given`; a metric first seen now gets a gap at the `points` before. */
+  addMetrics(given, points) {
     for (const [key, value] of Object.entries(given)) {
       let values = this.metrics.get(key);
       if (!values) {
@@ -47,7 +56,6 @@ export class Series {
       }
       values.push(typeof value === "number" ? value : null);
     }
-    this.version += 1;
   }
 
   thin() {

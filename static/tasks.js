@@ -125,8 +125,10 @@ export class TaskState {
     this.tasks.set(task.task_id, task);
     this.changed.add(task.task_id);
     this.removed.delete(task.task_id);
-    if (!previous || bucketOf(previous) !== bucketOf(task) || groupOf(previous) !== groupOf(task)
-        || previous.status !== task.status) {
+    // The section follows from the status; the group from the id, the same here, and from meta,
+    // looked into only when it is not the same object (mostly both null).
+    if (!previous || previous.status !== task.status
+        || (previous.meta !== task.meta && groupOf(previous) !== groupOf(task))) {
       this.structureChanged = true;
     }
   }
