@@ -121,9 +121,10 @@ class Series:
         self.stride *= 2
 
     def bytes(self) -> int:
-        keys = len(self.metrics) if self.metrics is not None else 0
-        return (_SERIES_OVERHEAD + (keys and _METRICS_OVERHEAD + keys * _KEY_OVERHEAD)
-                + len(self.rows) * 8 + len(self) * 8 * keys)
+        held = _SERIES_OVERHEAD + len(self.rows) * 8
+        if self.metrics is not None:
+            held += _METRICS_OVERHEAD + len(self.metrics) * (_KEY_OVERHEAD + len(self) * 8)
+        return held
 
     def to_wire(self) -> Dict[str, Any]:
         """`t`, `n`, `rate` and `metrics` as GET /tasks/{id}/series serves them (no value: null)."""
